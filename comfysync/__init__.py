@@ -1,0 +1,40 @@
+"""comfysync — the synchronous, blocking Python SDK for the ComfyUI server.
+
+Public names are re-exported here; the modules that define them are private
+(``_client``, ``_models``, …) except :mod:`comfysync.errors`, :mod:`comfysync.events`
+and :mod:`comfysync.testing`.
+"""
+
+from __future__ import annotations
+
+from . import errors
+from ._version import __version__
+from .errors import (
+    ComfyConnectionError,
+    ComfyError,
+    ComfyHTTPError,
+    ComfyTimeoutError,
+    PromptError,
+    PromptExecutionError,
+    PromptInterruptedError,
+    PromptLostError,
+    PromptTimeoutError,
+    PromptValidationError,
+    WorkflowFormatError,
+)
+
+__all__ = [
+    "__version__",
+    "errors",
+    "ComfyError",
+    "ComfyConnectionError",
+    "ComfyTimeoutError",
+    "ComfyHTTPError",
+    "PromptValidationError",
+    "PromptError",
+    "PromptExecutionError",
+    "PromptInterruptedError",
+    "PromptLostError",
+    "PromptTimeoutError",
+    "WorkflowFormatError",
+]

@@ -1,0 +1,250 @@
+"""The comfysync exception tree.
+
+Shallow on purpose (like *requests*): catch :class:`ComfyError` for "anything comfysync
+raised", or one of the few concrete classes when you want to react to a specific failure.
+
+::
+
+    ComfyError
+    ├── ComfyConnectionError      server unreachable (refused, DNS, TLS, socket never opened)
+    ├── ComfyTimeoutError         an HTTP call or a connect() took too long
+    ├── ComfyHTTPError            any non-2xx answer (status, url, body)
+    │   └── PromptValidationError POST /prompt answered 400 (error, node_errors)
+    ├── PromptError               a submitted prompt did not succeed (prompt_id)
+    │   ├── PromptExecutionError  a node raised on the server
+    │   ├── PromptInterruptedError
+    │   ├── PromptLostError       deleted from the queue, or the server forgot it
+    │   └── PromptTimeoutError    wait(timeout) expired (the prompt may still run)
+    └── WorkflowFormatError       the workflow cannot be sent as it is
+
+Messages never contain credentials: the URL in an error is always the redacted one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional
+
+__all__ = [
+    "ComfyError",
+    "ComfyConnectionError",
+    "ComfyTimeoutError",
+    "ComfyHTTPError",
+    "PromptValidationError",
+    "PromptError",
+    "PromptExecutionError",
+    "PromptInterruptedError",
+    "PromptLostError",
+    "PromptTimeoutError",
+    "WorkflowFormatError",
+]
+
+_BODY_PREVIEW_LINES = 5
+_BODY_PREVIEW_CHARS = 500
+
+
+def _body_preview(body: Any) -> str:
+    """First lines of a response body, short enough for an exception message."""
+    if body is None or body == "" or body == b"":
+        return ""
+    if isinstance(body, bytes):
+        text = body.decode("utf-8", errors="replace")
+    elif isinstance(body, str):
+        text = body
+    else:
+        text = repr(body)
+    lines = [line.rstrip() for line in text.strip().splitlines() if line.strip()]
+    preview = "\n".join(lines[:_BODY_PREVIEW_LINES])
+    if len(preview) > _BODY_PREVIEW_CHARS:
+        preview = preview[:_BODY_PREVIEW_CHARS] + "…"
+    elif len(lines) > _BODY_PREVIEW_LINES:
+        preview += "\n…"
+    return preview
+
+
+class ComfyError(Exception):
+    """Base class of every error comfysync raises on purpose."""
+
+
+class ComfyConnectionError(ComfyError):
+    """The server could not be reached (connection refused, DNS failure, TLS failure,
+    WebSocket handshake refused). ``url`` is the (credential-free) address we tried."""
+
+    def __init__(self, message: str, *, url: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class ComfyTimeoutError(ComfyError):
+    """An HTTP request, or ``connect()``, did not complete within its timeout."""
+
+    def __init__(self, message: str, *, url: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.url = url
+
+
+class ComfyHTTPError(ComfyError):
+    """The server answered with a non-2xx status.
+
+    ``status`` is the HTTP status, ``url`` the request URL (without credentials), ``body`` the
+    decoded JSON body when the server sent JSON, otherwise the text (ComfyUI answers unhandled
+    exceptions with a plain-text 500, and a reverse proxy may send HTML).
+    """
+
+    def __init__(
+        self,
+        status: int,
+        url: str,
+        body: Any = None,
+        *,
+        method: str = "GET",
+        message: Optional[str] = None,
+    ) -> None:
+        self.status = status
+        self.url = url
+        self.body = body
+        self.method = method
+        if message is None:
+            message = f"{method} {url} failed with HTTP {status}"
+            preview = _body_preview(body)
+            if preview:
+                message += f": {preview}"
+        super().__init__(message)
+
+
+def _format_node_errors(node_errors: Mapping[str, Any]) -> List[str]:
+    lines: List[str] = []
+    for node_id, info in node_errors.items():
+        if not isinstance(info, Mapping):
+            lines.append(f"node {node_id}: {info}")
+            continue
+        class_type = info.get("class_type", "?")
+        errors = info.get("errors") or []
+        if not errors:
+            lines.append(f"node {node_id} ({class_type}): invalid")
+        for err in errors:
+            if isinstance(err, Mapping):
+                msg = str(err.get("message", "")).strip() or str(err.get("type", "error"))
+                details = str(err.get("details", "")).strip()
+            else:
+                msg, details = str(err), ""
+            line = f"node {node_id} ({class_type}): {msg}"
+            if details:
+                line += f" — {details}"
+            lines.append(line)
+    return lines
+
+
+class PromptValidationError(ComfyHTTPError):
+    """POST /prompt was rejected (HTTP 400): the prompt failed the server's validation.
+
+    ``error`` is the top-level ``{"type", "message", "details", "extra_info"}`` dict,
+    ``node_errors`` maps node id → ``{"errors": [...], "dependent_outputs", "class_type"}``.
+    The message lists every node error as ``node <id> (<class_type>): <message> — <details>``.
+    """
+
+    def __init__(
+        self,
+        error: Mapping[str, Any],
+        node_errors: Mapping[str, Any],
+        *,
+        status: int = 400,
+        url: str = "",
+        body: Any = None,
+    ) -> None:
+        self.error: Dict[str, Any] = dict(error)
+        self.node_errors: Dict[str, Any] = dict(node_errors)
+        head = str(self.error.get("message") or self.error.get("type") or "Prompt rejected")
+        lines = _format_node_errors(self.node_errors)
+        details = str(self.error.get("details") or "").strip()
+        if not lines and details:
+            head += f" — {details}"
+        message = head if not lines else head + ":\n" + "\n".join(f"  {ln}" for ln in lines)
+        super().__init__(status, url, body, method="POST", message=message)
+
+    @property
+    def error_type(self) -> str:
+        """The server's top-level error type, e.g. ``prompt_outputs_failed_validation``."""
+        return str(self.error.get("type", ""))
+
+
+class PromptError(ComfyError):
+    """A submitted prompt did not end in success. ``prompt_id`` names it."""
+
+    def __init__(self, message: str, *, prompt_id: str) -> None:
+        super().__init__(message)
+        self.prompt_id = prompt_id
+
+
+class PromptExecutionError(PromptError):
+    """A node raised while the server executed the prompt (``execution_error``)."""
+
+    def __init__(
+        self,
+        *,
+        prompt_id: str,
+        node_id: Optional[str] = None,
+        node_type: Optional[str] = None,
+        exception_type: Optional[str] = None,
+        exception_message: Optional[str] = None,
+        traceback: Optional[List[str]] = None,
+        executed: Optional[List[str]] = None,
+        raw: Optional[Mapping[str, Any]] = None,
+    ) -> None:
+        self.node_id = node_id
+        self.node_type = node_type
+        self.exception_type = exception_type
+        self.exception_message = (exception_message or "").rstrip("\n")
+        self.traceback = list(traceback or [])
+        self.executed = list(executed or [])
+        self.raw = dict(raw) if raw is not None else None
+        where = f"node {node_id} ({node_type})" if node_id is not None else "a node"
+        what = exception_type or "error"
+        text = self.exception_message
+        message = f"prompt {prompt_id} failed in {where}: {what}" + (f": {text}" if text else "")
+        super().__init__(message, prompt_id=prompt_id)
+
+    @property
+    def traceback_text(self) -> str:
+        """The server-side traceback as one string."""
+        return "".join(self.traceback)
+
+
+class PromptInterruptedError(PromptError):
+    """The prompt was interrupted on the server (``execution_interrupted``)."""
+
+    def __init__(
+        self,
+        *,
+        prompt_id: str,
+        node_id: Optional[str] = None,
+        node_type: Optional[str] = None,
+        executed: Optional[List[str]] = None,
+    ) -> None:
+        self.node_id = node_id
+        self.node_type = node_type
+        self.executed = list(executed or [])
+        where = f" in node {node_id} ({node_type})" if node_id is not None else ""
+        super().__init__(f"prompt {prompt_id} was interrupted{where}", prompt_id=prompt_id)
+
+
+class PromptLostError(PromptError):
+    """The server no longer knows the prompt: it is in neither ``/queue`` nor ``/history``
+    (deleted from the queue, history cleared, or the server restarted)."""
+
+    def __init__(self, message: str, *, prompt_id: str) -> None:
+        super().__init__(message, prompt_id=prompt_id)
+
+
+class PromptTimeoutError(PromptError, ComfyTimeoutError):
+    """``wait(timeout)`` expired. The prompt keeps running on the server unless cancelled;
+    a later ``wait()`` on the same job can still succeed."""
+
+    def __init__(self, message: str, *, prompt_id: str, timeout: Optional[float] = None) -> None:
+        PromptError.__init__(self, message, prompt_id=prompt_id)
+        self.url = None
+        self.timeout = timeout
+
+
+class WorkflowFormatError(ComfyError, ValueError):
+    """The workflow is not something comfysync can send (UI format without node definitions,
+    unknown node class, malformed JSON, unsupported construct). The message says what to do."""
