@@ -7,7 +7,7 @@ and :mod:`comfysync.testing`.
 
 from __future__ import annotations
 
-from . import errors
+from . import errors, events
 from ._version import __version__
 from .errors import (
     ComfyConnectionError,
@@ -26,6 +26,7 @@ from .errors import (
 __all__ = [
     "__version__",
     "errors",
+    "events",
     "ComfyError",
     "ComfyConnectionError",
     "ComfyTimeoutError",
