@@ -15,7 +15,9 @@ raised", or one of the few concrete classes when you want to react to a specific
     │   ├── PromptInterruptedError
     │   ├── PromptLostError       deleted from the queue, or the server forgot it
     │   └── PromptTimeoutError    wait(timeout) expired (the prompt may still run)
-    └── WorkflowFormatError       the workflow cannot be sent as it is
+    ├── WorkflowFormatError       the workflow cannot be sent as it is
+    ├── PoolFullError             ComfyPool: the queue of waiting jobs is full
+    └── PoolClosedError           ComfyPool: closed before the job could finish
 
 Messages never contain credentials: the URL in an error is always the redacted one.
 """
@@ -36,6 +38,8 @@ __all__ = [
     "PromptLostError",
     "PromptTimeoutError",
     "WorkflowFormatError",
+    "PoolFullError",
+    "PoolClosedError",
 ]
 
 _BODY_PREVIEW_LINES = 5
@@ -248,3 +252,18 @@ class PromptTimeoutError(PromptError, ComfyTimeoutError):
 class WorkflowFormatError(ComfyError, ValueError):
     """The workflow is not something comfysync can send (UI format without node definitions,
     unknown node class, malformed JSON, unsupported construct). The message says what to do."""
+
+
+class PoolFullError(ComfyError):
+    """:class:`~comfysync.ComfyPool` already holds ``max_queued`` jobs waiting for a server.
+    Wait for some to finish (or use ``pool.map``, which waits for room) and submit again."""
+
+    def __init__(self, message: str, *, max_queued: int) -> None:
+        super().__init__(message)
+        self.max_queued = max_queued
+
+
+class PoolClosedError(ComfyError):
+    """The :class:`~comfysync.ComfyPool` was closed: it takes no new work, and a job still
+    waiting or running when it closed ends with this error (the prompt may still run on its
+    server)."""
