@@ -16,6 +16,7 @@ raised", or one of the few concrete classes when you want to react to a specific
     │   ├── PromptLostError       deleted from the queue, or the server forgot it
     │   └── PromptTimeoutError    wait(timeout) expired (the prompt may still run)
     ├── WorkflowFormatError       the workflow cannot be sent as it is
+    ├── UnsafePathError           a server-given file name would escape the target directory
     ├── PoolFullError             ComfyPool: the queue of waiting jobs is full
     └── PoolClosedError           ComfyPool: closed before the job could finish
 
@@ -38,6 +39,7 @@ __all__ = [
     "PromptLostError",
     "PromptTimeoutError",
     "WorkflowFormatError",
+    "UnsafePathError",
     "PoolFullError",
     "PoolClosedError",
 ]
@@ -252,6 +254,17 @@ class PromptTimeoutError(PromptError, ComfyTimeoutError):
 class WorkflowFormatError(ComfyError, ValueError):
     """The workflow is not something comfysync can send (UI format without node definitions,
     unknown node class, malformed JSON, unsupported construct). The message says what to do."""
+
+
+class UnsafePathError(ComfyError, ValueError):
+    """A file name chosen by the server cannot be saved inside the target directory (empty,
+    ``.``/``..``, NUL byte, or a symlink leading out). Nothing was written. ``filename`` is the
+    server's name, ``directory`` the target directory."""
+
+    def __init__(self, message: str, *, filename: str, directory: str) -> None:
+        super().__init__(message)
+        self.filename = filename
+        self.directory = directory
 
 
 class PoolFullError(ComfyError):
