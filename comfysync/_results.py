@@ -1,0 +1,287 @@
+"""What a finished prompt produced: :class:`PromptResult` and its :class:`OutputFile` s.
+
+A result is built once, when the tracker ends a job, from two sources that the server fills
+at different times: the ``executed`` events of the run (arrive live, may be missed while the
+socket is down) and the ``/history/{id}`` entry (written just after the run, complete, but
+only on the server's terms). History wins where both know a node; nodes only seen live are
+kept. Previews (``b_preview`` frames, ``SaveImageWebsocket`` images) are events, never files.
+
+Node outputs are kept exactly as the server sent them (``outputs``); on top of that every item
+that looks like a file reference (a dict with a ``filename``) becomes an :class:`OutputFile`,
+whatever the output key is called (``images``, ``gifs``, ``audio``, ``video``, ...).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import io
+import logging
+import mimetypes
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+
+from attrs import define, field
+
+from ._polling import history_messages
+
+if TYPE_CHECKING:  # Pillow is optional (the ``pil`` extra)
+    from PIL.Image import Image
+
+try:
+    from typing import Protocol
+except ImportError:  # pragma: no cover
+    from typing_extensions import Protocol  # type: ignore[assignment]
+
+__all__ = ["OutputFile", "PromptResult", "build_result"]
+
+log = logging.getLogger("comfysync.results")
+
+PathLike = Union[str, "Path"]
+
+#: Extensions treated as images when a file dict carries no usable ``format``.
+_IMAGE_EXTENSIONS = frozenset(
+    {".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".avif", ".apng"}
+)
+_EXTRA_MIME: Dict[str, str] = {".webp": "image/webp", ".avif": "image/avif", ".apng": "image/apng",
+               ".flac": "audio/flac", ".opus": "audio/ogg"}
+
+
+class FileClient(Protocol):
+    """The slice of :class:`~comfysync.ComfyApi` an :class:`OutputFile` needs (``GET /view``)."""
+
+    def get_image(self, ref: Any) -> bytes: ...
+
+    def download(self, ref: Any, dest: Any) -> Path: ...
+
+    def get_path_image(self, ref: Any) -> str: ...
+
+
+def _guess_mime(filename: str, fmt: Optional[str]) -> Optional[str]:
+    suffix = Path(filename).suffix.lower()
+    if suffix in _EXTRA_MIME:
+        return _EXTRA_MIME[suffix]
+    guessed = mimetypes.guess_type("x" + suffix)[0] if suffix else None
+    if guessed:
+        return guessed
+    if fmt and "/" in fmt:  # e.g. VideoHelperSuite's "video/h264-mp4"
+        return fmt
+    return None
+
+
+@define(frozen=True)
+class OutputFile:
+    """One file a node wrote on the server (``GET /view?filename=&subfolder=&type=``).
+
+    ``read()`` downloads it into memory; ``save()`` streams it to disk in constant memory and
+    never writes outside the target directory, whatever name the server chose.
+    """
+
+    filename: str
+    subfolder: str
+    type: str  #: ``output``, ``temp`` or ``input``
+    node_id: str
+    url: str  #: absolute ``/view`` URL (without credentials)
+    output_key: str = "images"  #: the output key the item was listed under
+    extra: Mapping[str, Any] = field(factory=dict, repr=False)  #: the item's other keys
+    _client: Optional[FileClient] = field(default=None, repr=False, eq=False)
+
+    @property
+    def mime_type(self) -> Optional[str]:
+        """Best guess from the extension (then the item's ``format``); None when unknown."""
+        fmt = self.extra.get("format")
+        return _guess_mime(self.filename, fmt if isinstance(fmt, str) else None)
+
+    @property
+    def is_image(self) -> bool:
+        """True for still or animated images (png, jpeg, webp, gif, ...), not video/audio."""
+        mime = self.mime_type
+        if mime is not None:
+            return mime.startswith("image/")
+        return Path(self.filename).suffix.lower() in _IMAGE_EXTENSIONS
+
+    def _api(self) -> FileClient:
+        if self._client is None:
+            raise RuntimeError("this OutputFile is not attached to a ComfyApi")
+        return self._client
+
+    def read(self) -> bytes:
+        """The file's bytes (whole file in memory: use :meth:`save` for big files)."""
+        return self._api().get_image(self)
+
+    def save(self, dest: PathLike) -> Path:
+        """Stream the file to ``dest`` and return the path written.
+
+        ``dest`` is a directory (existing, or given with a trailing separator): the file keeps
+        the basename of its server-side name inside it, and a name that would escape it is
+        refused. Otherwise ``dest`` is the file path to write.
+        """
+        return self._api().download(self, dest)
+
+    def to_pil(self) -> "Image":
+        """The file decoded as a ``PIL.Image.Image`` (needs Pillow: ``comfysync[pil]``)."""
+        try:
+            from PIL import Image as PILImage
+        except ImportError:
+            raise ImportError(
+                'OutputFile.to_pil() needs Pillow: pip install "comfysync[pil]"'
+            ) from None
+        image = PILImage.open(io.BytesIO(self.read()))
+        image.load()
+        return image
+
+    @property
+    def image(self) -> "Image":
+        """Seed-compatible alias of :meth:`to_pil` (``result.output_images[0].image``)."""
+        return self.to_pil()
+
+    def _repr_png_(self) -> Optional[bytes]:
+        """Notebook display: PNG bytes for image files, None (no PNG view) for the rest."""
+        if not self.is_image:
+            return None
+        try:
+            if Path(self.filename).suffix.lower() == ".png":
+                return self.read()
+            image = self.to_pil()
+            buf = io.BytesIO()
+            image.save(buf, format="PNG")
+            return buf.getvalue()
+        except Exception as exc:  # a display hook must not raise into the notebook
+            log.warning("cannot render %s for display: %s", self.filename, exc)
+            return None
+
+
+def _ms_to_datetime(value: Any) -> Optional[_dt.datetime]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return _dt.datetime.fromtimestamp(value / 1000.0, tz=_dt.timezone.utc)
+
+
+@define(frozen=True)
+class PromptResult:
+    """The outcome of a successful prompt.
+
+    ``outputs`` is node id → the node's UI output dict as the server sent it; ``files`` every
+    file of every output key, ``images`` the image files among them, ``text`` node id → the
+    strings of its ``text`` output. Timing comes from the server's timestamps.
+    """
+
+    prompt_id: str
+    status: str
+    outputs: Mapping[str, Mapping[str, Any]]
+    files: Tuple[OutputFile, ...] = ()
+    images: Tuple[OutputFile, ...] = ()
+    text: Mapping[str, List[str]] = field(factory=dict)
+    cached_nodes: Tuple[str, ...] = ()
+    started_at: Optional[_dt.datetime] = None
+    finished_at: Optional[_dt.datetime] = None
+    raw: Optional[Mapping[str, Any]] = field(default=None, repr=False)  #: the history entry
+
+    @property
+    def duration(self) -> Optional[float]:
+        """Seconds from ``execution_start`` to the end of the run, when the server said."""
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return (self.finished_at - self.started_at).total_seconds()
+
+    @property
+    def output_images(self) -> Tuple[OutputFile, ...]:
+        """Seed-compatible alias of :attr:`images`."""
+        return self.images
+
+    def files_of(self, node_id: str) -> Tuple[OutputFile, ...]:
+        """The files one node produced."""
+        return tuple(f for f in self.files if f.node_id == node_id)
+
+    def save_all(self, directory: PathLike) -> List[Path]:
+        """Save every file into ``directory`` (created if needed); the paths written."""
+        target = Path(directory)
+        target.mkdir(parents=True, exist_ok=True)
+        return [f.save(target) for f in self.files]
+
+
+def _file_items(outputs: Mapping[str, Mapping[str, Any]]) -> Iterable[Tuple[str, str, Mapping[str, Any]]]:
+    for node_id, output in outputs.items():
+        for key, value in output.items():
+            items = value if isinstance(value, list) else [value]
+            for item in items:
+                if isinstance(item, Mapping) and isinstance(item.get("filename"), str):
+                    yield node_id, key, item
+
+
+def _make_file(
+    node_id: str, key: str, item: Mapping[str, Any], client: Optional[FileClient]
+) -> OutputFile:
+    filename = str(item["filename"])
+    subfolder = str(item.get("subfolder") or "")
+    kind = str(item.get("type") or "output")
+    extra = {k: v for k, v in item.items() if k not in ("filename", "subfolder", "type")}
+    stub = OutputFile(filename, subfolder, kind, node_id, "", key, extra)
+    url = client.get_path_image(stub) if client is not None else ""
+    return OutputFile(filename, subfolder, kind, node_id, url, key, extra, client)
+
+
+def build_result(
+    prompt_id: str,
+    *,
+    history: Optional[Mapping[str, Any]],
+    executed: Mapping[str, Optional[Mapping[str, Any]]],
+    cached_nodes: Iterable[str] = (),
+    started_ms: Optional[float] = None,
+    finished_ms: Optional[float] = None,
+    client: Optional[FileClient] = None,
+) -> PromptResult:
+    """Merge the live ``executed`` outputs with the history entry into a :class:`PromptResult`.
+
+    Order follows execution (the events), then nodes only history knows. A node whose
+    ``executed`` output was ``null`` (cached output node without UI) contributes nothing.
+    """
+    hist_outputs = history.get("outputs") if history else None
+    if not isinstance(hist_outputs, Mapping):
+        hist_outputs = {}
+    outputs: Dict[str, Mapping[str, Any]] = {}
+    for node_id, output in executed.items():
+        chosen = hist_outputs.get(node_id, output)
+        if isinstance(chosen, Mapping):
+            outputs[node_id] = chosen
+    for node_id, output in hist_outputs.items():
+        if node_id not in outputs and isinstance(output, Mapping):
+            outputs[str(node_id)] = output
+
+    files = tuple(_make_file(n, k, item, client) for n, k, item in _file_items(outputs))
+    text: Dict[str, List[str]] = {}
+    for node_id, output in outputs.items():
+        strings = output.get("text")
+        if isinstance(strings, list):
+            kept = [s for s in strings if isinstance(s, str)]
+            if kept:
+                text[node_id] = kept
+        elif isinstance(strings, str):
+            text[node_id] = [strings]
+
+    messages = history_messages(history)
+    cached = list(cached_nodes)
+    cached_msg = messages.get("execution_cached", {}).get("nodes")
+    if not cached and isinstance(cached_msg, list):
+        cached = [str(n) for n in cached_msg]
+    start_ts = messages.get("execution_start", {}).get("timestamp", started_ms)
+    end_ts = finished_ms
+    for name in ("execution_success", "execution_error", "execution_interrupted"):
+        if name in messages and "timestamp" in messages[name]:
+            end_ts = messages[name]["timestamp"]
+    status = "success"
+    status_obj = history.get("status") if history else None
+    if isinstance(status_obj, Mapping) and isinstance(status_obj.get("status_str"), str):
+        status = status_obj["status_str"]
+
+    return PromptResult(
+        prompt_id=prompt_id,
+        status=status,
+        outputs=outputs,
+        files=files,
+        images=tuple(f for f in files if f.is_image),
+        text=text,
+        cached_nodes=tuple(cached),
+        started_at=_ms_to_datetime(start_ts),
+        finished_at=_ms_to_datetime(end_ts),
+        raw=history,
+    )

@@ -1,0 +1,441 @@
+"""Tracker logic against an in-memory server (no sockets, no HTTP): registration before POST,
+per-prompt state, endings, history retries, reconciliation, polling, cancel, close."""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import SimpleNamespace
+from typing import Any, Dict, FrozenSet, Iterator, List, Mapping, Optional, Set, Tuple
+
+import pytest
+
+from comfysync import events as ev
+from comfysync._tracking import PromptJob, Tracker
+from comfysync.errors import (
+    ComfyConnectionError,
+    ComfyConnectionError as _Down,
+    PromptExecutionError,
+    PromptInterruptedError,
+    PromptLostError,
+    PromptTimeoutError,
+    PromptValidationError,
+)
+
+WF = {"1": {"class_type": "EmptyImage", "inputs": {}}, "2": {"class_type": "SaveImage", "inputs": {}}}
+
+
+def entry(status: str = "success", outputs: Optional[Dict[str, Any]] = None,
+          messages: Optional[List[Any]] = None) -> Dict[str, Any]:
+    return {
+        "prompt": [0, "x", {}, {}, []],
+        "outputs": outputs or {},
+        "status": {"status_str": status, "completed": status == "success",
+                   "messages": messages or []},
+        "meta": {},
+    }
+
+
+class FakeOps:
+    """ServerOps over dicts; records every call."""
+
+    def __init__(self) -> None:
+        self.running: Set[str] = set()
+        self.pending: Set[str] = set()
+        self.history: Dict[str, Mapping[str, Any]] = {}
+        self.calls: List[Tuple[str, ...]] = []
+        self.on_post: Optional[Any] = None  # callable(prompt_id) run inside the POST
+        self.post_error: Optional[BaseException] = None
+        self.down = 0  # number of next queue/history calls that fail
+        self.history_hidden: Dict[str, int] = {}  # prompt id → reads that still see nothing
+        self.lock = threading.Lock()
+
+    def post_prompt(self, workflow: Mapping[str, Any], prompt_id: str,
+                    options: Mapping[str, Any]) -> Any:
+        self.calls.append(("post", prompt_id))
+        if self.on_post is not None:
+            self.on_post(prompt_id)
+        if self.post_error is not None:
+            raise self.post_error
+        self.pending.add(prompt_id)
+        return SimpleNamespace(prompt_id=prompt_id, number=7, node_errors={})
+
+    def _maybe_fail(self) -> None:
+        with self.lock:
+            if self.down > 0:
+                self.down -= 1
+                raise _Down("server down")
+
+    def queue_ids(self) -> Tuple[FrozenSet[str], FrozenSet[str]]:
+        self.calls.append(("queue",))
+        self._maybe_fail()
+        return frozenset(self.running), frozenset(self.pending)
+
+    def history_entry(self, prompt_id: str) -> Optional[Mapping[str, Any]]:
+        self.calls.append(("history", prompt_id))
+        self._maybe_fail()
+        with self.lock:
+            hidden = self.history_hidden.get(prompt_id, 0)
+            if hidden > 0:
+                self.history_hidden[prompt_id] = hidden - 1
+                return None
+        return self.history.get(prompt_id)
+
+    def cancel_prompt(self, prompt_id: str) -> None:
+        self.calls.append(("cancel", prompt_id))
+        self.pending.discard(prompt_id)
+
+    def finish(self, prompt_id: str, e: Mapping[str, Any]) -> None:
+        self.running.discard(prompt_id)
+        self.pending.discard(prompt_id)
+        self.history[prompt_id] = e
+
+
+@pytest.fixture
+def ops() -> FakeOps:
+    return FakeOps()
+
+
+@pytest.fixture
+def make_tracker(ops: FakeOps) -> Iterator[Any]:
+    made: List[Tracker] = []
+
+    def make(**kw: Any) -> Tracker:
+        kw.setdefault("watchdog", 30.0)
+        kw.setdefault("history_delays", (0.01, 0.01, 0.01))
+        kw.setdefault("poll_interval", (0.01, 0.05))
+        t = Tracker(ops, name="t", **kw)
+        made.append(t)
+        return t
+
+    yield make
+    for t in made:
+        t.close()
+
+
+def run_success_events(t: Tracker, pid: str, output: Optional[Dict[str, Any]] = None) -> None:
+    t.handle_event(ev.ExecutionStart(prompt_id=pid, timestamp=1000))
+    t.handle_event(ev.ExecutionCached(nodes=("1",), prompt_id=pid, timestamp=1000))
+    t.handle_event(ev.Executing(node="2", display_node="2", prompt_id=pid))
+    t.handle_event(ev.Progress(value=1, max=2, node="2", prompt_id=pid))
+    t.handle_event(ev.Executed(node="2", output=output, prompt_id=pid))
+    t.handle_event(ev.ExecutionSuccess(prompt_id=pid, timestamp=3500))
+    t.handle_event(ev.Executing(node=None, prompt_id=pid))
+
+
+def test_job_is_registered_before_post_so_early_events_count(ops: FakeOps, make_tracker: Any) -> None:
+    t = make_tracker()
+    out = {"images": [{"filename": "a.png", "subfolder": "", "type": "output"}]}
+
+    def during_post(pid: str) -> None:  # the whole run happens before POST answers
+        assert t.has_unfinished()
+        run_success_events(t, pid, out)
+        ops.history[pid] = entry(outputs={"2": out})
+
+    ops.on_post = during_post
+    job = t.submit(WF, {})
+    result = job.wait(timeout=5)
+    assert result.prompt_id == job.prompt_id
+    assert [f.filename for f in result.images] == ["a.png"]
+    assert result.cached_nodes == ("1",)
+    assert job.status == "success" and job.done()
+    assert job.number == 7
+    assert job.future is not None and job.future.result(0) is result
+    assert not t.has_unfinished()
+
+
+def test_refused_post_unregisters_and_reraises(ops: FakeOps, make_tracker: Any) -> None:
+    t = make_tracker()
+    ops.post_error = PromptValidationError({"type": "prompt_no_outputs", "message": "no"}, {})
+    with pytest.raises(PromptValidationError):
+        t.submit(WF, {})
+    assert not t.has_unfinished()
+
+
+def test_outputs_merge_events_and_history_and_timing(ops: FakeOps, make_tracker: Any) -> None:
+    t = make_tracker()
+    job = t.submit(WF, {})
+    pid = job.prompt_id
+    live = {"text": ["live"]}
+    ops.history[pid] = entry(outputs={"3": {"text": ["only in history"]}}, messages=[
+        ["execution_start", {"prompt_id": pid, "timestamp": 1000}],
+        ["execution_success", {"prompt_id": pid, "timestamp": 3500}],
+    ])
+    run_success_events(t, pid, live)
+    result = job.wait(5)
+    assert list(result.outputs) == ["2", "3"]
+    assert result.text == {"2": ["live"], "3": ["only in history"]}
+    assert result.duration == pytest.approx(2.5)
+
+
+def test_cached_output_node_with_null_output(ops: FakeOps, make_tracker: Any) -> None:
+    t = make_tracker()
+    job = t.submit(WF, {})
+    pid = job.prompt_id
+    ops.finish(pid, entry())
+    t.handle_event(ev.ExecutionStart(prompt_id=pid, timestamp=1))
+    t.handle_event(ev.ExecutionCached(nodes=("1", "2"), prompt_id=pid, timestamp=1))
+    t.handle_event(ev.Executed(node="2", output=None, prompt_id=pid))
+    t.handle_event(ev.ExecutionSuccess(prompt_id=pid, timestamp=2))
+    t.handle_event(ev.Executing(node=None, prompt_id=pid))
+    result = job.wait(5)
+    assert result.outputs == {} and result.files == ()
+    assert result.cached_nodes == ("1", "2")
+
+
+def test_execution_error_from_event(ops: FakeOps, make_tracker: Any) -> None:
+    t = make_tracker()
+    job = t.submit(WF, {})
+    pid = job.prompt_id
+    t.handle_event(ev.ExecutionStart(prompt_id=pid, timestamp=1))
+    t.handle_event(ev.ExecutionError(
+        node_id="2", node_type="ProbeFail", exception_type="RuntimeError",
+        exception_message="boom\n", traceback=("  File x\n",), prompt_id=pid, timestamp=5))
+    with pytest.raises(PromptExecutionError) as info:
+        job.wait(5)
+    err = info.value
+    assert (err.node_id, err.node_type, err.exception_type) == ("2", "ProbeFail", "RuntimeError")
+    assert err.exception_message == "boom" and err.traceback == ["  File x\n"]
+    assert job.status == "error"
+    assert job.future is not None and isinstance(job.future.exception(0), PromptExecutionError)
+    assert ("history", pid) not in ops.calls  # the event alone is final
+
+
+def test_execution_blocked_is_not_fatal(ops: FakeOps, make_tracker: Any) -> None:
+    t = make_tracker()
+    job = t.submit(WF, {})
+    pid = job.prompt_id
+    t.handle_event(ev.ExecutionError(node_id="2", exception_type="ExecutionBlocked",
+                                     exception_message="Execution Blocked: x", prompt_id=pid))
+    assert not job.done()
+    ops.finish(pid, entry())
+    t.handle_event(ev.ExecutionSuccess(prompt_id=pid, timestamp=2))
+    t.handle_event(ev.Executing(node=None, prompt_id=pid))
+    assert job.wait(5).status == "success"
+
+
+def test_interrupted_event(ops: FakeOps, make_tracker: Any) -> None:
+    t = make_tracker()
+    job = t.submit(WF, {})
+    t.handle_event(ev.ExecutionInterrupted(node_id="2", node_type="ProbeSleep",
+                                           prompt_id=job.prompt_id, timestamp=3))
+    with pytest.raises(PromptInterruptedError) as info:
+        job.wait(5)
+    assert info.value.node_id == "2" and job.status == "interrupted"
+
+
+def test_history_is_retried_after_success(ops: FakeOps, make_tracker: Any) -> None:
+    t = make_tracker()
+    job = t.submit(WF, {})
+    pid = job.prompt_id
+    ops.finish(pid, entry(outputs={"2": {"text": ["h"]}}))
+    ops.history_hidden[pid] = 2  # written "late"
+    t.handle_event(ev.ExecutionSuccess(prompt_id=pid, timestamp=2))
+    assert job.wait(5).text == {"2": ["h"]}
+    assert ops.calls.count(("history", pid)) == 3
+
+
+def test_success_without_history_entry_uses_live_outputs(ops: FakeOps, make_tracker: Any) -> None:
+    t = make_tracker()
+    job = t.submit(WF, {})
+    pid = job.prompt_id
+    ops.pending.discard(pid)
+    run_success_events(t, pid, {"text": ["live"]})
+    result = job.wait(5)
+    assert result.text == {"2": ["live"]} and result.raw == {}
+
+
+def test_events_of_other_prompts_do_not_leak(ops: FakeOps, make_tracker: Any) -> None:
+    t = make_tracker()
+    a, b = t.submit(WF, {}), t.submit(WF, {})
+    seen_a: List[ev.Event] = []
+    seen_b: List[ev.Event] = []
+    a.on("*", seen_a.append)
+    b.on("progress", seen_b.append)
+    t.handle_event(ev.ExecutionStart(prompt_id=a.prompt_id, timestamp=1))
+    t.handle_event(ev.Progress(value=1, max=4, node="2", prompt_id=a.prompt_id))
+    t.handle_event(ev.Progress(value=3, max=4, node="2", prompt_id="someone-else"))
+    t.handle_event(ev.Status(queue_remaining=2))
+    assert [e.type for e in seen_a] == ["execution_start", "progress"]
+    assert seen_b == []
+    assert a.status == "running" and b.status == "pending"
+    assert a.progress.value == 1 and b.progress.value == 0
+
+
+def test_preview_without_ids_goes_to_the_running_prompt(ops: FakeOps, make_tracker: Any) -> None:
+    t = make_tracker()
+    a, b = t.submit(WF, {}), t.submit(WF, {})
+    got: List[ev.Event] = []
+    a.on(ev.Preview, got.append)
+    t.handle_event(ev.ExecutionStart(prompt_id=a.prompt_id, timestamp=1))
+    preview = ev.Preview(image=b"jpeg", event_type=1)
+    t.handle_event(preview)
+    assert got == [preview]
+    assert a.progress.preview is preview and b.progress.preview is None
+
+
+def test_progress_snapshot(ops: FakeOps, make_tracker: Any) -> None:
+    t = make_tracker()
+    job = t.submit({"1": {}, "2": {}, "3": {}, "4": {}}, {})
+    pid = job.prompt_id
+    t.handle_event(ev.ExecutionCached(nodes=("1",), prompt_id=pid))
+    t.handle_event(ev.Executing(node="2", prompt_id=pid))
+    t.handle_event(ev.Progress(value=1, max=2, node="2", prompt_id=pid))
+    p = job.progress
+    assert (p.node, p.value, p.max, p.nodes_done, p.nodes_total) == ("2", 1, 2, 1, 4)
+    assert p.fraction == pytest.approx(1.5 / 4)
+    t.handle_event(ev.ProgressState(nodes={"2": ev.NodeProgress(2, 2, "finished")}, prompt_id=pid))
+    t.handle_event(ev.Executing(node="3", prompt_id=pid))
+    assert job.progress.nodes_done == 2 and job.progress.node == "3"
+    assert job.progress.nodes["2"].state == "finished"
+
+
+def test_reconnect_reconciles_a_run_that_ended_while_down(ops: FakeOps, make_tracker: Any) -> None:
+    t = make_tracker()
+    job = t.submit(WF, {})
+    pid = job.prompt_id
+    t.handle_event(ev.ExecutionStart(prompt_id=pid, timestamp=1))
+    ops.finish(pid, entry(outputs={"2": {"text": ["while down"]}}))
+    t.on_socket_ready(reconnected=True)
+    assert job.wait(5).text == {"2": ["while down"]}
+    assert ops.calls.index(("queue",)) < ops.calls.index(("history", pid))
+
+
+def test_reconcile_finds_errors_and_interrupts_in_history(ops: FakeOps, make_tracker: Any) -> None:
+    t = make_tracker()
+    failing, stopped = t.submit(WF, {}), t.submit(WF, {})
+    ops.finish(failing.prompt_id, entry("error", messages=[["execution_error", {
+        "node_id": "2", "node_type": "ProbeFail", "exception_type": "RuntimeError",
+        "exception_message": "x\n", "traceback": ["tb"], "executed": []}]]))
+    ops.finish(stopped.prompt_id, entry("error", messages=[["execution_interrupted", {
+        "node_id": "2", "node_type": "ProbeSleep", "executed": []}]]))
+    t.on_socket_ready(reconnected=True)
+    with pytest.raises(PromptExecutionError) as e1:
+        failing.wait(5)
+    assert e1.value.node_type == "ProbeFail"
+    with pytest.raises(PromptInterruptedError):
+        stopped.wait(5)
+    assert ops.calls.count(("queue",)) == 1  # one GET /queue for both
+
+
+def test_prompt_in_neither_queue_nor_history_is_lost(ops: FakeOps, make_tracker: Any) -> None:
+    t = make_tracker()
+    job = t.submit(WF, {})
+    ops.pending.clear()  # deleted by someone else
+    t.on_socket_ready(reconnected=True)
+    with pytest.raises(PromptLostError):
+        job.wait(5)
+    assert job.status == "lost"
+
+
+def test_still_queued_prompt_keeps_waiting(ops: FakeOps, make_tracker: Any) -> None:
+    t = make_tracker()
+    job = t.submit(WF, {})
+    ops.pending.discard(job.prompt_id)
+    ops.running.add(job.prompt_id)
+    t.on_socket_ready(reconnected=True)
+    deadline = time.monotonic() + 5
+    while job.status != "running" and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert job.status == "running" and not job.done()
+
+
+def test_watchdog_checks_a_silent_prompt(ops: FakeOps, make_tracker: Any) -> None:
+    t = make_tracker(watchdog=0.05)
+    job = t.submit(WF, {})
+    ops.finish(job.prompt_id, entry(outputs={"2": {"text": ["quiet"]}}))
+    assert job.wait(5).text == {"2": ["quiet"]}
+
+
+def test_http_failures_are_retried(ops: FakeOps, make_tracker: Any) -> None:
+    t = make_tracker()
+    job = t.submit(WF, {})
+    ops.finish(job.prompt_id, entry())
+    ops.down = 2
+    t.on_socket_ready(reconnected=True)
+    assert job.wait(10).status == "success"
+
+
+def test_polling_mode_follows_queue_then_history(ops: FakeOps, make_tracker: Any) -> None:
+    t = make_tracker(polling=True)
+    job = t.submit(WF, {})
+    pid = job.prompt_id
+    ops.pending.discard(pid)
+    ops.running.add(pid)
+    deadline = time.monotonic() + 5
+    while job.status != "running" and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert job.status == "running"
+    ops.finish(pid, entry(outputs={"2": {"images": [{"filename": "p.png", "type": "output"}]}}))
+    result = job.wait(5)
+    assert [f.filename for f in result.files] == ["p.png"]
+    assert all(c[0] in ("post", "queue", "history") for c in ops.calls)
+
+
+def test_reconnection_failed_switches_to_polling(ops: FakeOps, make_tracker: Any) -> None:
+    t = make_tracker()
+    job = t.submit(WF, {})
+    t.handle_event(ev.ReconnectionFailed(attempts=3))
+    assert t.polling
+    ops.finish(job.prompt_id, entry())
+    assert job.wait(5).status == "success"
+
+
+def test_timeout_then_later_wait_succeeds(ops: FakeOps, make_tracker: Any) -> None:
+    t = make_tracker()
+    job = t.submit(WF, {})
+    with pytest.raises(PromptTimeoutError) as info:
+        job.wait(0.05)
+    assert info.value.prompt_id == job.prompt_id and info.value.timeout == 0.05
+    assert t.has_unfinished()
+    ops.finish(job.prompt_id, entry())
+    t.handle_event(ev.Executing(node=None, prompt_id=job.prompt_id))
+    assert job.wait(5).status == "success"
+
+
+def test_cancel_pending_ends_interrupted(ops: FakeOps, make_tracker: Any) -> None:
+    t = make_tracker()
+    job = t.submit(WF, {})
+    assert job.cancel() is True
+    with pytest.raises(PromptInterruptedError):
+        job.wait(5)
+    assert job.status == "interrupted"
+    assert ("cancel", job.prompt_id) in ops.calls
+    assert job.cancel() is False
+
+
+def test_close_ends_waits_and_joins_the_thread(ops: FakeOps, make_tracker: Any) -> None:
+    t = make_tracker()
+    job = t.submit(WF, {})
+    assert any(th.name == "comfysync-tracker-t" for th in threading.enumerate())
+    t.close()
+    assert not any(th.name.startswith("comfysync-tracker-t") for th in threading.enumerate())
+    with pytest.raises(ComfyConnectionError):
+        job.wait(1)
+    t.close()  # idempotent
+
+
+def test_many_threads_no_cross_talk(ops: FakeOps, make_tracker: Any) -> None:
+    t = make_tracker()
+    results: Dict[int, Any] = {}
+
+    def worker(i: int) -> None:
+        def during_post(pid: str) -> None:
+            pass
+
+        job: PromptJob = t.submit(WF, {})
+        pid = job.prompt_id
+        ops.finish(pid, entry(outputs={"2": {"text": [f"t{i}"]}}))
+        t.handle_event(ev.Executed(node="2", output={"text": [f"t{i}"]}, prompt_id=pid))
+        t.handle_event(ev.ExecutionSuccess(prompt_id=pid, timestamp=1))
+        t.handle_event(ev.Executing(node=None, prompt_id=pid))
+        results[i] = job.wait(10)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(50)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(20)
+    assert sorted(results) == list(range(50))
+    for i, result in results.items():
+        assert result.text == {"2": [f"t{i}"]}
