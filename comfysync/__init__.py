@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from . import errors, events
 from ._version import __version__
+from ._workflow import Node, Workflow, coerce_cli_value
 from .errors import (
     ComfyConnectionError,
     ComfyError,
@@ -38,4 +39,7 @@ __all__ = [
     "PromptLostError",
     "PromptTimeoutError",
     "WorkflowFormatError",
+    "Workflow",
+    "Node",
+    "coerce_cli_value",
 ]

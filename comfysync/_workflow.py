@@ -1,0 +1,607 @@
+"""``Workflow``: an API-format prompt you can load, edit by node id or title, check and save.
+
+The API format is what ``POST /prompt`` takes: ``{"<node id>": {"class_type", "inputs",
+"_meta": {"title"}}}``. A :class:`Workflow` owns a private copy of that dict; :class:`Node` is a
+live view of one entry, so ``wf["3"].inputs["seed"] = 1`` edits the workflow in place.
+
+Editing by *path* (``wf.set("KSampler.seed", 1)``) addresses a node by id or by title. Titles may
+contain dots, so a path is split at the longest prefix that names a node. Lookups that fail
+list the candidates instead of guessing.
+
+UI-format workflows (what the editor saves: ``nodes``/``links``/``widgets_values``) are turned
+into API format by :meth:`Workflow.from_ui` (see :mod:`comfysync._ui_convert`);
+:func:`ensure_api_format` is the one entry point the client uses before posting anything.
+"""
+
+from __future__ import annotations
+
+import copy as _copy
+import json
+import logging
+import os
+import random
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
+
+from ._ui_convert import (
+    NodeDefsLike,
+    convert_ui_to_api,
+    input_spec,
+    is_ui_format,
+    raw_node_defs,
+    spec_options,
+    spec_type,
+)
+from .errors import WorkflowFormatError
+
+__all__ = ["Workflow", "Node", "coerce_cli_value", "ensure_api_format", "SEED_INPUTS"]
+
+log = logging.getLogger("comfysync.workflow")
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+#: Input names that :meth:`Workflow.randomize_seeds` changes (ComfyUI's own naming).
+SEED_INPUTS = ("seed", "noise_seed")
+
+#: ComfyUI's seed range (``KSampler.seed`` max is 0xffffffffffffffff).
+_SEED_MAX = 0xFFFFFFFFFFFFFFFF
+
+_MAX_CANDIDATES = 20
+
+
+def _is_link(value: Any) -> bool:
+    """An API-format link is a 2-element list ``[source node id, output index]``."""
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and isinstance(value[0], (str, int))
+        and not isinstance(value[0], bool)
+        and isinstance(value[1], int)
+        and not isinstance(value[1], bool)
+    )
+
+
+def coerce_cli_value(text: str) -> Any:
+    """Turn a command-line ``--set`` value into a Python value.
+
+    A JSON literal is used as such (``42`` → int, ``1.5`` → float, ``true`` → bool,
+    ``null`` → None, ``"quoted"`` → str, ``[1, 2]`` → list); anything that does not parse
+    is kept as the plain string, so ``--set Positive.text=a cat`` needs no quoting.
+    """
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+class Node:
+    """Live view of one node of a :class:`Workflow` (edits go straight into the workflow)."""
+
+    __slots__ = ("_entry", "id")
+
+    def __init__(self, node_id: str, entry: Dict[str, Any]) -> None:
+        self.id = node_id
+        self._entry = entry
+
+    @property
+    def class_type(self) -> str:
+        return str(self._entry.get("class_type", ""))
+
+    @property
+    def inputs(self) -> Dict[str, Any]:
+        """The node's inputs, mutable: literal values, or ``[source_id, output_index]`` links."""
+        inputs = self._entry.get("inputs")
+        if not isinstance(inputs, dict):
+            inputs = {}
+            self._entry["inputs"] = inputs
+        return inputs
+
+    @property
+    def title(self) -> Optional[str]:
+        """``_meta.title`` (the editor's node title), or None when the workflow has none."""
+        meta = self._entry.get("_meta")
+        if isinstance(meta, dict) and isinstance(meta.get("title"), str):
+            return str(meta["title"])
+        return None
+
+    @title.setter
+    def title(self, value: str) -> None:
+        meta = self._entry.get("_meta")
+        if not isinstance(meta, dict):
+            meta = {}
+            self._entry["_meta"] = meta
+        meta["title"] = value
+
+    def is_linked(self, name: str) -> bool:
+        """True when input ``name`` is fed by another node's output."""
+        return _is_link(self.inputs.get(name))
+
+    def __getitem__(self, name: str) -> Any:
+        return self.inputs[name]
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self.inputs[name] = value
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.inputs
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Node):
+            return NotImplemented
+        return self.id == other.id and self._entry is other._entry
+
+    def __hash__(self) -> int:
+        return hash((self.id, id(self._entry)))
+
+    def __repr__(self) -> str:
+        title = f" title={self.title!r}" if self.title is not None else ""
+        return f"<Node {self.id} {self.class_type}{title}>"
+
+    def describe(self) -> str:
+        """``3 (KSampler "My sampler")`` — how error messages name a node."""
+        title = f" {self.title!r}" if self.title and self.title != self.class_type else ""
+        return f"{self.id} ({self.class_type}{title})"
+
+
+class Workflow:
+    """An API-format workflow: node id → ``{"class_type", "inputs", "_meta"}``.
+
+    ``Workflow(data)`` copies ``data`` (a dict or another Workflow); editing the workflow never
+    changes the caller's dict. Anything that takes a workflow (``run_workflow``, ``submit``,
+    ``queue_prompt``, ``ComfyPool``) accepts a Workflow.
+    """
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: Union[Mapping[str, Any], "Workflow", None] = None) -> None:
+        if data is None:
+            data = {}
+        if isinstance(data, Workflow):
+            self._data: Dict[str, Any] = data.to_dict()
+            return
+        if not isinstance(data, Mapping):
+            raise WorkflowFormatError(
+                f"a workflow must be a JSON object of nodes, not {type(data).__name__}"
+            )
+        if is_ui_format(data):
+            raise WorkflowFormatError(
+                "this is a UI-format workflow (as saved by the ComfyUI editor: nodes/links); "
+                "convert it with Workflow.from_ui(data, node_defs) — node_defs from "
+                "api.object_info() — or pass it to api.run_workflow(), which converts it"
+            )
+        self._data = {str(k): _copy.deepcopy(v) for k, v in data.items()}
+        _check_api_shape(self._data)
+
+    # ------------------------------------------------------------------ constructors
+
+    @classmethod
+    def load(cls, path: PathLike, node_defs: Optional[NodeDefsLike] = None) -> "Workflow":
+        """Read a workflow JSON file. An API-format file is used as is; a UI-format file is
+        converted with ``node_defs`` (``api.object_info()``), and refused without them."""
+        data = _read_json(path)
+        if is_ui_format(data):
+            if node_defs is None:
+                raise WorkflowFormatError(
+                    f"{os.fspath(path)} is a UI-format workflow (as saved by the ComfyUI "
+                    "editor); converting it needs the server's node definitions: "
+                    "Workflow.load(path, node_defs=api.object_info()), or export it with "
+                    "'Export (API)' in the editor"
+                )
+            return cls.from_ui(data, node_defs)
+        return cls(data)
+
+    @classmethod
+    def from_ui(cls, ui_workflow: Mapping[str, Any], node_defs: NodeDefsLike) -> "Workflow":
+        """Convert a UI-format workflow (editor save file) to API format, as the editor's
+        *Queue* button does. ``node_defs``: ``api.object_info()`` or the raw ``/object_info``
+        JSON. Raises :class:`WorkflowFormatError` for anything it cannot convert faithfully."""
+        return cls._adopt(convert_ui_to_api(ui_workflow, node_defs))
+
+    @classmethod
+    def _adopt(cls, data: Dict[str, Any]) -> "Workflow":
+        """Wrap a dict this module just built (no copy)."""
+        wf = cls.__new__(cls)
+        wf._data = data
+        return wf
+
+    # ------------------------------------------------------------------ mapping-like access
+
+    def __getitem__(self, node_id: Union[str, int]) -> Node:
+        key = str(node_id)
+        entry = self._data.get(key)
+        if not isinstance(entry, dict):
+            raise KeyError(key)
+        return Node(key, entry)
+
+    def __contains__(self, node_id: object) -> bool:
+        return isinstance(node_id, (str, int)) and str(node_id) in self._data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._data))
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def ids(self) -> List[str]:
+        return list(self._data)
+
+    def nodes(self) -> List[Node]:
+        return [Node(k, v) for k, v in self._data.items()]
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Workflow):
+            return self._data == other._data
+        if isinstance(other, Mapping):
+            return self._data == dict(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        classes = ", ".join(f"{n.id}:{n.class_type}" for n in self.nodes()[:6])
+        more = ", …" if len(self) > 6 else ""
+        return f"<Workflow {len(self)} nodes: {classes}{more}>"
+
+    # ------------------------------------------------------------------ lookup
+
+    def find(
+        self, class_type: Optional[str] = None, title: Optional[str] = None
+    ) -> List[Node]:
+        """Every node matching all the given criteria (exact class / exact title), in order."""
+        found = []
+        for node in self.nodes():
+            if class_type is not None and node.class_type != class_type:
+                continue
+            if title is not None and node.title != title:
+                continue
+            found.append(node)
+        return found
+
+    def by_title(self, title: str) -> Node:
+        """The one node with this exact title; :class:`WorkflowFormatError` listing the
+        candidates when none or several have it (use :meth:`find` to get all of them)."""
+        matches = self.find(title=title)
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise WorkflowFormatError(
+                f"title {title!r} is ambiguous: nodes {self._names(matches)} all have it; "
+                "address the node by id instead"
+            )
+        raise WorkflowFormatError(f"no node titled {title!r}; nodes: {self._names(self.nodes())}")
+
+    def node(self, ref: Union[str, int]) -> Node:
+        """A node by id, or else by exact title (ids win when a title looks like an id)."""
+        key = str(ref)
+        if key in self._data:
+            return self[key]
+        matches = self.find(title=key)
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            raise WorkflowFormatError(
+                f"title {key!r} is ambiguous: nodes {self._names(matches)}; use the node id"
+            )
+        raise WorkflowFormatError(
+            f"no node with id or title {key!r}; nodes: {self._names(self.nodes())}"
+        )
+
+    @staticmethod
+    def _names(nodes: Sequence[Node]) -> str:
+        shown = ", ".join(n.describe() for n in nodes[:_MAX_CANDIDATES])
+        if len(nodes) > _MAX_CANDIDATES:
+            shown += f", … ({len(nodes)} in all)"
+        return shown or "(none)"
+
+    def _resolve_path(self, path: str) -> Tuple[Node, str]:
+        """Split ``"<id or title>.<input>"`` at the longest prefix that names a node."""
+        if not isinstance(path, str) or "." not in path:
+            raise WorkflowFormatError(
+                f"bad path {path!r}: expected '<node id or title>.<input name>', e.g. '3.seed'"
+            )
+        parts = path.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            ref, name = ".".join(parts[:cut]), ".".join(parts[cut:])
+            if ref in self._data:
+                return self[ref], name
+            matches = self.find(title=ref)
+            if len(matches) > 1:
+                raise WorkflowFormatError(
+                    f"{path!r}: title {ref!r} is ambiguous: nodes {self._names(matches)}; "
+                    f"use the node id, e.g. '{matches[0].id}.{name}'"
+                )
+            if matches:
+                return matches[0], name
+        raise WorkflowFormatError(
+            f"{path!r}: no node with id or title {parts[0]!r}"
+            + (f" (or any longer dotted title)" if len(parts) > 2 else "")
+            + f"; nodes: {self._names(self.nodes())}"
+        )
+
+    def get(self, path: str) -> Any:
+        """The value of ``"<id or title>.<input>"`` (a literal, or a ``[id, index]`` link)."""
+        node, name = self._resolve_path(path)
+        if name not in node.inputs:
+            raise WorkflowFormatError(self._unknown_input(path, node, name))
+        return node.inputs[name]
+
+    def set(self, path: str, value: Any) -> "Workflow":
+        """Set ``"<id or title>.<input>"`` to ``value``; returns self for chaining.
+
+        The input must already exist on the node (a typo would otherwise be silently sent
+        and ignored by the server); add new inputs with ``wf[id].inputs[name] = value``.
+        Setting a literal over a link replaces the link.
+        """
+        node, name = self._resolve_path(path)
+        if name not in node.inputs:
+            raise WorkflowFormatError(self._unknown_input(path, node, name))
+        node.inputs[name] = value
+        return self
+
+    def set_many(self, values: Mapping[str, Any]) -> "Workflow":
+        """:meth:`set` for every ``path: value`` item; nothing is changed unless every path
+        resolves (the CLI's ``--set`` uses this)."""
+        resolved = []
+        for path, value in values.items():
+            node, name = self._resolve_path(path)
+            if name not in node.inputs:
+                raise WorkflowFormatError(self._unknown_input(path, node, name))
+            resolved.append((node, name, value))
+        for node, name, value in resolved:
+            node.inputs[name] = value
+        return self
+
+    @staticmethod
+    def _unknown_input(path: str, node: Node, name: str) -> str:
+        known = ", ".join(sorted(node.inputs)) or "(none)"
+        return (
+            f"{path!r}: node {node.describe()} has no input {name!r}; its inputs: {known} "
+            f"(to add an input, assign wf[{node.id!r}].inputs[{name!r}])"
+        )
+
+    # ------------------------------------------------------------------ operations
+
+    def randomize_seeds(
+        self, rng: Optional[random.Random] = None, node_defs: Optional[NodeDefsLike] = None
+    ) -> Dict[str, int]:
+        """Give every literal-int ``seed``/``noise_seed`` input a new random value (linked
+        seeds are left alone). Returns ``{"<id>.<input>": new_value}``.
+
+        Values lie in 0..2**64-1 (ComfyUI's seed range), or in the input's own ``min``/``max``
+        when ``node_defs`` are given (some API nodes accept only 32-bit seeds).
+        Pass ``rng=random.Random(n)`` for reproducible seeds.
+        """
+        rng = rng if rng is not None else random.Random()
+        defs = raw_node_defs(node_defs) if node_defs is not None else None
+        changed: Dict[str, int] = {}
+        for node in self.nodes():
+            for name in SEED_INPUTS:
+                value = node.inputs.get(name)
+                if not isinstance(value, int) or isinstance(value, bool):
+                    continue
+                low, high = 0, _SEED_MAX
+                if defs is not None:
+                    opts = spec_options(input_spec(defs.get(node.class_type), name))
+                    if isinstance(opts.get("min"), int):
+                        low = max(low, int(opts["min"]))
+                    if isinstance(opts.get("max"), int):
+                        high = min(high, int(opts["max"]))
+                new = rng.randint(low, high) if high >= low else low
+                node.inputs[name] = new
+                changed[f"{node.id}.{name}"] = new
+        return changed
+
+    def output_nodes(self, node_defs: NodeDefsLike) -> List[str]:
+        """Ids of the nodes whose class is an output node (``output_node: true``)."""
+        defs = raw_node_defs(node_defs)
+        out = []
+        for node in self.nodes():
+            info = defs.get(node.class_type)
+            if isinstance(info, Mapping) and info.get("output_node") is True:
+                out.append(node.id)
+        return out
+
+    def validate(self, node_defs: NodeDefsLike, *, raise_errors: bool = False) -> List[str]:
+        """Check the workflow against ``node_defs`` the way the server's validation would.
+
+        Returns one line per problem (empty list = fine), worded like the server's errors:
+        ``node 3 (KSampler): Required input is missing — seed``. Checks: missing/unknown
+        ``class_type``, required inputs, link shape, links to missing nodes or output
+        indexes, link types, and that there is an output node. Value ranges and combo
+        choices are left to the server. With ``raise_errors=True`` a non-empty result raises
+        :class:`WorkflowFormatError` listing every problem instead.
+        """
+        problems = _validate_api(self._data, raw_node_defs(node_defs))
+        if problems and raise_errors:
+            raise WorkflowFormatError(
+                "workflow failed validation:\n" + "\n".join(f"  {p}" for p in problems)
+            )
+        return problems
+
+    # ------------------------------------------------------------------ output
+
+    def to_dict(self) -> Dict[str, Any]:
+        """A deep copy of the API-format dict (what ``POST /prompt`` gets as ``prompt``)."""
+        return _copy.deepcopy(self._data)
+
+    def copy(self) -> "Workflow":
+        return Workflow._adopt(self.to_dict())
+
+    def to_json(self, indent: Optional[int] = 2) -> str:
+        return json.dumps(self._data, indent=indent, ensure_ascii=False)
+
+    def save(self, path: PathLike, indent: Optional[int] = 2) -> None:
+        """Write the API-format JSON to ``path`` (UTF-8)."""
+        with open(os.fspath(path), "w", encoding="utf-8") as fh:
+            fh.write(self.to_json(indent=indent))
+            fh.write("\n")
+
+
+def _read_json(path: PathLike) -> Any:
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as fh:
+            raw = fh.read()
+    except FileNotFoundError:
+        raise WorkflowFormatError(f"workflow file not found: {name}") from None
+    except OSError as exc:
+        raise WorkflowFormatError(f"cannot read workflow file {name}: {exc}") from None
+    try:
+        data = json.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise WorkflowFormatError(f"{name} is not UTF-8 text: {exc}") from None
+    except ValueError as exc:
+        raise WorkflowFormatError(f"{name} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise WorkflowFormatError(
+            f"{name} holds a JSON {type(data).__name__}, not a workflow object"
+        )
+    return data
+
+
+def _check_api_shape(data: Mapping[str, Any]) -> None:
+    """Refuse what is plainly not an API-format prompt (the server would 400 or 500)."""
+    for node_id, entry in data.items():
+        if not isinstance(entry, Mapping):
+            raise WorkflowFormatError(
+                f"node {node_id}: expected an object with class_type and inputs, "
+                f"got {type(entry).__name__} — is this an API-format workflow?"
+            )
+        if "class_type" not in entry:
+            raise WorkflowFormatError(
+                f"node {node_id} is missing the class_type property — is this an API-format "
+                "workflow? (export it with 'Export (API)' in the editor)"
+            )
+        inputs = entry.get("inputs", {})
+        if not isinstance(inputs, Mapping):
+            raise WorkflowFormatError(
+                f"node {node_id} ({entry.get('class_type')}): inputs must be an object, "
+                f"got {type(inputs).__name__}"
+            )
+
+
+def _types_match(received: str, expected: str) -> bool:
+    """The server's link type rule: ``*`` matches anything, comma lists must be covered."""
+    if received == "*" or expected == "*":
+        return True
+    got = {t.strip() for t in received.split(",")}
+    want = {t.strip() for t in expected.split(",")}
+    return not (got - want)
+
+
+def _validate_api(data: Mapping[str, Any], defs: Mapping[str, Mapping[str, Any]]) -> List[str]:
+    """Client-side version of the server's prompt validation (see :meth:`Workflow.validate`)."""
+    problems: List[str] = []
+    has_output = False
+    for node_id, entry in data.items():
+        class_type = entry.get("class_type") if isinstance(entry, Mapping) else None
+        if not isinstance(class_type, str):
+            problems.append(
+                f"node {node_id}: Cannot execute because a node is missing the class_type "
+                f"property. — Node ID '#{node_id}'"
+            )
+            continue
+        info = defs.get(class_type)
+        if info is None:
+            problems.append(
+                f"node {node_id}: Cannot execute because node {class_type} does not exist. "
+                f"— Node ID '#{node_id}' (not installed on the server?)"
+            )
+            continue
+        has_output = has_output or info.get("output_node") is True
+        inputs = entry.get("inputs") or {}
+        here = f"node {node_id} ({class_type})"
+        required = info.get("input", {}).get("required") or {}
+        for name in required:
+            if name not in inputs:
+                problems.append(f"{here}: Required input is missing — {name}")
+        for name, value in inputs.items():
+            spec = input_spec(info, name)
+            if isinstance(value, list) and len(value) != 2:
+                if spec is not None and spec_options(spec).get("rawLink"):
+                    continue
+                problems.append(
+                    f"{here}: Bad linked input, must be a length-2 list of [node_id, "
+                    f"slot_index] — {name}"
+                )
+                continue
+            if not _is_link(value):
+                continue
+            source_id, index = str(value[0]), int(value[1])
+            source = data.get(source_id)
+            if not isinstance(source, Mapping):
+                problems.append(
+                    f"{here}: Exception when validating node — '{source_id}' (input {name!r} "
+                    f"links to node {source_id}, which is not in the workflow)"
+                )
+                continue
+            source_info = defs.get(str(source.get("class_type")))
+            if source_info is None:
+                continue  # reported on the source node itself
+            outputs = source_info.get("output") or []
+            if index < 0 or index >= len(outputs):
+                problems.append(
+                    f"{here}: Exception when validating node — tuple index out of range "
+                    f"(input {name!r} links to output {index} of node {source_id} "
+                    f"({source.get('class_type')}), which has {len(outputs)} outputs)"
+                )
+                continue
+            if spec is None or isinstance(outputs[index], list):
+                continue
+            expected = spec_type(spec)
+            received = str(outputs[index])
+            if expected != "COMBO" and not _types_match(received, expected):
+                problems.append(
+                    f"{here}: Return type mismatch between linked nodes — {name}, "
+                    f"received_type({received}) mismatch input_type({expected})"
+                )
+    if data and not has_output and not problems:
+        problems.append("Prompt has no outputs (no node of an output class such as SaveImage)")
+    return problems
+
+
+def ensure_api_format(
+    workflow: Any, node_defs_provider: Optional[Callable[[], NodeDefsLike]] = None
+) -> Dict[str, Any]:
+    """Whatever the caller passed → a fresh API-format dict ready for ``POST /prompt``.
+
+    Accepts a :class:`Workflow`, anything with ``to_dict()``, an API- or UI-format mapping,
+    or a path (``str``/``os.PathLike``) to a JSON file. A UI-format workflow is converted with
+    the node definitions returned by ``node_defs_provider()`` (called only then; the client
+    caches ``/object_info`` behind it). Without a provider a UI-format workflow is refused
+    with :class:`WorkflowFormatError` — it is never posted raw.
+    """
+    if isinstance(workflow, Workflow):
+        return workflow.to_dict()
+    if isinstance(workflow, (str, os.PathLike)):
+        data: Any = _read_json(workflow)
+        source = os.fspath(workflow)
+    elif isinstance(workflow, Mapping):
+        data, source = workflow, "the workflow"
+    elif callable(getattr(workflow, "to_dict", None)):
+        data, source = workflow.to_dict(), "the workflow"
+    else:
+        raise WorkflowFormatError(
+            "a workflow must be a Workflow, an API-format dict, or a path to a JSON file, "
+            f"not {type(workflow).__name__}"
+        )
+    if is_ui_format(data):
+        if node_defs_provider is None:
+            raise WorkflowFormatError(
+                f"{source} is in UI format (as saved by the ComfyUI editor) and no node "
+                "definitions are available to convert it; use Workflow.from_ui(data, "
+                "node_defs) or export it with 'Export (API)' in the editor"
+            )
+        log.debug("converting UI-format workflow from %s", source)
+        return convert_ui_to_api(data, node_defs_provider())
+    return Workflow(data)._data
