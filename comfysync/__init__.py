@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from . import errors, events
 from ._version import __version__
-from ._workflow import Node, Workflow, coerce_cli_value
+from ._workflow import Node, Workflow
 from .errors import (
     ComfyConnectionError,
     ComfyError,
@@ -41,5 +41,4 @@ __all__ = [
     "WorkflowFormatError",
     "Workflow",
     "Node",
-    "coerce_cli_value",
 ]
