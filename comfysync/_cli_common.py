@@ -1,0 +1,67 @@
+"""Turning the command line's server options into a :class:`ComfyApi`.
+
+Credentials come from options or the environment and go straight into the client; nothing
+here prints or logs them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from typing import Any, Dict, Optional, Tuple, Union
+
+from ._client import ComfyApi
+from .cli import UsageError, resolve_server
+
+__all__ = ["client_options", "open_api"]
+
+
+def _password(args: argparse.Namespace) -> str:
+    if args.password is not None:
+        return str(args.password)
+    env = os.environ.get("COMFYUI_PASSWORD")
+    if env is not None:
+        return env
+    if sys.stdin is not None and sys.stdin.isatty():
+        return getpass.getpass(f"password for {args.user}: ")
+    raise UsageError("--user needs a password: --password or $COMFYUI_PASSWORD")
+
+
+def client_options(args: argparse.Namespace) -> Dict[str, Any]:
+    """Keyword arguments for :class:`ComfyApi` from ``--user/--password/--token/--insecure/
+    --ca-bundle`` and ``$COMFYUI_PASSWORD`` / ``$COMFYUI_TOKEN``."""
+    auth: Optional[Tuple[str, str]] = None
+    if args.user:
+        auth = (str(args.user), _password(args))
+    elif args.password is not None:
+        raise UsageError("--password needs --user")
+    token = args.token or os.environ.get("COMFYUI_TOKEN") or None
+    if auth is not None and args.token:
+        raise UsageError("use either --user or --token, not both")
+    if auth is not None:
+        token = None  # an explicit --user wins over a token in the environment
+    if args.insecure and args.ca_bundle:
+        raise UsageError("use either --insecure or --ca-bundle, not both")
+    verify: Union[bool, str] = True
+    if args.insecure:
+        verify = False
+    elif args.ca_bundle:
+        if not os.path.isfile(args.ca_bundle):
+            raise UsageError(f"--ca-bundle: no such file: {args.ca_bundle}")
+        verify = str(args.ca_bundle)
+    return {"auth": auth, "token": token, "verify": verify}
+
+
+def open_api(args: argparse.Namespace, **extra: Any) -> ComfyApi:
+    """A (not yet connected) client for ``--server`` or ``$COMFYUI_URL``."""
+    if args.insecure:
+        import urllib3
+
+        urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    options = client_options(args)
+    try:
+        return ComfyApi(resolve_server(args), **options, **extra)
+    except (ValueError, TypeError) as exc:  # a malformed --server / $COMFYUI_URL
+        raise UsageError(str(exc)) from None

@@ -1,0 +1,236 @@
+"""``comfysync run WORKFLOW.json``: template, submit, show progress, save outputs.
+
+The steps a user would otherwise script by hand, with the guarantees of the library:
+the workflow may be in UI format (converted with the server's node definitions), ``--set``
+and ``--randomize-seeds`` edit it, progress is drawn on stderr while the main thread waits,
+Ctrl-C cancels the prompt on the server, and every output file is saved under ``--out``
+without overwriting earlier runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+
+from . import errors, events
+from ._cli_common import open_api
+from ._cli_output import SavedFile, failure_document, free_path, print_json, result_document
+from ._cli_progress import ProgressReporter, RunProgress, describe_counts, labels_for, make_renderer
+from ._client import ComfyApi
+from ._results import PromptResult
+from ._tracking import PromptJob
+from ._ui_convert import is_ui_format
+from ._workflow import Workflow, coerce_cli_value
+from .cli import EXIT_INTERRUPTED, EXIT_OK, UsageError
+
+__all__ = ["cmd_run", "read_workflow_file", "parse_sets", "prepare_workflow",
+           "PromptEvents", "wait_interruptibly", "save_outputs", "run_and_report"]
+
+#: How long ``job.wait`` blocks at a time, so Ctrl-C is noticed on every platform.
+_WAIT_SLICE = 0.25
+#: After Ctrl-C, how long to wait for the server to confirm the cancellation.
+_CANCEL_GRACE = 5.0
+
+
+def read_workflow_file(path: str) -> Dict[str, Any]:
+    """The JSON object in ``path``; :class:`UsageError` when it is missing or not JSON."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"no such workflow file: {path}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{path} is not a text (JSON) file") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise UsageError(f"{path} does not hold a workflow (a JSON object)")
+    return data
+
+
+def parse_sets(items: Sequence[str]) -> Dict[str, Any]:
+    """``["3.seed=42", "Positive.text=a cat"]`` → ``{"3.seed": 42, "Positive.text": "a cat"}``."""
+    values: Dict[str, Any] = {}
+    for item in items:
+        path, sep, raw = item.partition("=")
+        path = path.strip()
+        node, dot, name = path.rpartition(".")
+        if not sep or not dot or not node or not name:
+            raise UsageError(f"--set {item!r}: expected NODE.INPUT=VALUE, e.g. 3.seed=42")
+        values[path] = coerce_cli_value(raw)
+    return values
+
+
+def prepare_workflow(api: ComfyApi, data: Mapping[str, Any], sets: Mapping[str, Any],
+                     randomize_seeds: bool) -> Workflow:
+    """A :class:`Workflow` in API format with the command line's edits applied.
+
+    A UI-format file is converted with the server's node definitions first, so ``--set``
+    addresses the same node ids and titles the user sees in the editor.
+    """
+    if is_ui_format(data):
+        wf = Workflow.from_ui(data, api.get_node_defs())
+    else:
+        wf = Workflow(dict(data))
+    if sets:
+        try:
+            wf.set_many(dict(sets))
+        except errors.WorkflowFormatError as exc:  # unknown node/title/input: a usage error
+            raise UsageError(f"--set: {exc}") from None
+    if randomize_seeds:
+        wf.randomize_seeds()
+    return wf
+
+
+class PromptEvents:
+    """An ``api.on("*")`` callback that forwards one prompt's events to ``sink``.
+
+    It is subscribed *before* the prompt is submitted and buffers until :meth:`bind` names
+    the prompt, so no early event (execution_start, cached nodes) is lost to the display.
+    Previews without ids are attributed to the bound prompt: the command runs one at a time.
+    """
+
+    def __init__(self, sink: Callable[[events.Event], None]) -> None:
+        self._sink = sink
+        self._lock = threading.Lock()
+        self._prompt_id: Optional[str] = None
+        self._early: List[events.Event] = []
+
+    def _belongs(self, event: events.Event) -> bool:
+        prompt_id = event.prompt_id
+        if prompt_id is None:  # type-1 previews; the node repeated after a reconnect
+            return isinstance(event, events.Preview) or (
+                isinstance(event, events.Executing) and event.node is not None)
+        return bool(prompt_id == self._prompt_id)
+
+    def __call__(self, event: events.Event) -> None:
+        with self._lock:
+            if self._prompt_id is None:
+                self._early.append(event)
+            elif self._belongs(event):
+                self._sink(event)
+
+    def bind(self, prompt_id: str) -> None:
+        with self._lock:
+            self._prompt_id = prompt_id
+            early, self._early = self._early, []
+            for event in early:
+                if self._belongs(event):
+                    self._sink(event)
+
+
+def wait_interruptibly(job: PromptJob, timeout: Optional[float]) -> PromptResult:
+    """``job.wait(timeout)`` in short slices, so Ctrl-C lands promptly on every platform."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        step = _WAIT_SLICE
+        if deadline is not None:
+            step = max(0.0, min(step, deadline - time.monotonic()))
+        try:
+            return job.wait(timeout=step)
+        except errors.PromptTimeoutError:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise errors.PromptTimeoutError(
+                    f"prompt {job.prompt_id} did not finish within {timeout:g} s",
+                    prompt_id=job.prompt_id, timeout=timeout) from None
+
+
+def save_outputs(result: PromptResult, out_dir: Path) -> List[SavedFile]:
+    """Save every output file of ``result`` into ``out_dir`` (created), never overwriting."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    saved: List[SavedFile] = []
+    taken: List[Path] = []
+    for f in result.files:
+        target = free_path(out_dir, f.filename, taken)
+        path = Path(f.save(target))
+        taken.append(path)
+        saved.append(SavedFile(node_id=f.node_id, filename=f.filename, subfolder=f.subfolder,
+                               type=f.type, path=path))
+    return saved
+
+
+def _cancel(job: PromptJob) -> str:
+    """Cancel ``job`` on the server; a short phrase saying what happened."""
+    try:
+        job.cancel()
+    except errors.ComfyError as exc:
+        return f"could not cancel it on the server ({exc})"
+    try:
+        job.wait(timeout=_CANCEL_GRACE)
+    except errors.PromptTimeoutError:
+        return "cancel requested on the server"
+    except errors.PromptError:
+        return "cancelled on the server"
+    return "it had already finished on the server"
+
+
+def run_and_report(api: ComfyApi, wf: Workflow, *, out_dir: Path, timeout: Optional[float],
+                   as_json: bool, progress_mode: str, server: str) -> int:
+    """Submit ``wf`` on a connected ``api``, draw progress, save outputs, print the result.
+    Shared by ``run`` and ``demo``."""
+    state = RunProgress(labels_for(wf.to_dict()))
+    reporter = ProgressReporter(state, make_renderer(progress_mode, sys.stderr))
+    forward = PromptEvents(reporter)
+    subscription = api.on("*", forward)
+    job: Optional[PromptJob] = None
+    try:
+        job = api.submit(wf)
+        forward.bind(job.prompt_id)
+        result = wait_interruptibly(job, timeout)
+    except KeyboardInterrupt as exc:
+        reporter.close()
+        what = _cancel(job) if job is not None else "nothing was queued"
+        sys.stderr.write(f"\ncomfysync: interrupted; {what}\n")
+        if as_json:
+            print_json(failure_document(exc, prompt_id=job.prompt_id if job else None,
+                                        server=server, previews=state.previews))
+        return EXIT_INTERRUPTED
+    except errors.ComfyError as exc:
+        reporter.close()
+        if isinstance(exc, errors.PromptTimeoutError) and job is not None:
+            exc = errors.PromptTimeoutError(f"{exc}; {_cancel(job)}", prompt_id=job.prompt_id,
+                                            timeout=timeout)
+        if as_json and isinstance(exc, (errors.PromptError, errors.PromptValidationError)):
+            print_json(failure_document(exc, prompt_id=job.prompt_id if job else None,
+                                        server=server, previews=state.previews))
+        raise exc from None
+    finally:
+        reporter.close()
+        subscription.cancel()
+    saved = save_outputs(result, out_dir)
+    if as_json:
+        print_json(result_document(
+            prompt_id=result.prompt_id, status=result.status, server=server,
+            duration=result.duration, saved=saved, text=result.text,
+            cached_nodes=list(result.cached_nodes), previews=state.previews))
+        return EXIT_OK
+    facts = describe_counts(state)
+    took = f" in {result.duration:.2f} s" if result.duration is not None else ""
+    extra = f" ({', '.join(facts)})" if facts else ""
+    print(f"prompt {result.prompt_id} succeeded{took}{extra}")
+    for item in saved:
+        print(f"saved {item.path}")
+    for node_id, texts in result.text.items():
+        for text in texts:
+            print(f"text from node {node_id}: {text}")
+    if not saved and not result.text:
+        print("the prompt produced no output files")
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    data = read_workflow_file(args.workflow)
+    sets = parse_sets(args.sets)
+    with open_api(args) as api:
+        wf = prepare_workflow(api, data, sets, args.randomize_seeds)
+        return run_and_report(api, wf, out_dir=Path(args.out), timeout=args.timeout,
+                              as_json=args.json, progress_mode=args.progress,
+                              server=api.url)

@@ -1,0 +1,265 @@
+"""The ``comfysync`` command (also ``python -m comfysync``).
+
+This module owns the argument parser, the mapping of errors to exit codes and the one-line
+error messages; the commands themselves live in ``_cli_commands`` (REST commands),
+``_cli_run`` (``run``) and ``_cli_demo`` (``demo``).
+
+Exit codes: 0 ok, 1 the prompt (or the server) said no, 2 usage, 3 cannot connect,
+130 interrupted with Ctrl-C (the prompt is cancelled on the server first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import traceback
+from typing import Callable, Dict, List, NoReturn, Optional, Sequence
+
+from . import errors
+from ._version import __version__
+
+__all__ = ["main", "build_parser", "UsageError", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE",
+           "EXIT_CONNECT", "EXIT_INTERRUPTED", "DEFAULT_SERVER", "DEFAULT_OUT"]
+
+log = logging.getLogger("comfysync.cli")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_CONNECT = 3
+EXIT_INTERRUPTED = 130
+
+DEFAULT_SERVER = "127.0.0.1:8188"
+#: Where ``run``, ``download`` and ``demo`` save files unless ``--out`` says otherwise: a
+#: directory of its own, so a run never scatters files over the current directory.
+DEFAULT_OUT = "comfysync-out"
+
+
+class UsageError(Exception):
+    """A mistake in how the command was called (exit 2), found after argument parsing:
+    a bad ``--set``, a workflow file that does not exist or is not JSON, …"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that prefixes errors with the program name the same way everywhere."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"comfysync: error: {message}\n")
+
+
+def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """Connection and output options, accepted both before and after the command name.
+
+    The copies on the sub-commands use ``SUPPRESS`` defaults, so an option given before the
+    command is not overwritten by the sub-command's default.
+    """
+
+    def d(value: object) -> object:
+        return argparse.SUPPRESS if suppress else value
+
+    g = parser.add_argument_group("server and output options")
+    g.add_argument("--server", metavar="URL", default=d(None),
+                   help="ComfyUI address: host, host:port or http(s)://host[:port][/prefix] "
+                        f"(default: $COMFYUI_URL, else {DEFAULT_SERVER})")
+    g.add_argument("--user", metavar="NAME", default=d(None),
+                   help="HTTP Basic user; the password comes from --password or "
+                        "$COMFYUI_PASSWORD (asked for on a terminal otherwise)")
+    g.add_argument("--password", metavar="PW", default=d(None),
+                   help="HTTP Basic password (prefer $COMFYUI_PASSWORD: arguments are "
+                        "visible to other users of the machine)")
+    g.add_argument("--token", metavar="TOKEN", default=d(None),
+                   help="bearer token (default: $COMFYUI_TOKEN)")
+    g.add_argument("--insecure", action="store_true", default=d(False),
+                   help="do not verify the server's TLS certificate")
+    g.add_argument("--ca-bundle", metavar="PATH", default=d(None),
+                   help="verify TLS against this CA bundle instead of the system's")
+    g.add_argument("--json", action="store_true", default=d(False),
+                   help="print a machine-readable JSON result on stdout")
+    g.add_argument("--debug", action="store_true", default=d(False),
+                   help="show tracebacks and debug logging on errors")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser; ``comfysync <command> --help`` documents each command."""
+    from ._cli_progress import PROGRESS_MODES
+
+    parser = _Parser(
+        prog="comfysync",
+        description="Run ComfyUI workflows and query a ComfyUI server from the shell.",
+        epilog="Start with `comfysync demo` (no server or GPU needed). "
+               "Exit codes: 0 ok, 1 prompt failed, 2 usage, 3 cannot connect, 130 Ctrl-C.",
+    )
+    parser.add_argument("--version", action="version", version=f"comfysync {__version__}")
+    _add_common(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
+        _add_common(p, suppress=True)
+        return p
+
+    run = add("run", "run a workflow (API or UI format), show progress, save its outputs")
+    run.add_argument("workflow", metavar="WORKFLOW.json", help="workflow file (API or UI format)")
+    run.add_argument("--set", dest="sets", metavar="NODE.INPUT=VALUE", action="append",
+                     default=[], help="set an input before running; NODE is a node id or "
+                     "title; VALUE is parsed as JSON when it can be (42, 1.5, true, "
+                     '"text"), else taken as text; repeatable')
+    run.add_argument("--randomize-seeds", action="store_true",
+                     help="give every seed/noise_seed input a new random value")
+    run.add_argument("--out", metavar="DIR", default=DEFAULT_OUT,
+                     help=f"directory for the output files (default: ./{DEFAULT_OUT})")
+    run.add_argument("--timeout", metavar="S", type=_positive_float, default=None,
+                     help="give up after S seconds, cancelling the prompt (exit 1)")
+    run.add_argument("--progress", choices=PROGRESS_MODES, default="auto",
+                     help="progress display on stderr (default: auto = tqdm or plain text "
+                          "on a terminal, nothing otherwise)")
+
+    add("queue", "show the running and pending prompts")
+    hist = add("history", "show finished prompts, newest first")
+    hist.add_argument("--max", dest="max_items", metavar="N", type=_positive_int, default=20,
+                      help="at most N entries (default: 20)")
+    add("stats", "show the server's system stats (versions, devices, memory)")
+    nodes = add("nodes", "list the node classes, or describe one")
+    nodes.add_argument("node_class", metavar="CLASS", nargs="?", help="node class to describe")
+    intr = add("interrupt", "interrupt the running prompt (only PROMPT_ID, when given)")
+    intr.add_argument("prompt_id", metavar="PROMPT_ID", nargs="?")
+
+    up = add("upload", "upload an image (or a mask) into the server's input folder")
+    up.add_argument("file", metavar="FILE")
+    up.add_argument("--subfolder", default="", metavar="S", help="subfolder on the server")
+    up.add_argument("--type", dest="file_type", choices=("input", "temp", "output"),
+                    default="input", help="target folder type (default: input)")
+    up.add_argument("--overwrite", action="store_true",
+                    help="replace a file of the same name instead of renaming")
+    up.add_argument("--mask", action="store_true",
+                    help="upload FILE as the alpha mask of --original-ref")
+    up.add_argument("--original-ref", metavar="[SUBFOLDER/]NAME",
+                    help="with --mask: the image the mask applies to")
+    up.add_argument("--original-type", choices=("input", "temp", "output"), default="output",
+                    help="with --mask: folder type of the original (default: output)")
+
+    down = add("download", "download a file the server holds (an output by default)")
+    down.add_argument("filename", metavar="FILENAME")
+    down.add_argument("--subfolder", default="", metavar="S")
+    down.add_argument("--type", dest="file_type", choices=("input", "temp", "output"),
+                      default="output", help="folder type (default: output)")
+    down.add_argument("--out", metavar="DIR", default=DEFAULT_OUT,
+                      help=f"target directory (default: ./{DEFAULT_OUT})")
+
+    demo = add("demo", "run the default text-to-image workflow on an embedded FakeComfyUI")
+    demo.add_argument("--out", metavar="DIR", default=DEFAULT_OUT,
+                      help=f"where to save the image (default: ./{DEFAULT_OUT})")
+    demo.add_argument("--progress", choices=PROGRESS_MODES, default="auto",
+                      help="progress display on stderr (default: auto)")
+    return parser
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+    return value
+
+
+def _error(message: str) -> None:
+    """One line on stderr, whatever the message contains."""
+    line = " ".join(str(message).split()) or "unknown error"
+    sys.stderr.write(f"comfysync: error: {line}\n")
+    sys.stderr.flush()
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The exit code for an exception that ended a command."""
+    if isinstance(exc, KeyboardInterrupt):
+        return EXIT_INTERRUPTED
+    if isinstance(exc, UsageError):
+        return EXIT_USAGE
+    if isinstance(exc, errors.PromptError):  # before ComfyTimeoutError: PromptTimeoutError
+        return EXIT_FAILED
+    if isinstance(exc, (errors.ComfyConnectionError, errors.ComfyTimeoutError)):
+        return EXIT_CONNECT
+    return EXIT_FAILED
+
+
+def describe_error(exc: BaseException) -> str:
+    """The text after ``comfysync: error:`` for ``exc`` (never a credential: the library's
+    messages carry only redacted URLs)."""
+    if isinstance(exc, errors.ComfyConnectionError):
+        return f"cannot connect to the server: {exc}"
+    if isinstance(exc, errors.PromptValidationError):
+        return f"the server rejected the workflow: {exc}"
+    if isinstance(exc, OSError) and not isinstance(exc, errors.ComfyError):
+        return f"{exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+    return str(exc) or type(exc).__name__
+
+
+def _commands() -> Dict[str, Callable[[argparse.Namespace], int]]:
+    from . import _cli_commands, _cli_demo, _cli_run
+
+    return {
+        "run": _cli_run.cmd_run,
+        "queue": _cli_commands.cmd_queue,
+        "history": _cli_commands.cmd_history,
+        "stats": _cli_commands.cmd_stats,
+        "nodes": _cli_commands.cmd_nodes,
+        "interrupt": _cli_commands.cmd_interrupt,
+        "upload": _cli_commands.cmd_upload,
+        "download": _cli_commands.cmd_download,
+        "demo": _cli_demo.cmd_demo,
+    }
+
+
+def resolve_server(args: argparse.Namespace) -> str:
+    """``--server``, else ``$COMFYUI_URL``, else 127.0.0.1:8188."""
+    return str(args.server or os.environ.get("COMFYUI_URL") or DEFAULT_SERVER)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(list(argv) if argv is not None else None)
+    except SystemExit as exc:  # --help, --version (0) and usage errors (2)
+        code = exc.code
+        return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_USAGE)
+    debug = bool(args.debug)
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    command = _commands()[args.command]
+    try:
+        return command(args)
+    except KeyboardInterrupt:
+        sys.stderr.write("\ncomfysync: interrupted\n")
+        return EXIT_INTERRUPTED
+    except (errors.ComfyError, UsageError, OSError) as exc:
+        if debug:
+            traceback.print_exc()
+        _error(describe_error(exc))
+        return exit_code_for(exc)
+    except Exception as exc:  # an unexpected failure still gets one line (and --debug)
+        if debug:
+            traceback.print_exc()
+        _error(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        return EXIT_FAILED
+
+
+def entry(argv: Optional[List[str]] = None) -> None:
+    """``sys.exit(main())`` for ``python -m comfysync``."""
+    sys.exit(main(argv))
