@@ -1,0 +1,70 @@
+"""A tiny stand-in for the executor's ExecutionContext, so node functions run directly."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator, List, Optional, Tuple
+
+import pytest
+
+from comfysync.testing._context import NodeInterrupted, PreviewTuple, bind_context, unbind_context
+
+
+class RecordingContext:
+    """Implements ExecutionContext; records what a node asks of the server."""
+
+    def __init__(self, root: Path, preview_method: str = "auto", preview_size: int = 512) -> None:
+        self.prompt_id = "p-1"
+        self.node_id = "7"
+        self.display_node_id = "7"
+        self.input_dir = root / "input"
+        self.output_dir = root / "output"
+        self.temp_dir = root / "temp"
+        for folder in (self.input_dir, self.output_dir, self.temp_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.preview_size = preview_size
+        self.preview_method = preview_method
+        self.progress_calls: List[Tuple[float, float, Optional[PreviewTuple]]] = []
+        self.texts: List[Tuple[str, Optional[str]]] = []
+        self.frames: List[Tuple[str, Any]] = []
+        self.json_messages: List[Tuple[str, Any, Optional[str]]] = []
+        self.slept: List[float] = []
+        self.interrupt = threading.Event()
+        #: called on every progress update (tests use it to raise the interrupt flag)
+        self.on_progress: Optional[Callable[[int], None]] = None
+
+    def progress(self, value: float, max: float, preview: Optional[PreviewTuple] = None) -> None:
+        self.progress_calls.append((value, max, preview))
+        if self.on_progress is not None:
+            self.on_progress(len(self.progress_calls))
+        self.check_interrupted()
+
+    def check_interrupted(self) -> None:
+        if self.interrupt.is_set():
+            self.interrupt.clear()
+            raise NodeInterrupted()
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        if self.interrupt.wait(timeout=seconds):
+            self.check_interrupted()
+
+    def send_text(self, text: str, *, sid: Optional[str] = None) -> None:
+        self.texts.append((text, sid))
+
+    def send_image_frame(self, image_format: str, image: Any) -> None:
+        self.frames.append((image_format, image))
+
+    def send_json(self, event_type: str, data: Any, *, sid: Optional[str] = None) -> None:
+        self.json_messages.append((event_type, data, sid))
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> Iterator[RecordingContext]:
+    context = RecordingContext(tmp_path)
+    token = bind_context(context)
+    try:
+        yield context
+    finally:
+        unbind_context(token)
