@@ -136,12 +136,15 @@ def spec_type(spec: Sequence[Any]) -> str:
 
 
 def _input_names(info: Mapping[str, Any], category: str) -> List[str]:
-    order = info.get("input_order")
-    if isinstance(order, Mapping) and isinstance(order.get(category), list):
-        return [str(n) for n in order[category]]
+    """Input names of one category in ``input_order`` (then any the order leaves out)."""
     inputs = info.get("input")
     group = inputs.get(category) if isinstance(inputs, Mapping) else None
-    return [str(n) for n in group] if isinstance(group, Mapping) else []
+    names = [str(n) for n in group] if isinstance(group, Mapping) else []
+    order = info.get("input_order")
+    if isinstance(order, Mapping) and isinstance(order.get(category), list):
+        ordered = [str(n) for n in order[category] if str(n) in names]
+        return ordered + [n for n in names if n not in ordered]
+    return names
 
 
 @define(frozen=True)
