@@ -64,9 +64,7 @@ class Subscription:
 
     __slots__ = ("key", "callback", "once", "_bus", "_seq", "_active", "__weakref__")
 
-    def __init__(
-        self, bus: EventBus, key: str, callback: Callback, seq: int, once: bool
-    ) -> None:
+    def __init__(self, bus: EventBus, key: str, callback: Callback, seq: int, once: bool) -> None:
         self.key = key
         self.callback = callback
         self.once = once
@@ -236,9 +234,7 @@ class EventBus:
         self._snapshots[cache_key] = snapshot
         return snapshot
 
-    def _callback_failed(
-        self, exc: Exception, event: Event, callback: Callable[..., Any]
-    ) -> None:
+    def _callback_failed(self, exc: Exception, event: Event, callback: Callable[..., Any]) -> None:
         # The event itself is not logged: it may carry user data.
         logger.error(
             "callback %s for %r event raised %s",
@@ -332,4 +328,3 @@ class EventBus:
 
     def __repr__(self) -> str:
         return f"<EventBus {self.subscriber_count()} subscriptions>"
-

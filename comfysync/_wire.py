@@ -145,9 +145,7 @@ def _execution_cached(data: _Data, raw: _Raw) -> Event:
 
 
 def _executing(data: _Data, raw: _Raw) -> Event:
-    return Executing(
-        _id(data, "node"), _id(data, "display_node"), _id(data, "prompt_id"), raw=raw
-    )
+    return Executing(_id(data, "node"), _id(data, "display_node"), _id(data, "prompt_id"), raw=raw)
 
 
 def _progress(data: _Data, raw: _Raw) -> Event:
@@ -272,9 +270,11 @@ def decode_text(text: Union[str, bytes, bytearray]) -> Event:
         message = json.loads(text)
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
         # Only the position, never the text: the payload may hold secrets.
-        where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(
-            exc, json.JSONDecodeError
-        ) else ""
+        where = (
+            f" (line {exc.lineno}, column {exc.colno})"
+            if isinstance(exc, json.JSONDecodeError)
+            else ""
+        )
         raise FrameError(f"text frame is not valid JSON{where}") from None
     if not isinstance(message, dict):
         raise FrameError(f"text frame is a JSON {type(message).__name__}, not an object")

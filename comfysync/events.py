@@ -399,6 +399,4 @@ def normalize_key(key: EventKey) -> str:
         return _ALIASES.get(key, key)
     if isinstance(key, type) and issubclass(key, Event):
         return key.TYPE
-    raise TypeError(
-        f"event key must be a name or an Event subclass, not {type(key).__name__}"
-    )
+    raise TypeError(f"event key must be a name or an Event subclass, not {type(key).__name__}")

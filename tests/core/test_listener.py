@@ -1,0 +1,664 @@
+"""Listener: connect, feature flags, decoding on the thread, attribution, reconnect, stop.
+
+Two servers: a scripted one in this file (``ScriptedServer``, aiohttp on 127.0.0.1) for what
+FakeComfyUI cannot show — the handshake headers, exact frames, a close before the greeting —
+and FakeComfyUI itself (``fake_server`` fixture) for the real protocol and fault injection.
+Every wait is bounded and event-driven (a recorder with a condition variable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import random
+import socket
+import struct
+import threading
+import time
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+
+import pytest
+
+aiohttp = pytest.importorskip("aiohttp")
+from aiohttp import web  # noqa: E402
+
+from comfysync import events as ev  # noqa: E402
+from comfysync._dispatch import EventBus  # noqa: E402
+from comfysync._listener import ConnectTimeoutError, Listener  # noqa: E402
+from comfysync._transport import HttpTransport  # noqa: E402
+from comfysync.errors import ComfyConnectionError, ComfyTimeoutError  # noqa: E402
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00" * 24
+WAIT = 10.0  # upper bound of every wait; tests normally finish in milliseconds
+
+
+def _listener_threads() -> List[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("comfysync-listener-")]
+
+
+class Recorder:
+    """Subscribes to "*" and lets a test wait for a condition on what arrived."""
+
+    def __init__(self, bus: EventBus) -> None:
+        self.events: List[ev.Event] = []
+        self._cond = threading.Condition()
+        bus.on("*", self._add)
+
+    def _add(self, event: ev.Event) -> None:
+        with self._cond:
+            self.events.append(event)
+            self._cond.notify_all()
+
+    def of(self, cls: type) -> List[Any]:
+        with self._cond:
+            return [e for e in self.events if isinstance(e, cls)]
+
+    def wait(self, pred: Callable[[List[ev.Event]], bool], timeout: float = WAIT) -> None:
+        with self._cond:
+            if not self._cond.wait_for(lambda: pred(self.events), timeout):
+                names = [e.type for e in self.events]
+                raise AssertionError(f"condition not met within {timeout} s; got {names}")
+
+    def wait_count(self, cls: type, n: int = 1, timeout: float = WAIT) -> List[Any]:
+        self.wait(lambda evs: sum(isinstance(e, cls) for e in evs) >= n, timeout)
+        return self.of(cls)
+
+
+# --------------------------------------------------------------------------- scripted server
+
+
+class ScriptedServer:
+    """A tiny ComfyUI-like WebSocket endpoint whose every move the test controls.
+
+    On each handshake it records the request headers and time; ``refuse`` (an HTTP status)
+    refuses handshakes, ``close_before_greeting`` accepts and closes at once. Otherwise it
+    greets with ``status`` (sid = clientId), answers a first ``feature_flags`` text frame, and
+    records what the client sent. ``send_text``/``send_bytes``/``drop`` act on the open sockets.
+    """
+
+    def __init__(self, prefix: str = "") -> None:
+        self.prefix = prefix
+        self.refuse: Optional[int] = None
+        self.close_before_greeting = False
+        self.handshakes: List[Tuple[float, Dict[str, str], Dict[str, str]]] = []
+        self.received: List[Any] = []
+        self._sockets: List[web.WebSocketResponse] = []
+        self._cond = threading.Condition()
+        self._loop = asyncio.new_event_loop()
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._serve, name="scripted-ws-server", daemon=True)
+        self._thread.start()
+        assert self._started.wait(WAIT)
+
+    # -- server side (event loop thread)
+
+    def _serve(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = web.Application()
+        app.router.add_get(self.prefix + "/ws", self._ws)
+        self._runner = web.AppRunner(app)
+        self._loop.run_until_complete(self._runner.setup())
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        self._loop.run_until_complete(site.start())
+        self.port = self._runner.addresses[0][1]
+        self._started.set()
+        self._loop.run_forever()
+
+    async def _ws(self, request: web.Request) -> web.StreamResponse:
+        with self._cond:
+            self.handshakes.append((time.monotonic(), dict(request.headers), dict(request.query)))
+            self._cond.notify_all()
+        if self.refuse is not None:
+            return web.Response(status=self.refuse, text="forbidden")
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        if self.close_before_greeting:
+            await ws.close()
+            return ws
+        sid = request.query.get("clientId", "generated")
+        with self._cond:
+            self._sockets.append(ws)
+        await ws.send_json(
+            {
+                "type": "status",
+                "data": {"status": {"exec_info": {"queue_remaining": 0}}, "sid": sid},
+            }
+        )
+        first = True
+        async for msg in ws:
+            if msg.type == aiohttp.WSMsgType.TEXT:
+                data = json.loads(msg.data)
+                with self._cond:
+                    self.received.append(data)
+                    self._cond.notify_all()
+                if first and data.get("type") == "feature_flags":
+                    await ws.send_json(
+                        {"type": "feature_flags", "data": {"supports_preview_metadata": True}}
+                    )
+                first = False
+        with self._cond:
+            if ws in self._sockets:
+                self._sockets.remove(ws)
+        return ws
+
+    # -- test side
+
+    def _call(self, coro: Any) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(WAIT)
+
+    def _open(self) -> List[web.WebSocketResponse]:
+        with self._cond:
+            return list(self._sockets)
+
+    def send_text(self, text: str) -> None:
+        async def go() -> None:
+            for ws in self._open():
+                await ws.send_str(text)
+
+        self._call(go())
+
+    def send_json(self, obj: Any) -> None:
+        self.send_text(json.dumps(obj))
+
+    def send_bytes(self, data: bytes) -> None:
+        async def go() -> None:
+            for ws in self._open():
+                await ws.send_bytes(data)
+
+        self._call(go())
+
+    def drop(self) -> None:
+        """Close every socket with a close frame (as a server restart would)."""
+
+        async def go() -> None:
+            for ws in self._open():
+                await ws.close(code=1001)
+
+        self._call(go())
+
+    def wait_handshakes(self, n: int, timeout: float = WAIT) -> None:
+        with self._cond:
+            assert self._cond.wait_for(lambda: len(self.handshakes) >= n, timeout), (
+                f"{len(self.handshakes)} handshakes, wanted {n}"
+            )
+
+    def wait_received(self, n: int, timeout: float = WAIT) -> None:
+        with self._cond:
+            assert self._cond.wait_for(lambda: len(self.received) >= n, timeout)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.prefix}"
+
+    def close(self) -> None:
+        async def go() -> None:
+            for ws in self._open():
+                await ws.close()
+            await self._runner.cleanup()
+
+        self._call(go())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(WAIT)
+        self._loop.close()
+
+
+@pytest.fixture
+def scripted() -> Iterator[ScriptedServer]:
+    server = ScriptedServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def make_listener() -> Iterator[Callable[..., Tuple[Listener, EventBus, Recorder]]]:
+    """Builds listeners on fresh buses and stops every one of them at teardown."""
+    made: List[Tuple[Listener, HttpTransport]] = []
+
+    def build(
+        url: str,
+        client_id: str = "0123456789abcdef",
+        transport_kw: Optional[Dict[str, Any]] = None,
+        **kw: Any,
+    ) -> Tuple[Listener, EventBus, Recorder]:
+        transport = HttpTransport(url, **(transport_kw or {}))
+        bus = EventBus()
+        recorder = Recorder(bus)
+        kw.setdefault("rng", random.Random(1234))
+        listener = Listener(transport, client_id, bus, **kw)
+        made.append((listener, transport))
+        return listener, bus, recorder
+
+    yield build
+    for listener, transport in made:
+        listener.stop()
+        transport.close()
+    assert _listener_threads() == []
+
+
+def status(remaining: int) -> Dict[str, Any]:
+    return {"type": "status", "data": {"status": {"exec_info": {"queue_remaining": remaining}}}}
+
+
+# --------------------------------------------------------------------------- connect / stop
+
+
+def test_start_sends_feature_flags_first_and_returns_after_greeting(
+    scripted: ScriptedServer, make_listener: Any
+) -> None:
+    listener, bus, rec = make_listener(scripted.url, client_id="abcdef0123456789")
+    listener.start(timeout=WAIT)
+    assert listener.connected
+    assert listener.sid == "abcdef0123456789"
+    threads = _listener_threads()
+    assert [t.name for t in threads] == ["comfysync-listener-abcdef01"]
+    assert threads[0].daemon
+    # Connected, then the greeting itself, already dispatched when start() returned.
+    assert [type(e) for e in rec.events[:2]] == [ev.Connected, ev.Status]
+    assert rec.events[0].sid == "abcdef0123456789"  # type: ignore[attr-defined]
+    scripted.wait_received(1)
+    assert scripted.received[0] == {
+        "type": "feature_flags",
+        "data": {"supports_preview_metadata": True},
+    }
+    rec.wait_count(ev.FeatureFlags)
+    assert listener.server_features == {"supports_preview_metadata": True}
+    _, _, query = scripted.handshakes[0]
+    assert query == {"clientId": "abcdef0123456789"}
+
+
+def test_stop_joins_thread_and_is_idempotent(scripted: ScriptedServer, make_listener: Any) -> None:
+    listener, bus, rec = make_listener(scripted.url)
+    listener.start(timeout=WAIT)
+    listener.stop()
+    assert _listener_threads() == []
+    assert not listener.connected
+    assert isinstance(rec.events[-1], ev.Disconnected)
+    assert rec.events[-1].reason == "closed by the client"
+    listener.stop()  # idempotent
+    # and it can start again
+    listener.start(timeout=WAIT)
+    assert listener.connected
+    listener.stop()
+    assert _listener_threads() == []
+
+
+def test_stop_from_inside_a_callback(scripted: ScriptedServer, make_listener: Any) -> None:
+    listener, bus, rec = make_listener(scripted.url)
+    listener.start(timeout=WAIT)
+    bus.on("progress", lambda e: listener.stop())
+    scripted.send_json({"type": "progress", "data": {"value": 1, "max": 2, "node": "1"}})
+    rec.wait_count(ev.Disconnected)
+    for t in _listener_threads():
+        t.join(WAIT)
+    assert _listener_threads() == []
+
+
+def test_handshake_carries_auth_and_extra_headers(
+    scripted: ScriptedServer, make_listener: Any
+) -> None:
+    listener, _, _ = make_listener(
+        scripted.url, transport_kw={"token": "s3cret-token", "headers": {"X-Extra": "yes"}}
+    )
+    listener.start(timeout=WAIT)
+    _, headers, _ = scripted.handshakes[0]
+    assert headers["Authorization"] == "Bearer s3cret-token"
+    assert headers["X-Extra"] == "yes"
+    assert "Origin" not in headers  # a proxied Origin could trip ComfyUI's origin check
+
+
+def test_basic_auth_on_handshake(scripted: ScriptedServer, make_listener: Any) -> None:
+    listener, _, _ = make_listener(scripted.url, transport_kw={"auth": ("user", "pw")})
+    listener.start(timeout=WAIT)
+    _, headers, _ = scripted.handshakes[0]
+    assert headers["Authorization"] == "Basic dXNlcjpwdw=="
+
+
+def test_path_prefix_is_kept() -> None:
+    server = ScriptedServer(prefix="/comfy")
+    try:
+        transport = HttpTransport(server.url)
+        listener = Listener(transport, "prefixclient0000", EventBus())
+        try:
+            listener.start(timeout=WAIT)
+            assert listener.connected
+            assert listener.url == f"ws://127.0.0.1:{server.port}/comfy/ws"
+        finally:
+            listener.stop()
+            transport.close()
+    finally:
+        server.close()
+
+
+def test_wss_url_follows_https() -> None:
+    transport = HttpTransport("https://example.invalid:8443/comfy", verify=False)
+    listener = Listener(transport, "c" * 16, EventBus())
+    assert listener.url == "wss://example.invalid:8443/comfy/ws"
+    assert transport.ws_sslopt()["check_hostname"] is False
+    transport.close()
+
+
+def test_refused_handshake_raises_with_status_and_leaves_no_thread(
+    scripted: ScriptedServer, make_listener: Any
+) -> None:
+    scripted.refuse = 403
+    listener, _, rec = make_listener(scripted.url, transport_kw={"token": "s3cret-token"})
+    with pytest.raises(ComfyConnectionError) as info:
+        listener.start(timeout=WAIT)
+    message = str(info.value)
+    assert "403" in message
+    assert f"ws://127.0.0.1:{scripted.port}/ws" in message
+    assert "s3cret" not in message
+    assert info.value.url == f"ws://127.0.0.1:{scripted.port}/ws"
+    assert _listener_threads() == []
+    assert not listener.connected
+    assert rec.events == []
+
+
+def test_connection_refused_raises(make_listener: Any) -> None:
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    listener, _, _ = make_listener(f"http://127.0.0.1:{port}")
+    with pytest.raises(ComfyConnectionError, match="refused"):
+        listener.start(timeout=WAIT)
+    assert _listener_threads() == []
+
+
+def test_start_timeout_when_server_never_greets(make_listener: Any) -> None:
+    with socket.socket() as silent:  # accepts TCP, never answers the upgrade
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        port = silent.getsockname()[1]
+        listener, _, _ = make_listener(f"http://127.0.0.1:{port}")
+        started = time.monotonic()
+        with pytest.raises(ConnectTimeoutError) as info:
+            listener.start(timeout=0.5)
+        assert time.monotonic() - started < 3.0
+        assert isinstance(info.value, ComfyTimeoutError)
+        assert isinstance(info.value, ComfyConnectionError)
+        assert _listener_threads() == []
+
+
+# --------------------------------------------------------------------------- frames
+
+
+def test_malformed_truncated_and_unknown_frames_are_skipped(
+    scripted: ScriptedServer, make_listener: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    listener, bus, rec = make_listener(scripted.url)
+    listener.start(timeout=WAIT)
+    scripted.send_text('{"type": "status", "data": ')  # bad JSON
+    scripted.send_text('["not", "an", "object"]')
+    scripted.send_text('{"type": "progress", "data": {"value": "x", "max": 2}}')
+    scripted.send_bytes(b"\x00\x00")  # shorter than the event type
+    scripted.send_bytes(struct.pack(">II", 4, 500) + b"{}")  # metadata longer than the frame
+    scripted.send_json({"type": "crystools.monitor", "data": {"cpu_utilization": 3}})
+    scripted.send_bytes(struct.pack(">I", 9) + b"xyz")
+    scripted.send_json(status(7))
+    rec.wait(lambda evs: any(isinstance(e, ev.Status) and e.queue_remaining == 7 for e in evs))
+    unknown = rec.of(ev.UnknownEvent)
+    assert [u.type for u in unknown] == ["crystools.monitor", "binary:9"]
+    assert listener.connected
+    warnings = [r for r in caplog.records if r.name == "comfysync.listener"]
+    assert len(warnings) == 5
+    assert all("skipped a malformed frame" in r.getMessage() for r in warnings)
+
+
+def test_raising_callback_does_not_stop_the_listener(
+    scripted: ScriptedServer, make_listener: Any
+) -> None:
+    listener, bus, rec = make_listener(scripted.url)
+    seen: List[Any] = []
+    bus.exception_handler = lambda exc, event, cb: seen.append((type(exc), event.type))
+
+    def boom(event: ev.Event) -> None:
+        raise RuntimeError("callback bug")
+
+    bus.on("status", boom)
+    after = threading.Event()
+    bus.on("status", lambda e: e.queue_remaining == 3 and after.set())
+    listener.start(timeout=WAIT)
+    scripted.send_json(status(3))
+    assert after.wait(WAIT)  # a later callback of the same event still ran
+    assert seen == [(RuntimeError, "status"), (RuntimeError, "status")]
+    assert listener.connected
+
+
+def test_type1_previews_are_attributed_to_the_running_node(
+    scripted: ScriptedServer, make_listener: Any
+) -> None:
+    listener, bus, rec = make_listener(scripted.url)
+    listener.start(timeout=WAIT)
+    scripted.send_bytes(struct.pack(">II", 1, 2) + PNG)  # nothing running yet
+    scripted.send_json(
+        {"type": "executing", "data": {"node": "5", "display_node": "5", "prompt_id": "p1"}}
+    )
+    scripted.send_bytes(struct.pack(">II", 1, 1) + JPEG)
+    scripted.send_json(
+        {"type": "progress", "data": {"value": 1, "max": 2, "node": "6", "prompt_id": "p1"}}
+    )
+    scripted.send_bytes(struct.pack(">II", 1, 1) + JPEG)
+    node = b"6"
+    scripted.send_bytes(struct.pack(">II", 3, len(node)) + node + b"hello")
+    meta = json.dumps({"node_id": "9", "prompt_id": "p2", "image_type": "image/png"}).encode()
+    scripted.send_bytes(struct.pack(">II", 4, len(meta)) + meta + PNG)  # has its own ids
+    scripted.send_json({"type": "executing", "data": {"node": None, "prompt_id": "p1"}})
+    scripted.send_bytes(struct.pack(">II", 1, 2) + PNG)
+    previews = rec.wait_count(ev.Preview, 5)
+    assert [(p.prompt_id, p.node_id, p.event_type) for p in previews] == [
+        (None, None, 1),
+        ("p1", "5", 1),
+        ("p1", "6", 1),
+        ("p2", "9", 4),
+        (None, None, 1),
+    ]
+    assert previews[1].mime_type == "image/jpeg"
+    assert previews[0].mime_type == "image/png"
+    (text,) = rec.of(ev.ProgressText)
+    assert (text.text, text.node_id, text.prompt_id) == ("hello", "6", "p1")
+
+
+def test_events_dispatched_in_arrival_order(scripted: ScriptedServer, make_listener: Any) -> None:
+    listener, bus, rec = make_listener(scripted.url)
+    listener.start(timeout=WAIT)
+    for i in range(200):
+        scripted.send_json(status(i))
+    rec.wait(lambda evs: sum(isinstance(e, ev.Status) for e in evs) >= 201)
+    values = [e.queue_remaining for e in rec.of(ev.Status)[1:]]
+    assert values == list(range(200))
+
+
+# --------------------------------------------------------------------------- reconnect
+
+
+def test_drop_then_reconnect_with_same_client_id(
+    scripted: ScriptedServer, make_listener: Any
+) -> None:
+    ready: List[bool] = []
+    listener, bus, rec = make_listener(
+        scripted.url, backoff_base=0.01, backoff_cap=0.05, on_socket_ready=ready.append
+    )
+    listener.start(timeout=WAIT)
+    scripted.wait_received(1)
+    scripted.drop()
+    rec.wait_count(ev.Reconnected)
+    kinds = [type(e) for e in rec.events if not isinstance(e, (ev.Status, ev.FeatureFlags))]
+    assert kinds == [ev.Connected, ev.Disconnected, ev.Reconnecting, ev.Reconnected]
+    disconnected = rec.of(ev.Disconnected)[0]
+    assert disconnected.code == 1001
+    reconnecting = rec.of(ev.Reconnecting)[0]
+    assert reconnecting.attempt == 1 and 0 <= reconnecting.delay <= 0.01
+    assert rec.of(ev.Reconnected)[0].attempt == 1
+    assert ready == [False, True]
+    assert [q["clientId"] for _, _, q in scripted.handshakes] == ["0123456789abcdef"] * 2
+    scripted.wait_received(2)  # feature flags again, first frame of the new socket
+    assert scripted.received[1]["type"] == "feature_flags"
+    assert listener.connected
+    assert len(_listener_threads()) == 1
+
+
+def test_reconnect_false_ends_the_thread(scripted: ScriptedServer, make_listener: Any) -> None:
+    listener, bus, rec = make_listener(scripted.url, reconnect=False)
+    listener.start(timeout=WAIT)
+    scripted.drop()
+    rec.wait_count(ev.Disconnected)
+    deadline = time.monotonic() + WAIT
+    while listener.alive and time.monotonic() < deadline:
+        for t in _listener_threads():
+            t.join(0.1)
+    assert not listener.alive
+    assert rec.of(ev.Reconnecting) == []
+
+
+def _rate_is_bounded(times: List[float], base: float, cap: float) -> None:
+    """Handshake n+1 cannot come before the backoff of attempt n could have elapsed... on
+    average: the total time of k attempts must be well above zero, and no burst of many
+    handshakes may happen inside one cap interval."""
+    assert len(times) >= 3
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    # With full jitter single gaps can be tiny, but the count inside any cap-wide window is
+    # bounded: a spinning client would make hundreds.
+    for i, t in enumerate(times):
+        in_window = sum(1 for u in times[i:] if u - t < cap)
+        assert in_window <= 12, f"{in_window} handshakes within {cap} s: {gaps}"
+
+
+def test_403_storm_gives_bounded_attempt_rate_then_reconnection_failed(
+    scripted: ScriptedServer, make_listener: Any
+) -> None:
+    base, cap = 0.02, 0.2
+    listener, bus, rec = make_listener(
+        scripted.url, backoff_base=base, backoff_cap=cap, max_attempts=8
+    )
+    listener.start(timeout=WAIT)
+    scripted.refuse = 403
+    scripted.drop()
+    failed = rec.wait_count(ev.ReconnectionFailed)[0]
+    assert failed.attempts == 8
+    assert "403" in (failed.last_error or "")
+    attempts = [e.attempt for e in rec.of(ev.Reconnecting)]
+    assert attempts == list(range(1, 9))
+    # Delays follow the schedule: uniform(0, min(cap, base * 2**(n-1))).
+    for e in rec.of(ev.Reconnecting):
+        assert 0 <= e.delay <= min(cap, base * 2 ** (e.attempt - 1))
+    times = [t for t, _, _ in scripted.handshakes[1:]]
+    assert len(times) == 8  # exactly one handshake per attempt: no hidden retries
+    _rate_is_bounded(times, base, cap)
+    assert not listener.connected
+    for t in _listener_threads():
+        t.join(WAIT)
+    assert not listener.alive
+
+
+def test_server_closing_before_greeting_counts_as_failed_attempt(
+    scripted: ScriptedServer, make_listener: Any
+) -> None:
+    listener, bus, rec = make_listener(
+        scripted.url, backoff_base=0.01, backoff_cap=0.05, max_attempts=4
+    )
+    listener.start(timeout=WAIT)
+    scripted.close_before_greeting = True
+    scripted.drop()
+    failed = rec.wait_count(ev.ReconnectionFailed)[0]
+    assert failed.attempts == 4
+    assert rec.of(ev.Reconnected) == []
+    assert len(scripted.handshakes) == 5
+
+
+def test_pending_work_keeps_reconnecting_past_max_attempts(
+    scripted: ScriptedServer, make_listener: Any
+) -> None:
+    pending = threading.Event()
+    pending.set()
+    listener, bus, rec = make_listener(
+        scripted.url,
+        backoff_base=0.005,
+        backoff_cap=0.02,
+        max_attempts=2,
+        has_pending_work=pending.is_set,
+    )
+    listener.start(timeout=WAIT)
+    scripted.refuse = 403
+    scripted.drop()
+    rec.wait_count(ev.Reconnecting, 6)  # far beyond max_attempts
+    assert rec.of(ev.ReconnectionFailed) == []
+    scripted.refuse = None
+    reconnected = rec.wait_count(ev.Reconnected)[0]
+    assert reconnected.attempt >= 6
+    assert listener.connected
+
+
+def test_stop_interrupts_backoff_wait(scripted: ScriptedServer, make_listener: Any) -> None:
+    listener, bus, rec = make_listener(
+        scripted.url, backoff_base=30.0, backoff_cap=30.0, rng=random.Random(0)
+    )
+    listener.start(timeout=WAIT)
+    scripted.refuse = 403
+    scripted.drop()
+    rec.wait(lambda evs: any(isinstance(e, ev.Reconnecting) and e.delay > 1 for e in evs))
+    started = time.monotonic()
+    listener.stop()
+    assert time.monotonic() - started < 2.0
+    assert _listener_threads() == []
+
+
+def test_no_answer_to_ping_is_a_dead_connection(make_listener: Any) -> None:
+    """A peer that greets and then goes silent (no pong) is dropped after two intervals."""
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    port = server.getsockname()[1]
+    conns: List[socket.socket] = []
+
+    def accept_and_go_silent() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            conns.append(conn)
+            request = b""
+            while b"\r\n\r\n" not in request:
+                request += conn.recv(4096)
+            key = [
+                line.split(b":", 1)[1].strip()
+                for line in request.split(b"\r\n")
+                if line.lower().startswith(b"sec-websocket-key:")
+            ][0]
+            accept = base64.b64encode(
+                hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest()
+            )
+            conn.sendall(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+            )
+            greeting = json.dumps({**status(0), "data": {**status(0)["data"], "sid": "x"}}).encode()
+            conn.sendall(bytes([0x81, len(greeting)]) + greeting)
+
+    acceptor = threading.Thread(target=accept_and_go_silent, daemon=True)
+    acceptor.start()
+    try:
+        listener, bus, rec = make_listener(
+            f"http://127.0.0.1:{port}",
+            ping_interval=0.1,
+            backoff_base=0.01,
+            backoff_cap=0.01,
+            max_attempts=1,
+        )
+        listener.start(timeout=WAIT)
+        disconnected = rec.wait_count(ev.Disconnected)[0]
+        assert "ping" in disconnected.reason
+        listener.stop()
+    finally:
+        server.shutdown(socket.SHUT_RDWR)  # wakes accept()
+        server.close()
+        for c in conns:
+            c.close()
+        acceptor.join(WAIT)
+        assert not acceptor.is_alive()
