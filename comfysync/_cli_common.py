@@ -10,10 +10,12 @@ import argparse
 import getpass
 import os
 import sys
-from typing import Any, Dict, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple, Union
 
-from ._client import ComfyApi
 from .cli import UsageError, resolve_server
+
+if TYPE_CHECKING:
+    from ._client import ComfyApi
 
 __all__ = ["client_options", "open_api"]
 
@@ -54,8 +56,10 @@ def client_options(args: argparse.Namespace) -> Dict[str, Any]:
     return {"auth": auth, "token": token, "verify": verify}
 
 
-def open_api(args: argparse.Namespace, **extra: Any) -> ComfyApi:
+def open_api(args: argparse.Namespace, **extra: Any) -> "ComfyApi":
     """A (not yet connected) client for ``--server`` or ``$COMFYUI_URL``."""
+    from ._client import ComfyApi
+
     if args.insecure:
         import urllib3
 

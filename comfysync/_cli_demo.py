@@ -12,12 +12,14 @@ import json
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Any, Dict
+from typing import TYPE_CHECKING, Any, Dict
 
 from ._cli_run import run_and_report
-from ._client import ComfyApi
 from ._workflow import Workflow
 from .cli import EXIT_OK, UsageError
+
+if TYPE_CHECKING:
+    from ._client import ComfyApi
 
 __all__ = ["cmd_demo", "default_workflow"]
 
@@ -33,7 +35,7 @@ def default_workflow() -> Dict[str, Any]:
     return data
 
 
-def _use_available_checkpoint(api: ComfyApi, wf: Workflow) -> None:
+def _use_available_checkpoint(api: "ComfyApi", wf: Workflow) -> None:
     """Point every CheckpointLoaderSimple at a checkpoint the server lists, if ours is not."""
     available = api.get_checkpoints()
     if not available:
@@ -50,6 +52,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         raise UsageError(
             f"`comfysync demo` needs the testing extra ({exc.name or exc} is missing): "
             'pip install "comfysync[testing,cli]"') from None
+    from ._client import ComfyApi
+
     out_dir = Path(args.out)
     err = sys.stderr
     with FakeComfyUI() as server:

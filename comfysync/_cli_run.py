@@ -15,18 +15,20 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from . import errors, events
 from ._cli_common import open_api
 from ._cli_output import SavedFile, failure_document, free_path, print_json, result_document
 from ._cli_progress import ProgressReporter, RunProgress, describe_counts, labels_for, make_renderer
-from ._client import ComfyApi
 from ._results import PromptResult
 from ._tracking import PromptJob
 from ._ui_convert import is_ui_format
 from ._workflow import Workflow, coerce_cli_value
 from .cli import EXIT_INTERRUPTED, EXIT_OK, UsageError
+
+if TYPE_CHECKING:
+    from ._client import ComfyApi
 
 __all__ = ["cmd_run", "read_workflow_file", "parse_sets", "prepare_workflow",
            "PromptEvents", "wait_interruptibly", "save_outputs", "run_and_report"]
@@ -69,7 +71,7 @@ def parse_sets(items: Sequence[str]) -> Dict[str, Any]:
     return values
 
 
-def prepare_workflow(api: ComfyApi, data: Mapping[str, Any], sets: Mapping[str, Any],
+def prepare_workflow(api: "ComfyApi", data: Mapping[str, Any], sets: Mapping[str, Any],
                      randomize_seeds: bool) -> Workflow:
     """A :class:`Workflow` in API format with the command line's edits applied.
 
@@ -172,7 +174,7 @@ def _cancel(job: PromptJob) -> str:
     return "it had already finished on the server"
 
 
-def run_and_report(api: ComfyApi, wf: Workflow, *, out_dir: Path, timeout: Optional[float],
+def run_and_report(api: "ComfyApi", wf: Workflow, *, out_dir: Path, timeout: Optional[float],
                    as_json: bool, progress_mode: str, server: str) -> int:
     """Submit ``wf`` on a connected ``api``, draw progress, save outputs, print the result.
     Shared by ``run`` and ``demo``."""

@@ -11,11 +11,12 @@ Exit codes: 0 ok, 1 the prompt (or the server) said no, 2 usage, 3 cannot connec
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
 import traceback
-from typing import Callable, Dict, List, NoReturn, Optional, Sequence
+from typing import Callable, Dict, List, NoReturn, Optional, Sequence, Tuple
 
 from . import errors
 from ._version import __version__
@@ -210,20 +211,26 @@ def describe_error(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-def _commands() -> Dict[str, Callable[[argparse.Namespace], int]]:
-    from . import _cli_commands, _cli_demo, _cli_run
+#: command → (module, function): a command imports only what it needs, so ``--help`` and
+#: usage errors stay fast and work even without the optional extras.
+_COMMANDS: Dict[str, Tuple[str, str]] = {
+    "run": ("_cli_run", "cmd_run"),
+    "queue": ("_cli_commands", "cmd_queue"),
+    "history": ("_cli_commands", "cmd_history"),
+    "stats": ("_cli_commands", "cmd_stats"),
+    "nodes": ("_cli_commands", "cmd_nodes"),
+    "interrupt": ("_cli_commands", "cmd_interrupt"),
+    "upload": ("_cli_commands", "cmd_upload"),
+    "download": ("_cli_commands", "cmd_download"),
+    "demo": ("_cli_demo", "cmd_demo"),
+}
 
-    return {
-        "run": _cli_run.cmd_run,
-        "queue": _cli_commands.cmd_queue,
-        "history": _cli_commands.cmd_history,
-        "stats": _cli_commands.cmd_stats,
-        "nodes": _cli_commands.cmd_nodes,
-        "interrupt": _cli_commands.cmd_interrupt,
-        "upload": _cli_commands.cmd_upload,
-        "download": _cli_commands.cmd_download,
-        "demo": _cli_demo.cmd_demo,
-    }
+
+def _command(name: str) -> Callable[[argparse.Namespace], int]:
+    module_name, function = _COMMANDS[name]
+    module = importlib.import_module(f"{__package__}.{module_name}")
+    found: Callable[[argparse.Namespace], int] = getattr(module, function)
+    return found
 
 
 def resolve_server(args: argparse.Namespace) -> str:
@@ -242,9 +249,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     debug = bool(args.debug)
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    command = _commands()[args.command]
     try:
-        return command(args)
+        return _command(args.command)(args)
     except KeyboardInterrupt:
         sys.stderr.write("\ncomfysync: interrupted\n")
         return EXIT_INTERRUPTED

@@ -1,0 +1,251 @@
+"""The ``comfysync`` commands against FakeComfyUI, in-process through ``cli.main(argv)``.
+
+The subprocess behaviour (console entry, Ctrl-C, exit codes seen by a shell) is covered in
+``test_cli_subprocess.py``; here the commands run in the test process for speed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, Tuple
+
+import pytest
+
+from comfysync import ComfyApi, cli
+
+SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "workflows"
+
+INVERT = {
+    "1": {"class_type": "EmptyImage", "inputs": {"width": 16, "height": 8, "batch_size": 1,
+                                                  "color": 255}, "_meta": {"title": "Canvas"}},
+    "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
+    "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "cli"}},
+}
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in ("COMFYUI_URL", "COMFYUI_TOKEN", "COMFYUI_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def write(tmp_path: Path, data: Dict[str, Any], name: str = "wf.json") -> str:
+    path = tmp_path / name
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return str(path)
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> Tuple[int, str, str]:
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_run_saves_outputs_and_prints_paths(fake_server: Any, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    wf = write(tmp_path, INVERT)
+    code, out, err = run_cli(capsys, "run", wf, "--server", fake_server.url, "--out", "o")
+    assert code == 0, err
+    saved = [line[len("saved "):] for line in out.splitlines() if line.startswith("saved ")]
+    assert len(saved) == 1 and Path(saved[0]).name.startswith("cli")
+    assert Path(saved[0]).parent == Path("o") and Path(saved[0]).stat().st_size > 0
+    assert "succeeded" in out and err == ""  # stderr is not a terminal: no progress drawn
+
+    # the same again: the fully cached run also completes, and never overwrites the first file
+    code, out2, _ = run_cli(capsys, "run", wf, "--server", fake_server.url, "--out", "o")
+    assert code == 0
+    assert len(list(Path("o").iterdir())) == 2
+
+
+def test_run_json_set_and_plain_progress(fake_server: Any, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    wf = write(tmp_path, INVERT)
+    code, out, err = run_cli(capsys, "run", wf, "--server", fake_server.url, "--json",
+                             "--set", "Canvas.width=24", "--set", "3.filename_prefix=set-by-cli",
+                             "--progress", "plain")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert set(doc) == {"prompt_id", "status", "server", "duration", "files", "text",
+                        "cached_nodes", "previews"}
+    assert doc["status"] == "success" and doc["server"].startswith("http://127.0.0.1:")
+    (file,) = doc["files"]
+    assert file["node_id"] == "3" and file["filename"].startswith("set-by-cli")
+    assert file["type"] == "output"
+    path = Path(file["path"])
+    assert path.parent == Path(cli.DEFAULT_OUT)
+    with Image.open(path) as im:
+        assert im.size == (24, 8)
+    assert "[3/3] done" in err  # the plain renderer drew on stderr
+
+
+def test_run_randomize_seeds_changes_the_posted_seed(fake_server: Any,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    wf = str(SAMPLES / "progress.json")
+    code, out, err = run_cli(capsys, "run", wf, "--server", fake_server.url, "--json",
+                             "--randomize-seeds", "--set", "2.steps=2")
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["text"] == {"3": ["done"]}
+    assert doc["previews"] == 2
+    with ComfyApi(fake_server.url) as api:
+        entry = api.get_history(doc["prompt_id"])
+    assert entry is not None
+    assert entry.prompt["2"]["inputs"]["seed"] != 1 and entry.prompt["2"]["inputs"]["steps"] == 2
+
+
+def test_run_ui_format_workflow(fake_server: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "run", str(SAMPLES / "invert_ui.json"),
+                             "--server", fake_server.url, "--json",
+                             "--set", "Red square.width=10")
+    assert code == 0, err
+    doc = json.loads(out)
+    (file,) = doc["files"]
+    assert file["filename"].startswith("inverted")
+    from PIL import Image
+
+    with Image.open(file["path"]) as im:
+        assert im.size == (10, 64)
+        assert im.convert("RGB").getpixel((0, 0)) == (0, 255, 255)  # inverted red
+
+
+def test_run_failing_prompt_exits_1(fake_server: Any, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    wf = write(tmp_path, {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1,
+                                                      "color": 0}},
+        "2": {"class_type": "ProbeFail", "inputs": {"image": ["1", 0], "message": "boom!"}},
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0],
+                                                    "filename_prefix": "x"}},
+    })
+    code, out, err = run_cli(capsys, "run", wf, "--server", fake_server.url, "--json")
+    assert code == cli.EXIT_FAILED
+    doc = json.loads(out)
+    assert doc["status"] == "error" and doc["error"]["node_id"] == "2"
+    assert doc["error"]["node_type"] == "ProbeFail" and "boom!" in doc["error"]["message"]
+    assert err.count("\n") == 1 and err.startswith("comfysync: error: prompt")
+    assert "boom!" in err and "Traceback" not in err
+
+
+def test_run_rejected_prompt_exits_1(fake_server: Any, tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    wf = write(tmp_path, {"1": {"class_type": "NoSuchNode", "inputs": {}}})
+    code, out, err = run_cli(capsys, "run", wf, "--server", fake_server.url, "--json")
+    assert code == cli.EXIT_FAILED
+    assert json.loads(out)["status"] == "rejected"
+    assert err.startswith("comfysync: error: the server rejected the workflow")
+    assert err.count("\n") == 1 and "NoSuchNode" in err
+
+
+def test_run_set_unknown_input_is_usage_error(fake_server: Any, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    wf = write(tmp_path, INVERT)
+    code, out, err = run_cli(capsys, "run", wf, "--server", fake_server.url,
+                             "--set", "Canvas.depth=3")
+    assert code == cli.EXIT_USAGE
+    assert err.startswith("comfysync: error: --set:") and "depth" in err and out == ""
+
+
+def test_run_timeout_cancels_the_prompt(fake_server: Any, capsys: pytest.CaptureFixture[str],
+                                        tmp_path: Path) -> None:
+    slow = json.loads((SAMPLES / "slow.json").read_text(encoding="utf-8"))
+    slow["2"]["inputs"]["seed"] = 99  # not cached from another test
+    code, out, err = run_cli(capsys, "run", write(tmp_path, slow), "--server",
+                             fake_server.url, "--timeout", "0.5", "--json")
+    assert code == cli.EXIT_FAILED
+    doc = json.loads(out)
+    assert doc["status"] == "timeout" and "cancel" in err
+    with ComfyApi(fake_server.url) as api:
+        assert api.get_queue().remaining == 0  # cancelled, not left running
+
+
+def test_queue_history_stats(fake_server: Any, tmp_path: Path,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    server = ["--server", fake_server.url]
+    code, out, _ = run_cli(capsys, "queue", *server)
+    assert (code, out) == (0, "the queue is empty\n")
+    code, out, _ = run_cli(capsys, "queue", "--json", *server)
+    assert json.loads(out) == {"running": [], "pending": []}
+
+    code, out, _ = run_cli(capsys, "history", *server)
+    assert (code, out) == (0, "the history is empty\n")
+    assert run_cli(capsys, "run", write(tmp_path, INVERT), *server, "--json")[0] == 0
+    code, out, _ = run_cli(capsys, "history", "--max", "1", "--json", *server)
+    (entry,) = json.loads(out)
+    assert entry["status"] == "success" and entry["files"][0]["node_id"] == "3"
+    code, out, _ = run_cli(capsys, "history", *server)
+    assert code == 0 and entry["prompt_id"] in out and "1 file" in out
+
+    code, out, _ = run_cli(capsys, "stats", *server)
+    assert code == 0 and out.startswith("ComfyUI ") and "RAM:" in out
+    code, out, _ = run_cli(capsys, "stats", "--json", *server)
+    assert "system" in json.loads(out)
+
+
+def test_nodes(fake_server: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    server = ["--server", fake_server.url]
+    code, out, _ = run_cli(capsys, "nodes", *server)
+    assert code == 0 and any(line.startswith("KSampler ") for line in out.splitlines())
+    code, out, _ = run_cli(capsys, "nodes", "EmptyImage", *server)
+    assert code == 0 and "width: INT (default=512" in out and "outputs: IMAGE" in out
+    code, out, _ = run_cli(capsys, "nodes", "SaveImage", "--json", *server)
+    assert json.loads(out)["output_node"] is True
+    code, out, err = run_cli(capsys, "nodes", "Nope", *server)
+    assert code == cli.EXIT_USAGE and "no node class 'Nope'" in err
+
+
+def test_interrupt(fake_server: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "interrupt", "--server", fake_server.url)
+    assert (code, out) == (0, "interrupt sent for the running prompt\n")
+    code, out, _ = run_cli(capsys, "interrupt", "abc", "--json", "--server", fake_server.url)
+    assert code == 0 and json.loads(out) == {"interrupted": "abc"}
+
+
+def test_upload_and_download(fake_server: Any, tmp_path: Path,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    server = ["--server", fake_server.url]
+    src = tmp_path / "photo.png"
+    Image.new("RGB", (4, 4), (10, 20, 30)).save(src)
+    code, out, _ = run_cli(capsys, "upload", str(src), "--subfolder", "refs", "--json",
+                           *server)
+    assert code == 0 and json.loads(out) == {"name": "photo.png", "subfolder": "refs",
+                                             "type": "input"}
+    code, out, _ = run_cli(capsys, "upload", str(src), "--subfolder", "refs", *server)
+    assert out == "uploaded photo.png as refs/photo.png (input)\n"  # same content: reused
+
+    mask = tmp_path / "mask.png"
+    Image.new("RGBA", (4, 4), (0, 0, 0, 128)).save(mask)
+    code, out, _ = run_cli(capsys, "upload", str(mask), "--mask", "--original-ref",
+                           "refs/photo.png", "--original-type", "input", "--json", *server)
+    assert code == 0 and json.loads(out)["name"] == "mask.png"
+
+    code, out, _ = run_cli(capsys, "download", "photo.png", "--subfolder", "refs", "--type",
+                           "input", "--out", "dl", *server)
+    assert code == 0 and out == f"saved {Path('dl') / 'photo.png'}\n"
+    assert (tmp_path / "dl" / "photo.png").read_bytes() == src.read_bytes()
+    code, out, _ = run_cli(capsys, "download", "photo.png", "--subfolder", "refs", "--type",
+                           "input", "--out", "dl", "--json", *server)
+    assert json.loads(out)["path"] == str(Path("dl") / "photo-1.png")  # no overwrite
+
+    code, _, err = run_cli(capsys, "download", "missing.png", *server)
+    assert code == cli.EXIT_FAILED and "404" in err and err.count("\n") == 1
+    code, _, err = run_cli(capsys, "upload", str(tmp_path / "nope.png"), *server)
+    assert code == cli.EXIT_USAGE
+    code, _, err = run_cli(capsys, "upload", str(mask), "--mask", *server)
+    assert code == cli.EXIT_USAGE and "--original-ref" in err
+
+
+def test_demo_in_process(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, out, err = run_cli(capsys, "demo", "--json", "--out", "demo-out")
+    assert code == 0, err
+    doc = json.loads(out)
+    (file,) = doc["files"]
+    assert Path(file["path"]).is_file() and Path(file["path"]).parent == Path("demo-out")
+    assert doc["previews"] > 0
+    assert "embedded FakeComfyUI" in err
+

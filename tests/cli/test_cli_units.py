@@ -1,0 +1,271 @@
+"""In-process tests of the command line's pure parts: parsing, exit codes, --json documents,
+file naming, --set parsing, event filtering, credentials handling."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+from pathlib import Path
+from typing import Any, List
+
+import pytest
+
+from comfysync import cli, errors, events
+from comfysync._cli_common import client_options
+from comfysync._cli_output import (
+    SavedFile,
+    failure_document,
+    free_path,
+    result_document,
+    to_jsonable,
+)
+from comfysync._cli_run import PromptEvents, parse_sets, read_workflow_file
+from comfysync._models import FileRef
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    return cli.build_parser().parse_args(list(argv))
+
+
+# -- parser ------------------------------------------------------------------------------------
+
+
+def test_run_arguments() -> None:
+    args = parse("run", "wf.json", "--set", "3.seed=1", "--set", "Positive.text=a cat",
+                 "--randomize-seeds", "--out", "o", "--timeout", "2.5", "--json")
+    assert args.command == "run" and args.workflow == "wf.json"
+    assert args.sets == ["3.seed=1", "Positive.text=a cat"]
+    assert args.randomize_seeds and args.json and args.out == "o" and args.timeout == 2.5
+    assert args.progress == "auto"
+
+
+def test_run_defaults() -> None:
+    args = parse("run", "wf.json")
+    assert args.out == cli.DEFAULT_OUT and args.timeout is None and args.sets == []
+    assert not args.json and not args.randomize_seeds and args.server is None
+
+
+@pytest.mark.parametrize("argv", [
+    ["--server", "h:1", "--json", "queue"],  # before the command
+    ["queue", "--server", "h:1", "--json"],  # after it
+])
+def test_common_options_before_or_after_the_command(argv: List[str]) -> None:
+    args = parse(*argv)
+    assert args.server == "h:1" and args.json is True
+
+
+def test_sub_command_defaults_do_not_overwrite_global_options() -> None:
+    args = parse("--token", "t", "--insecure", "stats")
+    assert args.token == "t" and args.insecure is True
+
+
+@pytest.mark.parametrize("argv", [
+    [], ["run"], ["run", "wf.json", "--timeout", "0"], ["run", "wf.json", "--timeout", "x"],
+    ["history", "--max", "-1"], ["bogus"], ["upload"], ["run", "wf.json", "--progress", "x"],
+])
+def test_usage_errors_exit_2(argv: List[str], capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(argv) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "comfysync: error:" in err and "Traceback" not in err
+
+
+def test_version_and_help(capsys: pytest.CaptureFixture[str]) -> None:
+    from comfysync import __version__
+
+    assert cli.main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"comfysync {__version__}"
+    assert cli.main(["run", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--randomize-seeds" in out and "NODE.INPUT=VALUE" in out
+
+
+def test_missing_workflow_file_is_one_line_exit_2(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["run", str(tmp_path / "nope.json")]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("comfysync: error: no such workflow file")
+
+
+def test_resolve_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COMFYUI_URL", raising=False)
+    assert cli.resolve_server(parse("queue")) == "127.0.0.1:8188"
+    monkeypatch.setenv("COMFYUI_URL", "http://env:1")
+    assert cli.resolve_server(parse("queue")) == "http://env:1"
+    assert cli.resolve_server(parse("queue", "--server", "x:2")) == "x:2"
+
+
+# -- exit codes and messages ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("exc,code", [
+    (KeyboardInterrupt(), 130),
+    (cli.UsageError("x"), 2),
+    (errors.ComfyConnectionError("refused"), 3),
+    (errors.ComfyTimeoutError("slow"), 3),
+    (errors.PromptTimeoutError("late", prompt_id="p"), 1),  # a prompt failure, not a connect one
+    (errors.PromptExecutionError(prompt_id="p", node_id="1", node_type="X"), 1),
+    (errors.PromptLostError("gone", prompt_id="p"), 1),
+    (errors.ComfyHTTPError(500, "http://h/x"), 1),
+    (errors.WorkflowFormatError("ui"), 1),
+])
+def test_exit_codes(exc: BaseException, code: int) -> None:
+    assert cli.exit_code_for(exc) == code
+
+
+def test_describe_error() -> None:
+    assert cli.describe_error(errors.ComfyConnectionError("no route")).startswith(
+        "cannot connect to the server: no route")
+    assert cli.describe_error(FileNotFoundError(2, "No such file", "x.png")) == \
+        "No such file: x.png"
+
+
+# -- --json documents ----------------------------------------------------------------------------
+
+
+def test_result_document_shape(tmp_path: Path) -> None:
+    saved = [SavedFile(node_id="9", filename="a.png", subfolder="s", type="output",
+                       path=tmp_path / "a.png")]
+    doc = result_document(prompt_id="p", status="success", server="http://h:1",
+                          duration=1.23456, saved=saved, text={"5": ["hi"]},
+                          cached_nodes=["1"], previews=3)
+    assert doc == {
+        "prompt_id": "p", "status": "success", "server": "http://h:1", "duration": 1.235,
+        "files": [{"node_id": "9", "filename": "a.png", "subfolder": "s", "type": "output",
+                   "path": str(tmp_path / "a.png")}],
+        "text": {"5": ["hi"]}, "cached_nodes": ["1"], "previews": 3,
+    }
+    json.dumps(doc)
+
+
+def test_failure_documents() -> None:
+    exc = errors.PromptExecutionError(prompt_id="p", node_id="2", node_type="ProbeFail",
+                                      exception_type="RuntimeError", exception_message="boom",
+                                      traceback=["line\n"])
+    doc = failure_document(exc, prompt_id="p", server="s", previews=1)
+    assert doc["status"] == "error" and doc["prompt_id"] == "p"
+    assert doc["error"]["node_id"] == "2" and doc["error"]["exception_message"] == "boom"
+    assert failure_document(KeyboardInterrupt(), prompt_id="p", server="s")["status"] == \
+        "cancelled"
+    bad = errors.PromptValidationError({"type": "prompt_outputs_failed_validation",
+                                        "message": "bad"}, {"3": {"errors": []}})
+    vdoc = failure_document(bad, prompt_id=None, server="s")
+    assert vdoc["status"] == "rejected" and vdoc["error"]["node_errors"] == {"3": {"errors": []}}
+    assert failure_document(errors.PromptTimeoutError("t", prompt_id="p"), prompt_id="p",
+                            server="s")["status"] == "timeout"
+    json.dumps([doc, vdoc])
+
+
+def test_to_jsonable_models_drop_raw() -> None:
+    ref = FileRef(filename="a.png", subfolder="", type="input")
+    assert to_jsonable(ref) == {"filename": "a.png", "subfolder": "", "type": "input"}
+    assert to_jsonable({"b": b"abc", "p": Path("x"), "t": (1, 2)}) == {
+        "b": {"bytes": 3}, "p": "x", "t": [1, 2]}
+
+
+def test_free_path_never_overwrites_and_never_escapes(tmp_path: Path) -> None:
+    assert free_path(tmp_path, "a.png") == tmp_path / "a.png"
+    (tmp_path / "a.png").write_bytes(b"x")
+    assert free_path(tmp_path, "a.png") == tmp_path / "a-1.png"
+    assert free_path(tmp_path, "a.png", [tmp_path / "a-1.png"]) == tmp_path / "a-2.png"
+    assert free_path(tmp_path, "../../etc/passwd") == tmp_path / "passwd"
+    assert free_path(tmp_path, "..\\..\\x.txt") == tmp_path / "x.txt"
+    assert free_path(tmp_path, "noext") == tmp_path / "noext"
+    for bad in ("", "..", "a/.."):
+        with pytest.raises(ValueError):
+            free_path(tmp_path, bad)
+
+
+# -- run helpers ---------------------------------------------------------------------------------
+
+
+def test_parse_sets() -> None:
+    assert parse_sets(["3.seed=42", "Positive prompt.text=a cat, 4k", "3.cfg=7.5",
+                       "9.flag=true", "1.name=\"42\"", "My.Node.title.x=="]) == {
+        "3.seed": 42, "Positive prompt.text": "a cat, 4k", "3.cfg": 7.5, "9.flag": True,
+        "1.name": "42", "My.Node.title.x": "="}
+
+
+@pytest.mark.parametrize("bad", ["seed=1", "3.seed", ".seed=1", "3.=1"])
+def test_parse_sets_rejects_malformed(bad: str) -> None:
+    with pytest.raises(cli.UsageError, match="NODE.INPUT=VALUE"):
+        parse_sets([bad])
+
+
+def test_read_workflow_file_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{nope", encoding="utf-8")
+    with pytest.raises(cli.UsageError, match="not valid JSON"):
+        read_workflow_file(str(bad))
+    arr = tmp_path / "arr.json"
+    arr.write_text("[1]", encoding="utf-8")
+    with pytest.raises(cli.UsageError, match="JSON object"):
+        read_workflow_file(str(arr))
+    with pytest.raises(cli.UsageError, match="no such workflow file"):
+        read_workflow_file(str(tmp_path / "missing.json"))
+    good = tmp_path / "ok.json"
+    good.write_text('{"1": {"class_type": "X", "inputs": {}}}', encoding="utf-8")
+    assert read_workflow_file(str(good)) == {"1": {"class_type": "X", "inputs": {}}}
+
+
+def test_prompt_events_buffers_until_bound_and_filters() -> None:
+    got: List[Any] = []
+    forward = PromptEvents(got.append)
+    early = events.ExecutionStart(prompt_id="mine")
+    forward(early)
+    forward(events.ExecutionStart(prompt_id="other"))
+    assert got == []
+    forward.bind("mine")
+    assert got == [early]
+    preview = events.Preview(image=b"x", prompt_id=None)
+    forward(preview)
+    forward(events.Progress(value=1, max=2, prompt_id="other"))
+    forward(events.Executing(node=None, prompt_id=None))
+    forward(events.Status(queue_remaining=0))
+    assert got == [early, preview]
+
+
+def test_prompt_events_is_thread_safe() -> None:
+    got: List[Any] = []
+    forward = PromptEvents(got.append)
+    start = threading.Event()
+
+    def emit() -> None:
+        start.wait(5)
+        for i in range(200):
+            forward(events.Progress(value=i, max=200, prompt_id="p"))
+
+    t = threading.Thread(target=emit)
+    t.start()
+    start.set()
+    forward.bind("p")
+    t.join(10)
+    assert [e.value for e in got] == list(range(200))  # order kept across the bind
+
+
+# -- credentials ---------------------------------------------------------------------------------
+
+
+def test_client_options_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COMFYUI_TOKEN", "tok")
+    monkeypatch.setenv("COMFYUI_PASSWORD", "pw")
+    assert client_options(parse("queue")) == {"auth": None, "token": "tok", "verify": True}
+    opts = client_options(parse("queue", "--user", "ann"))
+    assert opts["auth"] == ("ann", "pw") and opts["token"] is None
+    assert client_options(parse("queue", "--insecure"))["verify"] is False
+
+
+def test_client_options_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("COMFYUI_PASSWORD", raising=False)
+    monkeypatch.setattr("sys.stdin", None)
+    with pytest.raises(cli.UsageError, match="password"):
+        client_options(parse("queue", "--user", "ann"))
+    with pytest.raises(cli.UsageError, match="--user"):
+        client_options(parse("queue", "--password", "x"))
+    with pytest.raises(cli.UsageError):
+        client_options(parse("queue", "--insecure", "--ca-bundle", "x"))
+    with pytest.raises(cli.UsageError, match="no such file"):
+        client_options(parse("queue", "--ca-bundle", str(tmp_path / "ca.pem")))
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-", encoding="utf-8")
+    assert client_options(parse("queue", "--ca-bundle", str(ca)))["verify"] == str(ca)
