@@ -56,7 +56,7 @@ def client_options(args: argparse.Namespace) -> Dict[str, Any]:
     return {"auth": auth, "token": token, "verify": verify}
 
 
-def open_api(args: argparse.Namespace, **extra: Any) -> "ComfyApi":
+def open_api(args: argparse.Namespace, **extra: Any) -> ComfyApi:
     """A (not yet connected) client for ``--server`` or ``$COMFYUI_URL``."""
     from ._client import ComfyApi
 

@@ -35,7 +35,7 @@ def default_workflow() -> Dict[str, Any]:
     return data
 
 
-def _use_available_checkpoint(api: "ComfyApi", wf: Workflow) -> None:
+def _use_available_checkpoint(api: ComfyApi, wf: Workflow) -> None:
     """Point every CheckpointLoaderSimple at a checkpoint the server lists, if ours is not."""
     available = api.get_checkpoints()
     if not available:

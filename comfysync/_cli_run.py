@@ -71,7 +71,7 @@ def parse_sets(items: Sequence[str]) -> Dict[str, Any]:
     return values
 
 
-def prepare_workflow(api: "ComfyApi", data: Mapping[str, Any], sets: Mapping[str, Any],
+def prepare_workflow(api: ComfyApi, data: Mapping[str, Any], sets: Mapping[str, Any],
                      randomize_seeds: bool) -> Workflow:
     """A :class:`Workflow` in API format with the command line's edits applied.
 
@@ -174,7 +174,7 @@ def _cancel(job: PromptJob) -> str:
     return "it had already finished on the server"
 
 
-def run_and_report(api: "ComfyApi", wf: Workflow, *, out_dir: Path, timeout: Optional[float],
+def run_and_report(api: ComfyApi, wf: Workflow, *, out_dir: Path, timeout: Optional[float],
                    as_json: bool, progress_mode: str, server: str) -> int:
     """Submit ``wf`` on a connected ``api``, draw progress, save outputs, print the result.
     Shared by ``run`` and ``demo``."""

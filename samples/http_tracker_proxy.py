@@ -21,7 +21,8 @@ WORKFLOWS = Path(__file__).resolve().parent / "workflows"
 
 def main() -> None:
     url = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("COMFYUI_URL", "127.0.0.1:8188")
-    name, _, value = os.environ.get("PROXY_HEADER", "X-Requested-By: comfysync-sample").partition(":")
+    header = os.environ.get("PROXY_HEADER", "X-Requested-By: comfysync-sample")
+    name, _, value = header.partition(":")
     api = ComfyApi(
         url,
         tracker="http",                              # no WebSocket needed

@@ -33,7 +33,7 @@ def env() -> Dict[str, str]:
     return result
 
 
-def comfysync(*argv: str, cwd: Path, **extra_env: str) -> "subprocess.CompletedProcess[str]":
+def comfysync(*argv: str, cwd: Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "comfysync", *argv], cwd=cwd,
                           env={**env(), **extra_env}, capture_output=True, text=True,
                           timeout=TIMEOUT)

@@ -19,7 +19,7 @@ SAMPLES = ROOT / "samples"
 TIMEOUT = 60
 
 
-def run_sample(name: str, args: List[str], cwd: Path) -> "subprocess.CompletedProcess[str]":
+def run_sample(name: str, args: List[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env: Dict[str, str] = {k: v for k, v in os.environ.items() if not k.startswith("COMFYUI_")}
     env["PYTHONPATH"] = os.pathsep.join(
         [str(ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
@@ -108,4 +108,4 @@ def test_pool(fake_server: Any, second_server: Any, tmp_path: Path) -> None:
     out = run_sample("pool.py", [fake_server.url, second_server.url], tmp_path).stdout
     jobs = [line for line in out.splitlines() if line.startswith("job ")]
     assert len(jobs) == 6 and all("success" in line for line in jobs)
-    assert f"job 5: success" in jobs[5] and "['job 5']" in jobs[5]
+    assert "job 5: success" in jobs[5] and "['job 5']" in jobs[5]
