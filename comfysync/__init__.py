@@ -8,6 +8,17 @@ and :mod:`comfysync.testing`.
 from __future__ import annotations
 
 from . import errors, events
+from ._client import ComfyApi
+from ._models import (
+    FileRef,
+    HistoryEntry,
+    NodeDef,
+    QueuedPrompt,
+    QueueItem,
+    QueueState,
+    SamplerInfo,
+    SystemStats,
+)
 from ._version import __version__
 from ._workflow import Node, Workflow
 from .errors import (
@@ -21,6 +32,7 @@ from .errors import (
     PromptLostError,
     PromptTimeoutError,
     PromptValidationError,
+    UnsafePathError,
     WorkflowFormatError,
 )
 
@@ -39,6 +51,16 @@ __all__ = [
     "PromptLostError",
     "PromptTimeoutError",
     "WorkflowFormatError",
+    "UnsafePathError",
+    "ComfyApi",
+    "QueuedPrompt",
+    "QueueState",
+    "QueueItem",
+    "HistoryEntry",
+    "SystemStats",
+    "NodeDef",
+    "FileRef",
+    "SamplerInfo",
     "Workflow",
     "Node",
 ]

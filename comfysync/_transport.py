@@ -18,7 +18,7 @@ import logging
 import os
 import ssl
 import time
-from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
 import requests
@@ -34,6 +34,7 @@ __all__ = [
     "TimeoutArg",
     "VerifyArg",
     "decode_json",
+    "iter_response",
     "parse_base_url",
 ]
 
@@ -321,6 +322,28 @@ def decode_json(response: requests.Response, *, method: str = "GET", url: str = 
                 + (f": {_preview(text)}" if text.strip() else "")
             ),
         ) from None
+
+
+def iter_response(
+    response: requests.Response, *, chunk_size: int, method: str = "GET", url: str = ""
+) -> Iterator[bytes]:
+    """The body of a streamed response in chunks, with the transport's typed errors for a
+    connection that breaks or stalls mid-body. Closes the response at the end."""
+    display_url = url or _strip_userinfo(response.url or "")
+    try:
+        yield from response.iter_content(chunk_size=chunk_size)
+    except requests.exceptions.Timeout as exc:
+        raise ComfyTimeoutError(
+            f"{method} {display_url}: timed out while reading the answer", url=display_url
+        ) from exc
+    except requests.exceptions.RequestException as exc:
+        reason, hint = _connection_reason(exc)
+        raise ComfyConnectionError(
+            f"{method} {display_url}: {reason} while reading the answer — {hint}",
+            url=display_url,
+        ) from exc
+    finally:
+        response.close()
 
 
 def _preview(text: str) -> str:
