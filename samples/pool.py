@@ -2,12 +2,15 @@
 
     python samples/pool.py [URL ...]      # default: $COMFYUI_URLS (comma-separated),
                                           # else $COMFYUI_URL, else 127.0.0.1:8188
+
+A server that goes down is skipped and its unfinished jobs are resubmitted elsewhere.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+from concurrent.futures import as_completed
 from pathlib import Path
 
 from comfysync import ComfyPool, Workflow
@@ -24,18 +27,21 @@ def server_urls() -> list[str]:
 
 def main() -> None:
     template = Workflow.load(WORKFLOWS / "progress.json")
-    workflows = []
-    for i in range(6):
-        wf = template.copy()
-        wf.set_many({"2.steps": 2, "3.text": f"job {i}"})
-        wf.randomize_seeds()
-        workflows.append(wf)
-
+    jobs = {}
     with ComfyPool(server_urls(), policy="least_busy") as pool:
-        for i, result in enumerate(pool.map(workflows, timeout=300)):
-            print(f"job {i}: {result.status} on {result.server} -> {result.text}")
+        for i in range(6):
+            wf = template.copy()
+            wf.set_many({"2.steps": 2, "3.text": f"job {i}"})
+            wf.randomize_seeds()
+            jobs[pool.submit(wf)] = i            # a Future that also knows its server
+
+        for future in as_completed(jobs, timeout=300):
+            result = future.result()
+            print(f"job {jobs[future]}: {result.status} on {future.server} -> {result.text}")
+
         for url, stats in pool.stats().items():
-            print(f"{url}: {stats}")
+            print(f"{url}: {stats.state}, {stats.completed} completed, "
+                  f"mean {stats.mean_run_time or 0:.2f} s")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict
 
 import pytest
 import requests
@@ -88,16 +88,6 @@ def test_credentials_never_printed(tmp_path: Path) -> None:
     assert "s3cret-pw" not in proc.stderr + proc.stdout
 
 
-def _wait_until_running(url: str, deadline: float) -> List[Any]:
-    """Poll the server's queue until a prompt runs (bounded)."""
-    while time.monotonic() < deadline:
-        running: List[Any] = requests.get(f"{url}/queue", timeout=5).json()["queue_running"]
-        if running:
-            return running
-        time.sleep(0.05)
-    raise AssertionError("the prompt never started running")
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child needs POSIX")
 def test_ctrl_c_cancels_the_running_prompt(fake_server: Any, tmp_path: Path) -> None:
     slow = json.loads((SAMPLES / "slow.json").read_text(encoding="utf-8"))
@@ -109,8 +99,7 @@ def test_ctrl_c_cancels_the_running_prompt(fake_server: Any, tmp_path: Path) -> 
          "--json"], cwd=tmp_path, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         text=True)
     try:
-        running = _wait_until_running(fake_server.url, time.monotonic() + 30)
-        prompt_id = running[0][1]
+        prompt_id = fake_server.wait_for_running(timeout=30)  # the server's state, no sleep
         proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     finally:
@@ -121,7 +110,7 @@ def test_ctrl_c_cancels_the_running_prompt(fake_server: Any, tmp_path: Path) -> 
     assert "interrupted" in err and "Traceback" not in err
     doc = json.loads(out)
     assert doc["status"] == "cancelled" and doc["prompt_id"] == prompt_id
-    assert requests.get(f"{fake_server.url}/queue", timeout=5).json()["queue_running"] == []
+    fake_server.wait_for_idle(timeout=10)  # interrupted: not running any more
     history = requests.get(f"{fake_server.url}/history/{prompt_id}", timeout=5).json()
     messages = [m[0] for m in history[prompt_id]["status"]["messages"]]
     assert "execution_interrupted" in messages

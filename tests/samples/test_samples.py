@@ -106,6 +106,9 @@ def second_server() -> Iterator[Any]:
 
 def test_pool(fake_server: Any, second_server: Any, tmp_path: Path) -> None:
     out = run_sample("pool.py", [fake_server.url, second_server.url], tmp_path).stdout
-    jobs = [line for line in out.splitlines() if line.startswith("job ")]
+    jobs = sorted(line for line in out.splitlines() if line.startswith("job "))
     assert len(jobs) == 6 and all("success" in line for line in jobs)
-    assert "job 5: success" in jobs[5] and "['job 5']" in jobs[5]
+    assert all(f"['job {i}']" in line for i, line in enumerate(jobs))
+    servers = {line.split(" on ")[1].split(" ->")[0] for line in jobs}
+    assert servers <= {fake_server.url, second_server.url}
+    assert f"{fake_server.url}: up" in out and f"{second_server.url}: up" in out
