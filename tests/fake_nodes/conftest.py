@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
 from comfysync.testing._context import NodeInterrupted, PreviewTuple, bind_context, unbind_context
+from comfysync.testing._nodes import NodeRegistry, default_registry
 
 
 class RecordingContext:
@@ -68,3 +69,71 @@ def ctx(tmp_path: Path) -> Iterator[RecordingContext]:
         yield context
     finally:
         unbind_context(token)
+
+
+NodeRunner = Callable[..., Any]
+
+
+@pytest.fixture
+def registry(ctx: RecordingContext) -> NodeRegistry:
+    """The built-in nodes, seeing the context's folders."""
+    return default_registry(
+        input_dir=ctx.input_dir, output_dir=ctx.output_dir, temp_dir=ctx.temp_dir
+    )
+
+
+@pytest.fixture
+def run_node(registry: NodeRegistry) -> NodeRunner:
+    """``run_node("EmptyImage", width=8, ...)``: call the node's FUNCTION on a new instance."""
+
+    def run(class_type: str, **inputs: Any) -> Any:
+        cls = registry.get(class_type)
+        assert cls is not None, class_type
+        node = cls()
+        return getattr(node, cls.FUNCTION)(**inputs)
+
+    return run
+
+
+def run_graph(
+    prompt: Dict[str, Any],
+    registry: NodeRegistry,
+    ctx: RecordingContext,
+    outputs: List[str],
+    extra_pnginfo: Optional[Dict[str, Any]] = None,
+) -> Dict[str, Any]:
+    """A minimal executor for tests: runs what ``outputs`` need in dependency order, passing
+    hidden inputs by their declared names; returns ``{node_id: ui}`` of the output nodes."""
+    results: Dict[str, Any] = {}
+    uis: Dict[str, Any] = {}
+
+    def execute(node_id: str) -> Any:
+        if node_id in results:
+            return results[node_id]
+        node = prompt[node_id]
+        cls = registry.get(node["class_type"])
+        assert cls is not None
+        kwargs: Dict[str, Any] = {}
+        for name, value in node["inputs"].items():
+            if isinstance(value, list):
+                kwargs[name] = execute(value[0])[value[1]]
+            else:
+                kwargs[name] = value
+        for name, kind in cls.INPUT_TYPES().get("hidden", {}).items():
+            kwargs[name] = {
+                "PROMPT": prompt,
+                "EXTRA_PNGINFO": extra_pnginfo,
+                "UNIQUE_ID": node_id,
+            }.get(kind)
+        ctx.node_id = ctx.display_node_id = node_id
+        out = getattr(cls(), cls.FUNCTION)(**kwargs)
+        if isinstance(out, dict):
+            if "ui" in out:
+                uis[node_id] = out["ui"]
+            out = out.get("result", ())
+        results[node_id] = out
+        return out
+
+    for output in outputs:
+        execute(output)
+    return uis
