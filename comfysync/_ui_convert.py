@@ -14,6 +14,7 @@ Rules (each mirrors the ComfyUI frontend):
   not sent. Extra trailing values (upload buttons, audio players, previews) are ignored; missing
   trailing values take the input's default. Every value is type-checked against its input, so a
   node saved by a different version of its class is refused rather than shifted.
+* a literal list value is wrapped as ``{"__value__": [...]}`` so it is not read as a link.
 * a linked input (including a widget converted to a socket) takes ``[source_id, slot]``;
   ``Reroute`` nodes and KJNodes ``GetNode``/``SetNode`` pairs are followed; a ``PrimitiveNode``'s
   value is written into its targets.
@@ -191,6 +192,11 @@ def _is_control_value(value: Any) -> bool:
     return isinstance(value, bool) or (isinstance(value, str) and value in _CONTROL_VALUES)
 
 
+def _literal(value: Any) -> Any:
+    """A literal list would read as a link; the server unwraps ``{"__value__": [...]}``."""
+    return {"__value__": value} if isinstance(value, list) else value
+
+
 def _default_for(slot: WidgetSlot) -> Tuple[bool, Any]:
     if "default" in slot.options:
         return True, slot.options["default"]
@@ -336,7 +342,8 @@ class _Converter:
         self.subgraphs: Dict[str, Mapping[str, Any]] = {}
         definitions = ui.get("definitions")
         if isinstance(definitions, Mapping):
-            subgraphs = definitions.get("subgraphs") or []
+            subgraphs = definitions.get("subgraphs")
+            subgraphs = [] if subgraphs is None else subgraphs
             if not isinstance(subgraphs, list):
                 raise WorkflowFormatError("'definitions.subgraphs' must be a list")
             for sub in subgraphs:
@@ -415,7 +422,7 @@ class _Converter:
             if resolved.kind == "link":
                 inputs[name] = [resolved.node_id, resolved.slot]
             elif resolved.kind == "value":
-                inputs[name] = resolved.value
+                inputs[name] = _literal(resolved.value)
             elif resolved.kind == "removed":
                 inputs.pop(name, None)
         title = node.get("title")
@@ -439,7 +446,7 @@ class _Converter:
         if isinstance(saved, Mapping):  # some custom nodes save widgets by name
             for slot in slots:
                 if slot.name in saved:
-                    inputs[slot.name] = saved[slot.name]
+                    inputs[slot.name] = _literal(saved[slot.name])
                 else:
                     self._fill_default(inputs, slot)
             return inputs
@@ -452,7 +459,7 @@ class _Converter:
             value = values[pos]
             if not _fits(slot, value):
                 raise self._mismatch(api_id, node, slot, value, values)
-            inputs[slot.name] = value
+            inputs[slot.name] = _literal(value)
             pos += 1
             if slot.has_control and pos < len(values):
                 if not _is_control_value(values[pos]):
