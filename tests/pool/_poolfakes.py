@@ -1,0 +1,173 @@
+"""In-memory stand-ins for ComfyApi, to test ComfyPool's own logic without servers.
+
+A :class:`Hub` plays every server: it decides whether a server refuses connections, keeps
+the jobs each one was given (the test completes them by hand, or the hub does it at once in
+``auto`` mode) and lets the test wait for submissions with a condition, never with sleeps.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import Future
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+
+from comfysync import events as ev
+from comfysync._results import PromptResult
+from comfysync.errors import ComfyConnectionError
+
+WAIT = 5.0  # upper bound of every wait in these tests
+
+
+def result_for(prompt_id: str, text: str) -> PromptResult:
+    return PromptResult(
+        prompt_id=prompt_id,
+        status="success",
+        outputs={"1": {"text": [text]}},
+        text={"1": [text]},
+    )
+
+
+class FakeSub:
+    def __init__(self, api: "FakeApi", key: str, callback: Callable[[Any], None]) -> None:
+        self.api, self.key, self.callback = api, key, callback
+
+    def cancel(self) -> None:
+        with self.api.hub.cond:
+            if self in self.api.subs:
+                self.api.subs.remove(self)
+
+
+class FakeJob:
+    def __init__(self, api: "FakeApi", workflow: Any, kwargs: Dict[str, Any]) -> None:
+        self.api = api
+        self.workflow = workflow
+        self.kwargs = kwargs
+        self.prompt_id = f"p{next(api.hub.ids)}"
+        self.future: "Future[PromptResult]" = Future()
+        self.future.set_running_or_notify_cancel()
+        self.cancelled = False
+
+    @property
+    def text(self) -> str:
+        return str(self.workflow.get("text", "")) if isinstance(self.workflow, dict) else ""
+
+    def succeed(self) -> None:
+        self.future.set_result(result_for(self.prompt_id, self.text))
+
+    def fail(self, error: BaseException) -> None:
+        self.future.set_exception(error)
+
+    def cancel(self) -> bool:
+        self.cancelled = True
+        return True
+
+
+class FakeApi:
+    def __init__(self, hub: "Hub", url: str, **kwargs: Any) -> None:
+        self.hub = hub
+        self.url = url
+        self.kwargs = kwargs
+        self.connected = False
+        self.closed = False
+        self.subs: List[FakeSub] = []
+        self.jobs: List[FakeJob] = []
+        self.deleted: List[str] = []
+
+    def connect(self, timeout: float = 10.0) -> None:
+        with self.hub.cond:
+            self.hub.connects.append(self.url)
+            self.hub.cond.notify_all()
+            if self.url in self.hub.refusing:
+                raise ComfyConnectionError(f"connection refused by {self.url}", url=self.url)
+            self.connected = True
+
+    def close(self) -> None:
+        with self.hub.cond:
+            self.closed = True
+            open_jobs = [j for j in self.jobs if not j.future.done()]
+        for job in open_jobs:  # like Tracker.close()
+            job.fail(ComfyConnectionError("the client was closed"))
+
+    def on(self, key: Any, callback: Callable[[Any], None]) -> FakeSub:
+        sub = FakeSub(self, ev.normalize_key(key), callback)
+        with self.hub.cond:
+            self.subs.append(sub)
+        return sub
+
+    def emit(self, event: ev.Event) -> None:
+        with self.hub.cond:
+            subs = [s for s in self.subs if s.key in (event.type, "*")]
+        for sub in subs:
+            sub.callback(event)
+
+    def submit(self, workflow: Any, **kwargs: Any) -> FakeJob:
+        hub = self.hub
+        with hub.cond:
+            if self.url in hub.refusing:
+                raise ComfyConnectionError(f"connection refused by {self.url}", url=self.url)
+            error = hub.submit_errors.get(self.url)
+            if error is not None:
+                raise error
+            job = FakeJob(self, workflow, kwargs)
+            self.jobs.append(job)
+            hub.jobs.append(job)
+            hub.cond.notify_all()
+        if hub.auto:
+            job.succeed()
+        return job
+
+    def get_models(self, folder: str) -> List[str]:
+        if self.url in self.hub.refusing:
+            raise ComfyConnectionError("refused", url=self.url)
+        return list(self.hub.models.get((self.url, folder), []))
+
+    def delete_from_queue(self, prompt_ids: Any) -> None:
+        self.deleted.extend(prompt_ids)
+
+
+class Hub:
+    """All fake servers of one test."""
+
+    def __init__(self, auto: bool = False) -> None:
+        self.cond = threading.Condition()
+        self.auto = auto
+        self.apis: List[FakeApi] = []
+        self.jobs: List[FakeJob] = []
+        self.connects: List[str] = []
+        self.refusing: Set[str] = set()
+        self.submit_errors: Dict[str, BaseException] = {}
+        self.models: Dict[Tuple[str, str], List[str]] = {}
+        self.ids = iter(range(1, 1_000_000))
+
+    def factory(self, url: str, **kwargs: Any) -> FakeApi:
+        api = FakeApi(self, url, **kwargs)
+        with self.cond:
+            self.apis.append(api)
+        return api
+
+    def api(self, url: str) -> FakeApi:
+        """The newest client of ``url`` (the pool replaces a client after a failure)."""
+        with self.cond:
+            return [a for a in self.apis if a.url == url][-1]
+
+    def wait_jobs(self, count: int, timeout: float = WAIT) -> List[FakeJob]:
+        """Block until at least ``count`` jobs were submitted; the first ``count``."""
+        with self.cond:
+            ok = self.cond.wait_for(lambda: len(self.jobs) >= count, timeout)
+            assert ok, f"only {len(self.jobs)} of {count} jobs were submitted"
+            return list(self.jobs[:count])
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float = WAIT) -> None:
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            while not predicate():
+                left = deadline - time.monotonic()
+                assert left > 0, "condition not reached in time"
+                self.cond.wait(min(left, 0.05))
+
+    def open_jobs(self, url: Optional[str] = None) -> List[FakeJob]:
+        with self.cond:
+            return [
+                j for j in self.jobs if not j.future.done() and (url is None or j.api.url == url)
+            ]
