@@ -274,7 +274,9 @@ def _parse_nodes(raw_nodes: Any, where: str) -> Dict[str, Mapping[str, Any]]:
     nodes: Dict[str, Mapping[str, Any]] = {}
     for raw in raw_nodes:
         if not isinstance(raw, Mapping) or "id" not in raw or not isinstance(raw.get("type"), str):
-            raise WorkflowFormatError(f"{where}: malformed node (needs 'id' and 'type'): {raw!r:.200}")
+            raise WorkflowFormatError(
+                f"{where}: malformed node (needs 'id' and 'type'): {raw!r:.200}"
+            )
         nodes[str(raw["id"])] = raw
     return nodes
 
@@ -329,7 +331,7 @@ class _Graph:
     prefix: str  # prepended to node ids: "" at the root, "12:" inside instance 12
     definition: Optional[Mapping[str, Any]] = None
     instance: Optional[Mapping[str, Any]] = None
-    parent: Optional["_Graph"] = None
+    parent: Optional[_Graph] = None
     promoted: Dict[str, Any] = field(factory=dict)
 
 
@@ -353,8 +355,9 @@ class _Converter:
         extra = ui.get("extra")
         groups = extra.get("groupNodes") if isinstance(extra, Mapping) else None
         self.group_nodes = set(groups) if isinstance(groups, Mapping) else set()
-        self.root = _Graph(_parse_nodes(ui.get("nodes"), "workflow"),
-                           _parse_links(ui.get("links"), "workflow"), "")
+        self.root = _Graph(
+            _parse_nodes(ui.get("nodes"), "workflow"), _parse_links(ui.get("links"), "workflow"), ""
+        )
         self.output: Dict[str, Dict[str, Any]] = {}
         self.unknown: List[str] = []
         self._inner_cache: Dict[str, _Graph] = {}
@@ -398,7 +401,7 @@ class _Converter:
     def _is_group_node(self, kind: str) -> bool:
         for sep in (">", "/"):
             if kind.startswith("workflow" + sep) and (
-                kind[len("workflow") + 1:] in self.group_nodes or kind not in self.defs
+                kind[len("workflow") + 1 :] in self.group_nodes or kind not in self.defs
             ):
                 return True
         return False
@@ -581,7 +584,10 @@ class _Converter:
         return -1
 
     def _resolve_get_node(
-        self, graph: _Graph, node_id: str, node: Mapping[str, Any],
+        self,
+        graph: _Graph,
+        node_id: str,
+        node: Mapping[str, Any],
         seen: Set[Tuple[str, str, int]],
     ) -> _Resolved:
         saved = node.get("widgets_values")
@@ -589,8 +595,10 @@ class _Converter:
         level: Optional[_Graph] = graph
         while level is not None:
             setters = [
-                n for n in level.nodes.values()
-                if n["type"] == "SetNode" and isinstance(n.get("widgets_values"), list)
+                n
+                for n in level.nodes.values()
+                if n["type"] == "SetNode"
+                and isinstance(n.get("widgets_values"), list)
                 and n["widgets_values"][:1] == [name]
             ]
             if len(setters) > 1:

@@ -163,7 +163,7 @@ class Workflow:
 
     __slots__ = ("_data",)
 
-    def __init__(self, data: Union[Mapping[str, Any], "Workflow", None] = None) -> None:
+    def __init__(self, data: Union[Mapping[str, Any], Workflow, None] = None) -> None:
         if data is None:
             data = {}
         if isinstance(data, Workflow):
@@ -185,7 +185,7 @@ class Workflow:
     # ------------------------------------------------------------------ constructors
 
     @classmethod
-    def load(cls, path: PathLike, node_defs: Optional[NodeDefsLike] = None) -> "Workflow":
+    def load(cls, path: PathLike, node_defs: Optional[NodeDefsLike] = None) -> Workflow:
         """Read a workflow JSON file. An API-format file is used as is; a UI-format file is
         converted with ``node_defs`` (``api.object_info()``), and refused without them."""
         data = _read_json(path)
@@ -201,14 +201,14 @@ class Workflow:
         return cls(data)
 
     @classmethod
-    def from_ui(cls, ui_workflow: Mapping[str, Any], node_defs: NodeDefsLike) -> "Workflow":
+    def from_ui(cls, ui_workflow: Mapping[str, Any], node_defs: NodeDefsLike) -> Workflow:
         """Convert a UI-format workflow (editor save file) to API format, as the editor's
         *Queue* button does. ``node_defs``: ``api.object_info()`` or the raw ``/object_info``
         JSON. Raises :class:`WorkflowFormatError` for anything it cannot convert faithfully."""
         return cls._adopt(convert_ui_to_api(ui_workflow, node_defs))
 
     @classmethod
-    def _adopt(cls, data: Dict[str, Any]) -> "Workflow":
+    def _adopt(cls, data: Dict[str, Any]) -> Workflow:
         """Wrap a dict this module just built (no copy)."""
         wf = cls.__new__(cls)
         wf._data = data
@@ -254,9 +254,7 @@ class Workflow:
 
     # ------------------------------------------------------------------ lookup
 
-    def find(
-        self, class_type: Optional[str] = None, title: Optional[str] = None
-    ) -> List[Node]:
+    def find(self, class_type: Optional[str] = None, title: Optional[str] = None) -> List[Node]:
         """Every node matching all the given criteria (exact class / exact title), in order."""
         found = []
         for node in self.nodes():
@@ -324,7 +322,7 @@ class Workflow:
                 return matches[0], name
         raise WorkflowFormatError(
             f"{path!r}: no node with id or title {parts[0]!r}"
-            + (f" (or any longer dotted title)" if len(parts) > 2 else "")
+            + (" (or any longer dotted title)" if len(parts) > 2 else "")
             + f"; nodes: {self._names(self.nodes())}"
         )
 
@@ -335,7 +333,7 @@ class Workflow:
             raise WorkflowFormatError(self._unknown_input(path, node, name))
         return node.inputs[name]
 
-    def set(self, path: str, value: Any) -> "Workflow":
+    def set(self, path: str, value: Any) -> Workflow:
         """Set ``"<id or title>.<input>"`` to ``value``; returns self for chaining.
 
         The input must already exist on the node (a typo would otherwise be silently sent
@@ -348,7 +346,7 @@ class Workflow:
         node.inputs[name] = value
         return self
 
-    def set_many(self, values: Mapping[str, Any]) -> "Workflow":
+    def set_many(self, values: Mapping[str, Any]) -> Workflow:
         """:meth:`set` for every ``path: value`` item; nothing is changed unless every path
         resolves (the CLI's ``--set`` uses this)."""
         resolved = []
@@ -434,7 +432,7 @@ class Workflow:
         """A deep copy of the API-format dict (what ``POST /prompt`` gets as ``prompt``)."""
         return _copy.deepcopy(self._data)
 
-    def copy(self) -> "Workflow":
+    def copy(self) -> Workflow:
         return Workflow._adopt(self.to_dict())
 
     def to_json(self, indent: Optional[int] = 2) -> str:

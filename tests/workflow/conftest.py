@@ -25,8 +25,9 @@ _NODE_DEFS = _load_node_defs()
 
 @pytest.fixture
 def node_defs() -> Dict[str, Any]:
-    """A fresh copy of ``GET /object_info`` recorded from ComfyUI v0.3.64."""
-    return json.loads(json.dumps(_NODE_DEFS))
+    """``GET /object_info`` recorded from ComfyUI v0.3.64 (a shallow copy: tests may add
+    classes; nothing mutates a definition)."""
+    return dict(_NODE_DEFS)
 
 
 @pytest.fixture
@@ -44,11 +45,14 @@ def templates_dir() -> Path:
 
 
 @pytest.fixture
+def templates_path() -> Path:
+    return templates_dir()
+
+
+@pytest.fixture
 def template() -> Callable[[str], Dict[str, Any]]:
     def load(name: str) -> Dict[str, Any]:
-        data: Dict[str, Any] = json.loads(
-            (templates_dir() / name).read_text(encoding="utf-8")
-        )
+        data: Dict[str, Any] = json.loads((templates_dir() / name).read_text(encoding="utf-8"))
         return data
 
     return load

@@ -293,9 +293,10 @@ def test_randomize_seeds_is_deterministic_with_an_rng() -> None:
     assert changes_a == changes_b
     assert set(changes_a) == {"1.seed", "2.noise_seed", "5.seed"}
     assert all(0 <= v <= 2**64 - 1 for v in changes_a.values())
-    assert a.get("1.seed") == changes_a["1.seed"] and a.get("2.noise_seed") == changes_a[
-        "2.noise_seed"
-    ]
+    assert (
+        a.get("1.seed") == changes_a["1.seed"]
+        and a.get("2.noise_seed") == changes_a["2.noise_seed"]
+    )
     assert a.get("3.seed") == ["9", 0]
     assert a.get("4.seed") == "12" and a.get("4.noise_seed") is True
     assert a.get("1.steps") == 3

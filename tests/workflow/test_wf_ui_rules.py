@@ -38,7 +38,12 @@ class UI:
             "type": kind,
             "mode": mode,
             "inputs": [
-                {"name": s[0], "type": s[1], "link": None, **({"widget": {"name": s[0]}} if len(s) > 2 else {})}
+                {
+                    "name": s[0],
+                    "type": s[1],
+                    "link": None,
+                    **({"widget": {"name": s[0]}} if len(s) > 2 else {}),
+                }
                 for s in inputs
             ],
             "outputs": [{"name": t, "type": t, "links": []} for t in outputs],
@@ -65,8 +70,12 @@ class UI:
         return link_id
 
     def data(self) -> Dict[str, Any]:
-        out: Dict[str, Any] = {"last_node_id": 0, "nodes": self.nodes, "links": self.links,
-                               "version": 0.4}
+        out: Dict[str, Any] = {
+            "last_node_id": 0,
+            "nodes": self.nodes,
+            "links": self.links,
+            "version": 0.4,
+        }
         if self.subgraphs:
             out["definitions"] = {"subgraphs": self.subgraphs}
         return out
@@ -79,8 +88,14 @@ def convert(ui: UI, defs: Dict[str, Any]) -> Dict[str, Any]:
 def chain(ui: UI) -> None:
     """Checkpoint(4) → CLIPTextEncode(6) …, the start of the default graph."""
     ui.node(4, "CheckpointLoaderSimple", ["m.safetensors"], outputs=["MODEL", "CLIP", "VAE"])
-    ui.node(6, "CLIPTextEncode", ["a cat"], title="Positive", inputs=[("clip", "CLIP")],
-            outputs=["CONDITIONING"])
+    ui.node(
+        6,
+        "CLIPTextEncode",
+        ["a cat"],
+        title="Positive",
+        inputs=[("clip", "CLIP")],
+        outputs=["CONDITIONING"],
+    )
     ui.link(4, 1, 6, 0)
 
 
@@ -89,15 +104,29 @@ def chain(ui: UI) -> None:
 
 def test_widgets_map_in_input_order_and_seed_control_is_consumed(node_defs: Dict[str, Any]) -> None:
     ui = UI()
-    ui.node(3, "KSampler", [7, "randomize", 20, 8.5, "euler", "karras", 0.75],
-            inputs=[("model", "MODEL"), ("positive", "CONDITIONING"),
-                    ("negative", "CONDITIONING"), ("latent_image", "LATENT")],
-            outputs=["LATENT"])
+    ui.node(
+        3,
+        "KSampler",
+        [7, "randomize", 20, 8.5, "euler", "karras", 0.75],
+        inputs=[
+            ("model", "MODEL"),
+            ("positive", "CONDITIONING"),
+            ("negative", "CONDITIONING"),
+            ("latent_image", "LATENT"),
+        ],
+        outputs=["LATENT"],
+    )
     ui.node(9, "SaveImage", ["out"], inputs=[("images", "IMAGE")])
     api = convert(ui, node_defs)
     assert api["3"] == {
-        "inputs": {"seed": 7, "steps": 20, "cfg": 8.5, "sampler_name": "euler",
-                   "scheduler": "karras", "denoise": 0.75},
+        "inputs": {
+            "seed": 7,
+            "steps": 20,
+            "cfg": 8.5,
+            "sampler_name": "euler",
+            "scheduler": "karras",
+            "denoise": 0.75,
+        },
         "class_type": "KSampler",
         "_meta": {"title": "KSampler"},
     }
@@ -115,14 +144,17 @@ def test_every_control_value_is_consumed(node_defs: Dict[str, Any], control: Any
 
 
 def test_explicit_control_after_generate_false_has_no_control_widget(
-    node_defs: Dict[str, Any]
+    node_defs: Dict[str, Any],
 ) -> None:
     defs = dict(node_defs)
     defs["Seeded"] = {
-        "input": {"required": {"seed": ["INT", {"control_after_generate": False}],
-                               "steps": ["INT", {}]}},
+        "input": {
+            "required": {"seed": ["INT", {"control_after_generate": False}], "steps": ["INT", {}]}
+        },
         "input_order": {"required": ["seed", "steps"]},
-        "output": [], "output_node": True, "display_name": "Seeded",
+        "output": [],
+        "output_node": True,
+        "display_name": "Seeded",
     }
     ui = UI()
     ui.node(1, "Seeded", [3, 4])
@@ -130,7 +162,7 @@ def test_explicit_control_after_generate_false_has_no_control_widget(
 
 
 def test_upload_and_other_editor_widgets_after_the_inputs_are_ignored(
-    node_defs: Dict[str, Any]
+    node_defs: Dict[str, Any],
 ) -> None:
     ui = UI()
     ui.node(1, "LoadImage", ["cat.png", "image"], outputs=["IMAGE", "MASK"])
@@ -146,10 +178,12 @@ def test_upload_and_other_editor_widgets_after_the_inputs_are_ignored(
 def test_missing_trailing_values_take_the_defaults(node_defs: Dict[str, Any]) -> None:
     defs = dict(node_defs)
     defs["Picky"] = {
-        "input": {"required": {"a": ["INT", {"default": 1}], "b": [["x", "y"]],
-                               "c": ["STRING", {}]}},
+        "input": {
+            "required": {"a": ["INT", {"default": 1}], "b": [["x", "y"]], "c": ["STRING", {}]}
+        },
         "input_order": {"required": ["a", "b", "c"]},
-        "output": [], "output_node": True,
+        "output": [],
+        "output_node": True,
     }
     ui = UI()
     ui.node(9, "SaveImage", None, inputs=[("images", "IMAGE")])  # no widgets_values at all
@@ -174,10 +208,16 @@ def test_widgets_values_saved_as_a_dict_are_matched_by_name(node_defs: Dict[str,
 @pytest.mark.parametrize(
     "values, words",
     [
-        ([7, "randomize", "euler", 8, 20, "normal", 1], "'euler' does not fit input 'steps' \\(INT\\)"),
+        (
+            [7, "randomize", "euler", 8, 20, "normal", 1],
+            "'euler' does not fit input 'steps' \\(INT\\)",
+        ),
         ([7, 20, 8, "euler", "normal", 1], "expected a control_after_generate choice after 'seed'"),
         (["7", "randomize", 20, 8, "euler", "normal", 1], "'7' does not fit input 'seed'"),
-        ([7, "randomize", 20, "8", "euler", "normal", 1], "'8' does not fit input 'cfg' \\(FLOAT\\)"),
+        (
+            [7, "randomize", 20, "8", "euler", "normal", 1],
+            "'8' does not fit input 'cfg' \\(FLOAT\\)",
+        ),
         ([7, "randomize", 20, 8, None, "normal", 1], "None does not fit input 'sampler_name'"),
         ([7, "randomize", 20, True, "euler", "normal", 1], "True does not fit input 'cfg'"),
     ],
@@ -197,12 +237,21 @@ def test_values_that_do_not_fit_the_definition_are_refused(
 
 def test_text_and_boolean_widgets(node_defs: Dict[str, Any]) -> None:
     ui = UI()
-    ui.node(1, "ImageStitch", ["right", True, 0, "white"], inputs=[("image1", "IMAGE")],
-            outputs=["IMAGE"])
+    ui.node(
+        1,
+        "ImageStitch",
+        ["right", True, 0, "white"],
+        inputs=[("image1", "IMAGE")],
+        outputs=["IMAGE"],
+    )
     ui.node(2, "StringConcatenate", ["a", "b", ", "], outputs=["STRING"])
     api = convert(ui, node_defs)
-    assert api["1"]["inputs"] == {"direction": "right", "match_image_size": True,
-                                  "spacing_width": 0, "spacing_color": "white"}
+    assert api["1"]["inputs"] == {
+        "direction": "right",
+        "match_image_size": True,
+        "spacing_width": 0,
+        "spacing_color": "white",
+    }
     assert api["2"]["inputs"] == {"string_a": "a", "string_b": "b", "delimiter": ", "}
 
 
@@ -214,10 +263,16 @@ def test_links_and_titles(node_defs: Dict[str, Any]) -> None:
     chain(ui)
     api = convert(ui, node_defs)
     assert api == {
-        "4": {"inputs": {"ckpt_name": "m.safetensors"}, "class_type": "CheckpointLoaderSimple",
-              "_meta": {"title": "Load Checkpoint"}},
-        "6": {"inputs": {"text": "a cat", "clip": ["4", 1]}, "class_type": "CLIPTextEncode",
-              "_meta": {"title": "Positive"}},
+        "4": {
+            "inputs": {"ckpt_name": "m.safetensors"},
+            "class_type": "CheckpointLoaderSimple",
+            "_meta": {"title": "Load Checkpoint"},
+        },
+        "6": {
+            "inputs": {"text": "a cat", "clip": ["4", 1]},
+            "class_type": "CLIPTextEncode",
+            "_meta": {"title": "Positive"},
+        },
     }
 
 
@@ -226,9 +281,15 @@ def test_dict_form_links(node_defs: Dict[str, Any]) -> None:
     chain(ui)
     data = ui.data()
     data["links"] = [
-        {"id": l[0], "origin_id": l[1], "origin_slot": l[2], "target_id": l[3],
-         "target_slot": l[4], "type": l[5]}
-        for l in data["links"]
+        {
+            "id": link[0],
+            "origin_id": link[1],
+            "origin_slot": link[2],
+            "target_id": link[3],
+            "target_slot": link[4],
+            "type": link[5],
+        }
+        for link in data["links"]
     ]
     assert convert_ui_to_api(data, node_defs)["6"]["inputs"]["clip"] == ["4", 1]
 
@@ -236,8 +297,13 @@ def test_dict_form_links(node_defs: Dict[str, Any]) -> None:
 def test_converted_widget_takes_the_link(node_defs: Dict[str, Any]) -> None:
     ui = UI()
     ui.node(1, "PrimitiveInt", [33, "fixed"], outputs=["INT"])
-    ui.node(5, "EmptyLatentImage", [512, 512, 1],
-            inputs=[("width", "INT", "w"), ("height", "INT", "w")], outputs=["LATENT"])
+    ui.node(
+        5,
+        "EmptyLatentImage",
+        [512, 512, 1],
+        inputs=[("width", "INT", "w"), ("height", "INT", "w")],
+        outputs=["LATENT"],
+    )
     ui.link(1, 0, 5, 0)  # width linked, height converted but not linked
     api = convert(ui, node_defs)
     assert api["5"]["inputs"] == {"width": ["1", 0], "height": 512, "batch_size": 1}
@@ -245,8 +311,9 @@ def test_converted_widget_takes_the_link(node_defs: Dict[str, Any]) -> None:
 
 def test_input_pointing_at_an_unknown_link_keeps_the_widget(node_defs: Dict[str, Any]) -> None:
     ui = UI()
-    node = ui.node(5, "EmptyLatentImage", [512, 256, 1], inputs=[("width", "INT", "w")],
-                   outputs=["LATENT"])
+    node = ui.node(
+        5, "EmptyLatentImage", [512, 256, 1], inputs=[("width", "INT", "w")], outputs=["LATENT"]
+    )
     node["inputs"][0]["link"] = 999
     assert convert(ui, node_defs)["5"]["inputs"]["width"] == 512
 
@@ -258,8 +325,13 @@ def test_reroutes_are_followed(node_defs: Dict[str, Any]) -> None:
     ui.node(21, "Reroute", None, inputs=[("", "*")], outputs=["*"])
     ui.node(7, "CLIPTextEncode", ["neg"], inputs=[("clip", "CLIP")], outputs=["CONDITIONING"])
     ui.node(22, "Reroute", None, inputs=[("", "*")], outputs=["*"])  # dangling
-    ui.node(8, "CLIPTextEncode", ["x"], inputs=[("clip", "CLIP"), ("text", "STRING", "w")],
-            outputs=["CONDITIONING"])
+    ui.node(
+        8,
+        "CLIPTextEncode",
+        ["x"],
+        inputs=[("clip", "CLIP"), ("text", "STRING", "w")],
+        outputs=["CONDITIONING"],
+    )
     ui.link(4, 1, 20, 0)
     ui.link(20, 0, 21, 0)
     ui.link(21, 0, 7, 0)
@@ -288,10 +360,20 @@ def test_primitive_node_values_are_inlined(node_defs: Dict[str, Any]) -> None:
     ui.node(30, "PrimitiveNode", [1024, "fixed"], title="size", outputs=["INT"])
     ui.node(31, "PrimitiveNode", [], outputs=["INT"])  # never given a value
     ui.node(32, "PrimitiveNode", ["a red fox"], outputs=["STRING"])
-    ui.node(5, "EmptyLatentImage", [512, 512, 1],
-            inputs=[("width", "INT", "w"), ("height", "INT", "w")], outputs=["LATENT"])
-    ui.node(6, "CLIPTextEncode", ["stale"], inputs=[("clip", "CLIP"), ("text", "STRING", "w")],
-            outputs=["CONDITIONING"])
+    ui.node(
+        5,
+        "EmptyLatentImage",
+        [512, 512, 1],
+        inputs=[("width", "INT", "w"), ("height", "INT", "w")],
+        outputs=["LATENT"],
+    )
+    ui.node(
+        6,
+        "CLIPTextEncode",
+        ["stale"],
+        inputs=[("clip", "CLIP"), ("text", "STRING", "w")],
+        outputs=["CONDITIONING"],
+    )
     ui.node(20, "Reroute", None, inputs=[("", "*")], outputs=["*"])
     ui.link(30, 0, 5, 0)
     ui.link(31, 0, 5, 1)
@@ -336,10 +418,22 @@ def test_get_node_without_or_with_two_set_nodes_is_refused(node_defs: Dict[str, 
 def test_muted_nodes_are_dropped_with_their_links(node_defs: Dict[str, Any]) -> None:
     ui = UI()
     chain(ui)
-    ui.node(11, "LoraLoader", ["l.safetensors", 1, 1], mode=2,
-            inputs=[("model", "MODEL"), ("clip", "CLIP")], outputs=["MODEL", "CLIP"])
-    ui.node(12, "ImageStitch", ["right", True, 0, "white"], mode=0,
-            inputs=[("image1", "IMAGE"), ("image2", "IMAGE")], outputs=["IMAGE"])
+    ui.node(
+        11,
+        "LoraLoader",
+        ["l.safetensors", 1, 1],
+        mode=2,
+        inputs=[("model", "MODEL"), ("clip", "CLIP")],
+        outputs=["MODEL", "CLIP"],
+    )
+    ui.node(
+        12,
+        "ImageStitch",
+        ["right", True, 0, "white"],
+        mode=0,
+        inputs=[("image1", "IMAGE"), ("image2", "IMAGE")],
+        outputs=["IMAGE"],
+    )
     ui.node(13, "LoadImage", ["a.png", "image"], mode=2, outputs=["IMAGE", "MASK"])
     ui.node(14, "LoadImage", ["b.png", "image"], outputs=["IMAGE", "MASK"])
     ui.node(7, "CLIPTextEncode", ["neg"], inputs=[("clip", "CLIP")], outputs=["CONDITIONING"])
@@ -351,9 +445,13 @@ def test_muted_nodes_are_dropped_with_their_links(node_defs: Dict[str, Any]) -> 
     api = convert(ui, node_defs)
     assert "11" not in api and "13" not in api
     assert api["7"]["inputs"] == {"text": "neg"}  # required input: left to validate/server
-    assert api["12"]["inputs"] == {"direction": "right", "match_image_size": True,
-                                   "spacing_width": 0, "spacing_color": "white",
-                                   "image1": ["14", 0]}
+    assert api["12"]["inputs"] == {
+        "direction": "right",
+        "match_image_size": True,
+        "spacing_width": 0,
+        "spacing_color": "white",
+        "image1": ["14", 0],
+    }
     problems = Workflow(api).validate(node_defs)
     assert "node 7 (CLIPTextEncode): Required input is missing — clip" in problems
 
@@ -365,10 +463,18 @@ def test_bypassed_nodes_pass_their_matching_input_through(node_defs: Dict[str, A
     ui.node(11, "LoraLoader", ["a.safetensors", 1, 1], mode=4, **lora_io)  # type: ignore[arg-type]
     ui.node(12, "LoraLoader", ["b.safetensors", 1, 1], mode=4, **lora_io)  # type: ignore[arg-type]
     ui.node(7, "CLIPTextEncode", ["neg"], inputs=[("clip", "CLIP")], outputs=["CONDITIONING"])
-    ui.node(3, "KSampler", [1, "fixed", 20, 8, "euler", "normal", 1],
-            inputs=[("model", "MODEL"), ("positive", "CONDITIONING"),
-                    ("negative", "CONDITIONING"), ("latent_image", "LATENT")],
-            outputs=["LATENT"])
+    ui.node(
+        3,
+        "KSampler",
+        [1, "fixed", 20, 8, "euler", "normal", 1],
+        inputs=[
+            ("model", "MODEL"),
+            ("positive", "CONDITIONING"),
+            ("negative", "CONDITIONING"),
+            ("latent_image", "LATENT"),
+        ],
+        outputs=["LATENT"],
+    )
     ui.link(4, 0, 11, 0)
     ui.link(4, 1, 11, 1)
     ui.link(11, 0, 12, 0)
@@ -382,21 +488,31 @@ def test_bypassed_nodes_pass_their_matching_input_through(node_defs: Dict[str, A
 
 
 def test_bypass_prefers_the_same_slot_then_the_first_input_of_the_type(
-    node_defs: Dict[str, Any]
+    node_defs: Dict[str, Any],
 ) -> None:
     ui = UI()
     ui.node(1, "LoadImage", ["a.png", "image"], outputs=["IMAGE", "MASK"])
     ui.node(2, "LoadImage", ["b.png", "image"], outputs=["IMAGE", "MASK"])
     # ImageCompositeMasked(destination IMAGE, source IMAGE, mask MASK) → IMAGE, bypassed
-    ui.node(10, "ImageCompositeMasked", [0, 0, False], mode=4,
-            inputs=[("destination", "IMAGE"), ("source", "IMAGE"), ("mask", "MASK")],
-            outputs=["IMAGE"])
+    ui.node(
+        10,
+        "ImageCompositeMasked",
+        [0, 0, False],
+        mode=4,
+        inputs=[("destination", "IMAGE"), ("source", "IMAGE"), ("mask", "MASK")],
+        outputs=["IMAGE"],
+    )
     # ImageToMask(image) → MASK, bypassed: no MASK input → consumers lose the input
     ui.node(11, "ImageToMask", ["red"], mode=4, inputs=[("image", "IMAGE")], outputs=["MASK"])
     # a made-up pass-through order: output 1 (IMAGE) with input 1 of type MASK
-    ui.node(12, "ImageCompositeMasked", [0, 0, False], mode=4,
-            inputs=[("mask", "MASK"), ("x", "MASK"), ("source", "IMAGE")],
-            outputs=["MASK", "IMAGE"])
+    ui.node(
+        12,
+        "ImageCompositeMasked",
+        [0, 0, False],
+        mode=4,
+        inputs=[("mask", "MASK"), ("x", "MASK"), ("source", "IMAGE")],
+        outputs=["MASK", "IMAGE"],
+    )
     ui.node(20, "PreviewImage", None, inputs=[("images", "IMAGE")])
     ui.node(21, "MaskPreview", None, inputs=[("mask", "MASK")])
     ui.node(22, "PreviewImage", None, inputs=[("images", "IMAGE")])
@@ -414,7 +530,7 @@ def test_bypass_prefers_the_same_slot_then_the_first_input_of_the_type(
 
 
 def test_bypassed_node_with_an_unlinked_input_leaves_the_input_absent(
-    node_defs: Dict[str, Any]
+    node_defs: Dict[str, Any],
 ) -> None:
     ui = UI()
     ui.node(11, "ImageInvert", None, mode=4, inputs=[("image", "IMAGE")], outputs=["IMAGE"])
@@ -462,8 +578,10 @@ def test_editor_only_widgets_are_refused(node_defs: Dict[str, Any], kind: str) -
     ui = UI()
     chain(ui)
     ui.node(70, kind, ["", 512, 512, False])
-    with pytest.raises(WorkflowFormatError, match=f"node 70 \\(class '{kind}'\\): input .* is "
-                                                  "filled in by the editor"):
+    with pytest.raises(
+        WorkflowFormatError,
+        match=f"node 70 \\(class '{kind}'\\): input .* is filled in by the editor",
+    ):
         convert(ui, node_defs)
     ui.nodes[-1]["mode"] = 2
     assert set(convert(ui, node_defs)) == {"4", "6"}
@@ -475,7 +593,9 @@ def test_group_nodes_are_refused(node_defs: Dict[str, Any]) -> None:
     ui.node(80, "workflow>MyGroup", [1, 2])
     data = ui.data()
     data["extra"] = {"groupNodes": {"MyGroup": {"nodes": [], "links": []}}}
-    with pytest.raises(WorkflowFormatError, match="node 80 .*legacy group node.*Convert to Subgraph"):
+    with pytest.raises(
+        WorkflowFormatError, match="node 80 .*legacy group node.*Convert to Subgraph"
+    ):
         convert_ui_to_api(data, node_defs)
 
 
@@ -494,24 +614,57 @@ def _blur_subgraph(sub_id: str = "sub-blur", inner_mode: int = 0) -> Dict[str, A
         ],
         "outputs": [{"name": "IMAGE", "type": "IMAGE", "linkIds": [104]}],
         "nodes": [
-            {"id": 5, "type": "ImageBlur", "mode": inner_mode,
-             "inputs": [{"name": "image", "type": "IMAGE", "link": 101},
-                        {"name": "blur_radius", "type": "INT", "link": 102,
-                         "widget": {"name": "blur_radius"}},
-                        {"name": "sigma", "type": "FLOAT", "link": 103,
-                         "widget": {"name": "sigma"}}],
-             "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [104]}],
-             "widgets_values": [1, 1.0]},
+            {
+                "id": 5,
+                "type": "ImageBlur",
+                "mode": inner_mode,
+                "inputs": [
+                    {"name": "image", "type": "IMAGE", "link": 101},
+                    {
+                        "name": "blur_radius",
+                        "type": "INT",
+                        "link": 102,
+                        "widget": {"name": "blur_radius"},
+                    },
+                    {"name": "sigma", "type": "FLOAT", "link": 103, "widget": {"name": "sigma"}},
+                ],
+                "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [104]}],
+                "widgets_values": [1, 1.0],
+            },
         ],
         "links": [
-            {"id": 101, "origin_id": -10, "origin_slot": 0, "target_id": 5, "target_slot": 0,
-             "type": "IMAGE"},
-            {"id": 102, "origin_id": -10, "origin_slot": 1, "target_id": 5, "target_slot": 1,
-             "type": "INT"},
-            {"id": 103, "origin_id": -10, "origin_slot": 2, "target_id": 5, "target_slot": 2,
-             "type": "FLOAT"},
-            {"id": 104, "origin_id": 5, "origin_slot": 0, "target_id": -20, "target_slot": 0,
-             "type": "IMAGE"},
+            {
+                "id": 101,
+                "origin_id": -10,
+                "origin_slot": 0,
+                "target_id": 5,
+                "target_slot": 0,
+                "type": "IMAGE",
+            },
+            {
+                "id": 102,
+                "origin_id": -10,
+                "origin_slot": 1,
+                "target_id": 5,
+                "target_slot": 1,
+                "type": "INT",
+            },
+            {
+                "id": 103,
+                "origin_id": -10,
+                "origin_slot": 2,
+                "target_id": 5,
+                "target_slot": 2,
+                "type": "FLOAT",
+            },
+            {
+                "id": 104,
+                "origin_id": 5,
+                "origin_slot": 0,
+                "target_id": -20,
+                "target_slot": 0,
+                "type": "IMAGE",
+            },
         ],
     }
 
@@ -520,8 +673,15 @@ def _with_blur(mode: int = 0, wv: Any = (9, 2.5)) -> UI:
     ui = UI()
     ui.subgraphs.append(_blur_subgraph())
     ui.node(1, "LoadImage", ["a.png", "image"], outputs=["IMAGE", "MASK"])
-    ui.node(12, "sub-blur", list(wv), mode=mode, title="My blur",
-            inputs=[("image", "IMAGE")], outputs=["IMAGE"])
+    ui.node(
+        12,
+        "sub-blur",
+        list(wv),
+        mode=mode,
+        title="My blur",
+        inputs=[("image", "IMAGE")],
+        outputs=["IMAGE"],
+    )
     ui.node(20, "PreviewImage", None, inputs=[("images", "IMAGE")])
     ui.link(1, 0, 12, 0)
     ui.link(12, 0, 20, 0)
@@ -529,33 +689,43 @@ def _with_blur(mode: int = 0, wv: Any = (9, 2.5)) -> UI:
 
 
 def test_subgraph_is_expanded_with_prefixed_ids_and_promoted_values(
-    node_defs: Dict[str, Any]
+    node_defs: Dict[str, Any],
 ) -> None:
     api = convert(_with_blur(), node_defs)
     assert api == {
-        "1": {"inputs": {"image": "a.png"}, "class_type": "LoadImage",
-              "_meta": {"title": "Load Image"}},
-        "12:5": {"inputs": {"blur_radius": 9, "sigma": 2.5, "image": ["1", 0]},
-                 "class_type": "ImageBlur", "_meta": {"title": "ImageBlur"}},
-        "20": {"inputs": {"images": ["12:5", 0]}, "class_type": "PreviewImage",
-               "_meta": {"title": "Preview Image"}},
+        "1": {
+            "inputs": {"image": "a.png"},
+            "class_type": "LoadImage",
+            "_meta": {"title": "Load Image"},
+        },
+        "12:5": {
+            "inputs": {"blur_radius": 9, "sigma": 2.5, "image": ["1", 0]},
+            "class_type": "ImageBlur",
+            "_meta": {"title": "ImageBlur"},
+        },
+        "20": {
+            "inputs": {"images": ["12:5", 0]},
+            "class_type": "PreviewImage",
+            "_meta": {"title": "Preview Image"},
+        },
     }
 
 
 def test_subgraph_without_saved_promoted_values_uses_the_inner_widgets(
-    node_defs: Dict[str, Any]
+    node_defs: Dict[str, Any],
 ) -> None:
     api = convert(_with_blur(wv=()), node_defs)
     assert api["12:5"]["inputs"] == {"blur_radius": 1, "sigma": 1.0, "image": ["1", 0]}
 
 
 def test_subgraph_input_linked_outside_wins_over_the_promoted_value(
-    node_defs: Dict[str, Any]
+    node_defs: Dict[str, Any],
 ) -> None:
     ui = _with_blur()
     ui.node(30, "PrimitiveInt", [4, "fixed"], outputs=["INT"])
-    ui._find(12)["inputs"].append({"name": "radius", "type": "INT", "link": None,
-                                   "widget": {"name": "radius"}})
+    ui._find(12)["inputs"].append(
+        {"name": "radius", "type": "INT", "link": None, "widget": {"name": "radius"}}
+    )
     ui.link(30, 0, 12, 1)
     api = convert(ui, node_defs)
     assert api["12:5"]["inputs"]["blur_radius"] == ["30", 0]
@@ -585,22 +755,42 @@ def test_bypassed_node_inside_a_subgraph(node_defs: Dict[str, Any]) -> None:
 def test_nested_subgraphs_get_nested_ids(node_defs: Dict[str, Any]) -> None:
     ui = UI()
     ui.subgraphs.append(_blur_subgraph())
-    ui.subgraphs.append({
-        "id": "sub-outer",
-        "name": "Outer",
-        "inputs": [{"name": "image", "type": "IMAGE", "linkIds": [201]}],
-        "outputs": [{"name": "IMAGE", "type": "IMAGE", "linkIds": [202]}],
-        "nodes": [{"id": 3, "type": "sub-blur", "mode": 0,
-                   "inputs": [{"name": "image", "type": "IMAGE", "link": 201}],
-                   "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [202]}],
-                   "widgets_values": [5, 0.5]}],
-        "links": [
-            {"id": 201, "origin_id": -10, "origin_slot": 0, "target_id": 3, "target_slot": 0,
-             "type": "IMAGE"},
-            {"id": 202, "origin_id": 3, "origin_slot": 0, "target_id": -20, "target_slot": 0,
-             "type": "IMAGE"},
-        ],
-    })
+    ui.subgraphs.append(
+        {
+            "id": "sub-outer",
+            "name": "Outer",
+            "inputs": [{"name": "image", "type": "IMAGE", "linkIds": [201]}],
+            "outputs": [{"name": "IMAGE", "type": "IMAGE", "linkIds": [202]}],
+            "nodes": [
+                {
+                    "id": 3,
+                    "type": "sub-blur",
+                    "mode": 0,
+                    "inputs": [{"name": "image", "type": "IMAGE", "link": 201}],
+                    "outputs": [{"name": "IMAGE", "type": "IMAGE", "links": [202]}],
+                    "widgets_values": [5, 0.5],
+                }
+            ],
+            "links": [
+                {
+                    "id": 201,
+                    "origin_id": -10,
+                    "origin_slot": 0,
+                    "target_id": 3,
+                    "target_slot": 0,
+                    "type": "IMAGE",
+                },
+                {
+                    "id": 202,
+                    "origin_id": 3,
+                    "origin_slot": 0,
+                    "target_id": -20,
+                    "target_slot": 0,
+                    "type": "IMAGE",
+                },
+            ],
+        }
+    )
     ui.node(1, "LoadImage", ["a.png", "image"], outputs=["IMAGE", "MASK"])
     ui.node(40, "sub-outer", [], inputs=[("image", "IMAGE")], outputs=["IMAGE"])
     ui.node(20, "PreviewImage", None, inputs=[("images", "IMAGE")])
