@@ -356,13 +356,14 @@ class Executor:
     ) -> Hashable:
         node = prompt[node_id]
         cls = self.node_class(str(node.get("class_type")))
-        if cls is None or not hasattr(cls, "IS_CHANGED"):
+        is_changed = getattr(cls, "IS_CHANGED", None)
+        if cls is None or is_changed is None:
             return False
         kwargs = {k: v for k, v in (node.get("inputs") or {}).items() if not is_link(v)}
         for name, kind in _hidden_kinds(cls).items():
             kwargs[name] = self._hidden_value(kind, node_id, hidden)
         try:
-            value = cls.IS_CHANGED(**kwargs)
+            value = is_changed(**kwargs)
         except Exception as exc:
             log.warning("IS_CHANGED of node %s raised: %s", node_id, exc)
             return False
@@ -528,7 +529,7 @@ class Executor:
                 obj = cls()
                 with self._state_lock:
                     self._objects[key] = obj
-            function = getattr(obj, cls.FUNCTION)
+            function = getattr(obj, str(getattr(cls, "FUNCTION", "")))
             self.check_interrupted()  # ComfyUI checks right before each node function
             token = bind_context(NodeContext(run, node_id))
             try:

@@ -366,8 +366,11 @@ class FakeComfyUI:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError(f"condition not met within {timeout:.1f}s")
-            with self._cond:
-                self._cond.wait_for(lambda v=version: self._version != v, remaining)
+            self._wait_change(version, remaining)
+
+    def _wait_change(self, version: int, timeout: float) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self._version != version, timeout)
 
     def wait_for_idle(self, timeout: float = 10.0) -> None:
         self.wait_until(self.is_idle, timeout)
