@@ -7,7 +7,15 @@ from typing import Any, Dict
 
 import attrs
 import pytest
-from _recordings import exchanges, find, node_defs
+from _recordings import (
+    COPIED,
+    exchanges,
+    find,
+    http_exchanges,
+    load_recording,
+    node_defs,
+    recordings_available,
+)
 
 from comfysync._models import (
     Device,
@@ -266,3 +274,10 @@ def test_node_def_defaults_for_minimal_definition() -> None:
 
 def test_sampler_info_without_combos() -> None:
     assert SamplerInfo.from_node_def(NodeDef.from_wire("K", {})) == SamplerInfo([], [])
+
+
+@pytest.mark.skipif(not recordings_available(), reason="../shared recordings not present")
+def test_copied_fixtures_match_the_recordings() -> None:
+    """tests/data holds verbatim copies; regenerate with `python tests/_recordings.py`."""
+    for name in COPIED:
+        assert exchanges(name) == http_exchanges(load_recording(name)), name
