@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional, Union
 
 import pytest
 
+from comfysync.testing._builtin_nodes import STOCK_NODES
 from comfysync.testing._nodes import NodeRegistry, default_registry
 from comfysync.testing._validation import ValidationResult, validate_node_input, validate_prompt
 
@@ -401,9 +402,12 @@ class FalseValidator(Picky):
 
 def test_custom_validation_returning_false_names_only_the_input() -> None:
     registry = NodeRegistry()
-    registry.register("EmptyImage", default_registry().get("EmptyImage"))  # type: ignore[arg-type]
+    registry.register("EmptyImage", STOCK_NODES["EmptyImage"])
     registry.register("F", FalseValidator)
-    node = {"class_type": "F", "inputs": {"image": ["1", 0], "count": 2, "label": "l"}}
+    node: Dict[str, Any] = {
+        "class_type": "F",
+        "inputs": {"image": ["1", 0], "count": 2, "label": "l"},
+    }
     prompt = {"1": _empty_image(), "2": node}
     result = validate_prompt(prompt, registry)
     assert _errors_of(result, "2") == [

@@ -176,7 +176,13 @@ def render(state: str, index: int, width: int, height: int) -> Image.Image:
     gradient at a state-chosen angle with a few discs on it."""
     rng = random.Random(f"{state}:{index}")
     colours = [tuple(rng.randrange(256) for _ in range(3)) for _ in range(2)]
-    gradient = Image.linear_gradient("L").rotate(rng.uniform(0, 360), expand=False)
+    # rotate a gradient √2 larger than the crop, so no corner is left unfilled
+    gradient = (
+        Image.linear_gradient("L")
+        .resize((363, 363))
+        .rotate(rng.uniform(0, 360))
+        .crop((53, 53, 309, 309))
+    )
     picture = ImageOps.colorize(gradient.resize((width, height)), colours[0], colours[1])
     draw = ImageDraw.Draw(picture)
     for _ in range(rng.randint(3, 7)):
