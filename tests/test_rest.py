@@ -162,6 +162,7 @@ def test_real_recorded_submission_is_reproduced(h: Harness) -> None:
     h.expect("POST", "/prompt", json=ex["body"])
     api = ComfyApi(h.base, client_id=recorded["client_id"])
     queued = api.queue_prompt(recorded["prompt"], prompt_id=recorded["prompt_id"])
+    api.close()
     assert _json_body(h.request()) == recorded
     assert queued.prompt_id == recorded["prompt_id"] == ex["body"]["prompt_id"]
 
@@ -712,11 +713,13 @@ def test_ping(h: Harness) -> None:
 def test_ping_raises_when_unreachable() -> None:
     with responses.RequestsMock() as mock:
         mock.get("http://h:8188/prompt", body=requests.exceptions.ConnectionError("refused"))
+        api = ComfyApi("h")
         with pytest.raises(ComfyConnectionError):
-            ComfyApi("h").ping()
+            api.ping()
         mock.get("http://h:8188/queue", body=requests.exceptions.ReadTimeout("slow"))
         with pytest.raises(ComfyTimeoutError):
-            ComfyApi("h").get_queue()
+            api.get_queue()
+        api.close()
 
 
 @pytest.mark.parametrize(
@@ -766,6 +769,7 @@ def test_auth_headers_on_every_route(kwargs: Dict[str, Any], header: str) -> Non
             assert call.request.headers["Authorization"] == header
             assert call.request.headers["X-Org"] == "7"
         assert SECRET not in repr(api)
+        api.close()
 
 
 def test_error_text_and_logs_have_no_secret(caplog: pytest.LogCaptureFixture) -> None:
@@ -778,6 +782,7 @@ def test_error_text_and_logs_have_no_secret(caplog: pytest.LogCaptureFixture) ->
             api.queue_prompt(API_PROMPT)
         with pytest.raises(ComfyHTTPError) as e2:
             api.get_queue()
+        api.close()
     for err in (e1.value, e2.value):
         assert SECRET not in str(err) and "bob" not in str(err) and SECRET not in err.url
     assert SECRET not in caplog.text and "bob:" not in caplog.text
@@ -788,26 +793,28 @@ def test_error_text_and_logs_have_no_secret(caplog: pytest.LogCaptureFixture) ->
 
 def test_comfy_api_construction_and_repr() -> None:
     api = ComfyApi("gpu1:8190/comfy", token=SECRET, timeout=(3, 60), verify=False,
-                   reconnect=False, tracker="http")
+                   reconnect=False)
     assert re.fullmatch(r"[0-9a-f]{32}", api.client_id)
     assert api.url == "http://gpu1:8190/comfy" and api.reconnect is False
-    assert api.tracker_mode == "http"
     text = repr(api)
-    assert "http://gpu1:8190/comfy" in text and api.client_id in text and "open" in text
+    assert "http://gpu1:8190/comfy" in text and api.client_id in text
     assert SECRET not in text and "auth=bearer" in text
-    assert ComfyApi().url == "http://127.0.0.1:8188"
-    assert ComfyApi("h", client_id="mine").client_id == "mine"
+    api.close()
+    for other in (ComfyApi(), ComfyApi("h", client_id="mine")):
+        assert other.url in ("http://127.0.0.1:8188", "http://h:8188")
+        other.close()
+    assert other.client_id == "mine"
     with pytest.raises(ValueError):
         ComfyApi("h", tracker="carrier-pigeon")
     with pytest.raises(ValueError):
         ComfyApi("h", client_id="")
 
 
-def test_comfy_api_close_and_context_manager() -> None:
-    with ComfyApi("h") as api:
-        assert not api.closed
-    assert api.closed and "closed" in repr(api)
+def test_comfy_api_close_is_idempotent() -> None:
+    api = ComfyApi("h")
     api.close()
+    api.close()
+    assert api.closed and "closed" in repr(api)
     with pytest.raises(ComfyConnectionError, match="closed"):
         api.get_queue()
 
