@@ -7,8 +7,9 @@ and :mod:`comfysync.testing`.
 
 from __future__ import annotations
 
-from . import errors, events
+from . import errors, events, utils
 from ._client import ComfyApi
+from ._compat import ComfyClient, create_client
 from ._models import (
     FileRef,
     HistoryEntry,
@@ -19,6 +20,8 @@ from ._models import (
     SamplerInfo,
     SystemStats,
 )
+from ._results import OutputFile, PromptResult
+from ._tracking import JobProgress, PromptJob
 from ._version import __version__
 from ._workflow import Node, Workflow
 from .errors import (
@@ -57,6 +60,13 @@ __all__ = [
     "PoolFullError",
     "PoolClosedError",
     "ComfyApi",
+    "PromptJob",
+    "JobProgress",
+    "PromptResult",
+    "OutputFile",
+    "create_client",
+    "ComfyClient",
+    "utils",
     "QueuedPrompt",
     "QueueState",
     "QueueItem",

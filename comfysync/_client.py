@@ -1,10 +1,14 @@
 """``ComfyApi``: the client object users create.
 
 It glues the layers together: the :class:`~comfysync._transport.HttpTransport` (one HTTP
-session with the credentials), the REST routes of :class:`~comfysync._rest.RestMethods`, and —
-added by the listener and tracking layers — the WebSocket listener and the prompt tracker.
-This module holds only construction, identity and lifetime; each capability lives in its own
-module.
+session with the credentials), the REST routes of :class:`~comfysync._rest.RestMethods`, the
+:class:`~comfysync._dispatch.EventBus`, the WebSocket :class:`~comfysync._listener.Listener`
+and the prompt :class:`~comfysync._tracking.Tracker`. This module holds only construction,
+lifetime and delegation; each capability lives in its own module.
+
+Wiring order matters: the tracker subscribes to the bus with ``"*"`` in the constructor,
+before any user callback, so it sees every event first; the listener tells it when a socket
+(re)opens so it can reconcile prompts whose end may have been missed.
 """
 
 from __future__ import annotations
@@ -13,16 +17,24 @@ import logging
 import threading
 import uuid
 from types import TracebackType
-from typing import Mapping, Optional, Tuple, Type
+from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple, Type
 
-from ._rest import RestMethods
+from ._dispatch import Callback, EventBus, ExceptionHandler, Subscription
+from ._listener import Listener
+from ._polling import RestOps
+from ._rest import RestMethods, WorkflowInput, to_api_prompt
+from ._results import PromptResult
+from ._tracking import PromptJob, Tracker
 from ._transport import HttpTransport, TimeoutArg, VerifyArg
+from ._workflow import ensure_api_format
+from .errors import ComfyConnectionError, ComfyError, ComfyHTTPError
+from .events import AuthError, AuthSuccess, Event, EventKey, Preview, Progress, Status
 
 __all__ = ["ComfyApi"]
 
 log = logging.getLogger("comfysync.client")
 
-_TRACKERS = ("websocket", "http")
+_TRACKERS = ("auto", "websocket", "http")
 
 
 class ComfyApi(RestMethods):
@@ -35,6 +47,18 @@ class ComfyApi(RestMethods):
     seconds allowed for each REST call (or ``(connect, read)``), ``verify`` the TLS check
     (``True``, ``False`` or a CA bundle path). ``client_id`` (default: a fresh ``uuid4().hex``)
     is sent with every prompt so this client receives its events.
+
+    ``tracker``: how prompts are followed. ``"auto"`` (default) uses the WebSocket and falls
+    back to HTTP polling when the socket cannot be opened but HTTP works; ``"websocket"``
+    refuses to fall back (``connect()`` raises); ``"http"`` never opens a socket and polls
+    ``/queue`` and ``/history/{id}`` (same results, no progress events).
+
+    ``reconnect`` / ``backoff_base`` / ``backoff_cap`` / ``max_reconnect_attempts``: the
+    listener's reconnects (exponential backoff with full jitter; attempts are unlimited while
+    prompts are unfinished, else at most ``max_reconnect_attempts``). ``watchdog``: seconds
+    without news of an unfinished prompt before it is checked over HTTP. ``poll_interval``:
+    ``(first, max)`` delay of the HTTP tracker's per-prompt polling. ``exception_handler``:
+    called as ``handler(exc, event, callback)`` when a callback raises.
 
     The REST methods work at once, without ``connect()``. ``close()`` (or leaving a ``with``
     block) releases everything; it is idempotent. ``repr`` never shows credentials.
@@ -51,18 +75,45 @@ class ComfyApi(RestMethods):
         timeout: TimeoutArg = 30.0,
         verify: VerifyArg = True,
         reconnect: bool = True,
-        tracker: str = "websocket",
+        tracker: str = "auto",
+        exception_handler: Optional[ExceptionHandler] = None,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        max_reconnect_attempts: Optional[int] = 10,
+        watchdog: float = 10.0,
+        poll_interval: Tuple[float, float] = (0.05, 1.0),
     ) -> None:
         if tracker not in _TRACKERS:
             raise ValueError(f"tracker must be one of {_TRACKERS}, not {tracker!r}")
         if client_id is not None and (not isinstance(client_id, str) or not client_id):
             raise ValueError("client_id must be a non-empty string")
+        if watchdog <= 0:
+            raise ValueError("watchdog must be positive")
         self.client_id: str = client_id if client_id is not None else uuid.uuid4().hex
         self._transport = HttpTransport(
             url, auth=auth, token=token, headers=headers, timeout=timeout, verify=verify
         )
         self.reconnect = bool(reconnect)
         self.tracker_mode = tracker
+        self._listener_options = dict(
+            reconnect=self.reconnect,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            max_attempts=max_reconnect_attempts,
+        )
+        self._bus = EventBus(exception_handler)
+        self._tracker = Tracker(
+            RestOps(self),
+            name=self.client_id[:8],
+            files=self,
+            polling=tracker == "http",
+            watchdog=watchdog,
+            poll_interval=poll_interval,
+            exception_handler=exception_handler,
+        )
+        self._bus.on("*", self._tracker.handle_event)  # first subscriber: sees events first
+        self._listener: Optional[Listener] = None
+        self._lifecycle = threading.Lock()  # connect() / close()
         self._close_lock = threading.Lock()
         self._closed = False
         log.debug("created %r", self)
@@ -76,8 +127,18 @@ class ComfyApi(RestMethods):
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def connected(self) -> bool:
+        """True while the WebSocket is open."""
+        listener = self._listener
+        return listener is not None and listener.connected
+
     def _state(self) -> str:
-        return "closed" if self._closed else "open"
+        if self._closed:
+            return "closed"
+        if self.connected:
+            return "connected"
+        return "polling" if self._tracker.polling else "open"
 
     def __repr__(self) -> str:
         auth = self._transport.auth_kind
@@ -86,18 +147,78 @@ class ComfyApi(RestMethods):
             f"{' auth=' + auth if auth else ''} {self._state()}>"
         )
 
+    # ------------------------------------------------------------------ lifetime
+
+    def connect(self, timeout: float = 10.0) -> ComfyApi:
+        """Open the WebSocket (listener thread; ``feature_flags`` first) and return once the
+        server greeted it. Idempotent. With credentials, first makes one authenticated
+        request and emits ``AuthSuccess`` or ``AuthError``. With ``tracker="http"`` only
+        checks that the server answers. Raises ``ComfyConnectionError`` /
+        ``ComfyTimeoutError`` when the server cannot be reached (in ``"auto"`` mode a
+        server whose HTTP works but whose socket does not is tracked by polling instead)."""
+        with self._lifecycle:
+            if self._closed:
+                raise ComfyConnectionError("this ComfyApi is closed", url=self.url)
+            if self._listener is not None and self._listener.alive:
+                return self
+            if self._transport.auth_kind is not None:
+                self._check_auth()
+            if self.tracker_mode == "http":
+                self.poll_status(timeout=timeout)
+                return self
+            listener = Listener(
+                self._transport,
+                self.client_id,
+                self._bus,
+                has_pending_work=self._tracker.has_unfinished,
+                on_socket_ready=self._tracker.on_socket_ready,
+                **self._listener_options,  # type: ignore[arg-type]
+            )
+            try:
+                listener.start(timeout)
+            except ComfyConnectionError as exc:
+                if self.tracker_mode == "websocket":
+                    raise
+                try:
+                    self.ping()
+                except ComfyError:
+                    raise exc from None
+                log.warning("WebSocket unavailable (%s); tracking prompts by HTTP polling", exc)
+                self._listener = listener  # stopped; remembered so submit() won't retry it
+                self._tracker.set_polling(True)
+                return self
+            self._listener = listener
+            self._tracker.set_polling(False)
+            return self
+
+    def _check_auth(self) -> None:
+        try:
+            self.get_queue_remaining()
+        except ComfyHTTPError as exc:
+            if exc.status in (401, 403):
+                self._bus.emit(AuthError(status=exc.status))
+            raise
+        self._bus.emit(AuthSuccess())
+
     def close(self) -> None:
-        """Release the HTTP session (and, once added, the listener and tracker threads).
-        Idempotent; REST calls afterwards raise :class:`~comfysync.ComfyConnectionError`."""
+        """Stop the listener and tracker threads (joined), end unfinished waits with
+        ``ComfyConnectionError``, release the HTTP session. Idempotent; REST calls afterwards
+        raise :class:`~comfysync.ComfyConnectionError`. Prompts keep running on the server."""
         with self._close_lock:
             if self._closed:
                 return
             self._closed = True
+        with self._lifecycle:
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.stop()
+        self._tracker.close()
+        self._bus.interrupt_waiters()
         self._transport.close()
         log.debug("closed %r", self)
 
     def __enter__(self) -> ComfyApi:
-        return self
+        return self.connect()
 
     def __exit__(
         self,
@@ -106,3 +227,91 @@ class ComfyApi(RestMethods):
         tb: Optional[TracebackType],
     ) -> None:
         self.close()
+
+    # ------------------------------------------------------------------ events
+
+    def on(self, key: EventKey, callback: Callback) -> Subscription:
+        """Call ``callback(event)`` for every event matching ``key`` (wire name, class,
+        ``"*"``) on the listener thread, in arrival order. A slow callback delays later
+        events; one that raises is logged and the listener goes on."""
+        return self._bus.on(key, callback)
+
+    def once(self, key: EventKey, callback: Callback) -> Subscription:
+        return self._bus.once(key, callback)
+
+    def off(self, key: EventKey, callback: Callable[..., Any]) -> None:
+        self._bus.off(key, callback)
+
+    def wait_for(
+        self,
+        key: EventKey,
+        predicate: Optional[Callable[[Any], object]] = None,
+        timeout: Optional[float] = None,
+    ) -> Event:
+        """Block until an event matching ``key`` (and ``predicate``) arrives; raises
+        ``ComfyTimeoutError`` after ``timeout`` seconds."""
+        return self._bus.wait_for(key, predicate, timeout)
+
+    def poll_status(self, timeout: float = 1.0) -> Status:
+        """Read the queue state over HTTP (``GET /prompt``), emit it as a ``status`` event
+        and return it — for callers without a socket."""
+        data = self._transport.request_json("GET", "/prompt", timeout=timeout)
+        exec_info = data.get("exec_info") if isinstance(data, Mapping) else None
+        remaining = exec_info.get("queue_remaining") if isinstance(exec_info, Mapping) else None
+        if not isinstance(remaining, int):
+            raise ComfyHTTPError(200, self._transport.url("/prompt"), data,
+                                 message="GET /prompt: unexpected answer from the server")
+        status = Status(
+            queue_remaining=remaining,
+            raw={"type": "status", "data": {"status": {"exec_info": dict(exec_info or {})}}},
+        )
+        self._bus.emit(status)
+        return status
+
+    # ------------------------------------------------------------------ running work
+
+    def submit(
+        self,
+        workflow: WorkflowInput,
+        *,
+        on_progress: Optional[Callable[[Progress], object]] = None,
+        on_preview: Optional[Callable[[Preview], object]] = None,
+        return_future: bool = True,
+        front: bool = False,
+        number: Optional[float] = None,
+        extra_data: Optional[Mapping[str, Any]] = None,
+        partial_execution_targets: Optional[Iterable[str]] = None,
+    ) -> PromptJob:
+        """Queue ``workflow`` (a ``Workflow``, an API-format dict or a JSON file path; UI
+        format is converted with the server's node definitions) and return its
+        :class:`PromptJob` at once. ``on_progress`` / ``on_preview`` are subscribed to this
+        prompt before it is posted, so none of its events is missed. Connects first when
+        ``connect()`` was never called. A rejected prompt raises ``PromptValidationError``."""
+        prompt = to_api_prompt(ensure_api_format(workflow, self.get_node_defs))
+        if self._listener is None and self.tracker_mode != "http":
+            self.connect()
+        subscribe: List[Tuple[EventKey, Callback]] = []
+        if on_progress is not None:
+            subscribe.append(("progress", on_progress))
+        if on_preview is not None:
+            subscribe.append(("b_preview", on_preview))
+        options = dict(front=front, number=number, extra_data=extra_data,
+                       partial_execution_targets=partial_execution_targets)
+        return self._tracker.submit(
+            prompt, options, subscribe=subscribe, want_future=return_future
+        )
+
+    def run_workflow(
+        self,
+        workflow: WorkflowInput,
+        timeout: Optional[float] = None,
+        on_progress: Optional[Callable[[Progress], object]] = None,
+        on_preview: Optional[Callable[[Preview], object]] = None,
+        **kwargs: Any,
+    ) -> PromptResult:
+        """Submit ``workflow`` and block until it ends: the :class:`PromptResult`, or
+        ``PromptExecutionError`` / ``PromptInterruptedError`` / ``PromptLostError`` /
+        ``PromptTimeoutError`` (after ``timeout`` seconds; the prompt keeps running).
+        Safe to call from many threads at once."""
+        job = self.submit(workflow, on_progress=on_progress, on_preview=on_preview, **kwargs)
+        return job.wait(timeout)

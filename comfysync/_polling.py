@@ -13,7 +13,7 @@ Everything here runs on the tracker thread; nothing touches tracker state.
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
 
 from attrs import define
 
@@ -24,6 +24,9 @@ from .errors import (
     PromptExecutionError,
     PromptInterruptedError,
 )
+
+if TYPE_CHECKING:
+    from ._rest import RestMethods
 
 try:
     from typing import Protocol
@@ -36,6 +39,7 @@ __all__ = [
     "check_prompts",
     "history_outcome",
     "history_messages",
+    "RestOps",
 ]
 
 log = logging.getLogger("comfysync.polling")
@@ -166,3 +170,50 @@ def history_outcome(prompt_id: str, entry: Mapping[str, Any]) -> Optional[Prompt
 def is_missing_route(exc: ComfyError) -> bool:
     """True for the answer of a server that does not have a route (404/405)."""
     return isinstance(exc, ComfyHTTPError) and exc.status in (404, 405)
+
+
+class RestOps:
+    """:class:`ServerOps` over a client's REST methods.
+
+    Cancelling prefers the atomic ``POST /api/jobs/cancel`` of newer servers; whether the
+    server has it is learnt from the first answer and remembered. Without it: delete from
+    the queue, *then* interrupt by prompt id — in that order a prompt that starts between the
+    two calls is still stopped, and ``/interrupt`` with a prompt id only acts on that prompt.
+    """
+
+    def __init__(self, rest: RestMethods) -> None:
+        self._rest = rest
+        self._jobs_api: Optional[bool] = None  # unknown until the first cancel
+
+    def post_prompt(
+        self, workflow: Mapping[str, Any], prompt_id: str, options: Mapping[str, Any]
+    ) -> Any:
+        return self._rest._post_prompt(workflow, prompt_id, **options)
+
+    def queue_ids(self) -> Tuple[FrozenSet[str], FrozenSet[str]]:
+        queue = self._rest.get_queue()
+        return (
+            frozenset(item.prompt_id for item in queue.running),
+            frozenset(item.prompt_id for item in queue.pending),
+        )
+
+    def history_entry(self, prompt_id: str) -> Optional[Mapping[str, Any]]:
+        entry = self._rest.get_history(prompt_id)
+        if entry is None:
+            return None
+        raw: Mapping[str, Any] = entry.raw
+        return raw
+
+    def cancel_prompt(self, prompt_id: str) -> None:
+        if self._jobs_api is not False:
+            try:
+                self._rest.cancel_jobs([prompt_id])
+                self._jobs_api = True
+                return
+            except ComfyError as exc:
+                if self._jobs_api or not is_missing_route(exc):
+                    raise
+                log.debug("no jobs API on this server; cancelling with /queue + /interrupt")
+                self._jobs_api = False
+        self._rest.delete_from_queue([prompt_id])
+        self._rest.interrupt(prompt_id)

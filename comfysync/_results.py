@@ -117,7 +117,7 @@ class OutputFile:
         """
         return self._api().download(self, dest)
 
-    def to_pil(self) -> "Image":
+    def to_pil(self) -> Image:
         """The file decoded as a ``PIL.Image.Image`` (needs Pillow: ``comfysync[pil]``)."""
         try:
             from PIL import Image as PILImage
@@ -130,7 +130,7 @@ class OutputFile:
         return image
 
     @property
-    def image(self) -> "Image":
+    def image(self) -> Image:
         """Seed-compatible alias of :meth:`to_pil` (``result.output_images[0].image``)."""
         return self.to_pil()
 
@@ -167,9 +167,9 @@ class PromptResult:
 
     prompt_id: str
     status: str
-    outputs: Mapping[str, Mapping[str, Any]]
+    outputs: Mapping[str, Mapping[str, Any]] = field(repr=False)
     files: Tuple[OutputFile, ...] = ()
-    images: Tuple[OutputFile, ...] = ()
+    images: Tuple[OutputFile, ...] = field(default=(), repr=False)
     text: Mapping[str, List[str]] = field(factory=dict)
     cached_nodes: Tuple[str, ...] = ()
     started_at: Optional[_dt.datetime] = None
@@ -199,7 +199,9 @@ class PromptResult:
         return [f.save(target) for f in self.files]
 
 
-def _file_items(outputs: Mapping[str, Mapping[str, Any]]) -> Iterable[Tuple[str, str, Mapping[str, Any]]]:
+def _file_items(
+    outputs: Mapping[str, Mapping[str, Any]],
+) -> Iterable[Tuple[str, str, Mapping[str, Any]]]:
     for node_id, output in outputs.items():
         for key, value in output.items():
             items = value if isinstance(value, list) else [value]

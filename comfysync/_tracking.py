@@ -28,12 +28,12 @@ import threading
 import time
 import uuid
 from concurrent.futures import Future
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from attrs import define, field
 
 from . import events as ev
-from ._dispatch import EventBus, ExceptionHandler, Subscription
+from ._dispatch import Callback, EventBus, ExceptionHandler, Subscription
 from ._polling import ServerOps, check_prompts, history_outcome
 from ._results import FileClient, PromptResult, build_result
 from .errors import (
@@ -60,8 +60,6 @@ SUCCESS_GRACE = 0.1
 RETRY_MIN, RETRY_MAX = 0.25, 2.0
 #: How long the idle tracker thread sleeps between looks (it is woken on every change).
 _IDLE_WAIT = 5.0
-
-Callback = Callable[[Any], None]
 
 
 @define(frozen=True)
@@ -134,7 +132,7 @@ class JobState:
         self.error: Optional[BaseException] = None
         self.done = threading.Event()
         self.bus = EventBus(exception_handler)  # job.on(...) subscribers
-        self.future: Optional["Future[PromptResult]"] = None
+        self.future: Optional[Future[PromptResult]] = None
 
 
 class PromptJob:
@@ -147,7 +145,7 @@ class PromptJob:
     submitted with ``return_future=False``).
     """
 
-    def __init__(self, state: JobState, tracker: "Tracker") -> None:
+    def __init__(self, state: JobState, tracker: Tracker) -> None:
         self._state = state
         self._tracker = tracker
 
@@ -176,7 +174,7 @@ class PromptJob:
         return self._tracker.progress_of(self._state)
 
     @property
-    def future(self) -> Optional["Future[PromptResult]"]:
+    def future(self) -> Optional[Future[PromptResult]]:
         return self._state.future
 
     def done(self) -> bool:
@@ -304,7 +302,7 @@ class Tracker:
         for key, callback in subscribe:
             state.bus.on(key, callback)
         if want_future:
-            future: "Future[PromptResult]" = Future()
+            future: Future[PromptResult] = Future()
             future.set_running_or_notify_cancel()  # the server owns it now: no Future.cancel
             state.future = future
         with self._lock:

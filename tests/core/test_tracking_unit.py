@@ -14,7 +14,6 @@ from comfysync import events as ev
 from comfysync._tracking import PromptJob, Tracker
 from comfysync.errors import (
     ComfyConnectionError,
-    ComfyConnectionError as _Down,
     PromptExecutionError,
     PromptInterruptedError,
     PromptLostError,
@@ -22,7 +21,8 @@ from comfysync.errors import (
     PromptValidationError,
 )
 
-WF = {"1": {"class_type": "EmptyImage", "inputs": {}}, "2": {"class_type": "SaveImage", "inputs": {}}}
+WF = {"1": {"class_type": "EmptyImage", "inputs": {}},
+      "2": {"class_type": "SaveImage", "inputs": {}}}
 
 
 def entry(status: str = "success", outputs: Optional[Dict[str, Any]] = None,
@@ -64,7 +64,7 @@ class FakeOps:
         with self.lock:
             if self.down > 0:
                 self.down -= 1
-                raise _Down("server down")
+                raise ComfyConnectionError("server down")
 
     def queue_ids(self) -> Tuple[FrozenSet[str], FrozenSet[str]]:
         self.calls.append(("queue",))
@@ -123,7 +123,9 @@ def run_success_events(t: Tracker, pid: str, output: Optional[Dict[str, Any]] = 
     t.handle_event(ev.Executing(node=None, prompt_id=pid))
 
 
-def test_job_is_registered_before_post_so_early_events_count(ops: FakeOps, make_tracker: Any) -> None:
+def test_job_is_registered_before_post_so_early_events_count(
+    ops: FakeOps, make_tracker: Any
+) -> None:
     t = make_tracker()
     out = {"images": [{"filename": "a.png", "subfolder": "", "type": "output"}]}
 
