@@ -360,6 +360,7 @@ class _Converter:
         )
         self.output: Dict[str, Dict[str, Any]] = {}
         self.unknown: List[str] = []
+        self.unknown_classes: Set[str] = set()
         self._inner_cache: Dict[str, _Graph] = {}
 
     # -- emission -------------------------------------------------------------------------
@@ -367,11 +368,13 @@ class _Converter:
     def run(self) -> Dict[str, Dict[str, Any]]:
         self._emit_graph(self.root, depth=0)
         if self.unknown:
-            raise WorkflowFormatError(
+            error = WorkflowFormatError(
                 "the server does not know these node classes: "
                 + "; ".join(self.unknown)
                 + " — install the custom nodes that provide them (or remove/bypass the nodes)"
             )
+            error.unknown_classes = sorted(self.unknown_classes)  # type: ignore[attr-defined]
+            raise error
         if not self.output:
             raise WorkflowFormatError(
                 "the workflow has no node to run (every node is a note, muted or bypassed)"
@@ -412,6 +415,7 @@ class _Converter:
         info = self.defs.get(kind)
         if info is None:
             self.unknown.append(_describe(node, api_id))
+            self.unknown_classes.add(kind)
             return
         inputs = self._widget_inputs(api_id, node, info)
         for slot in _slots(node, "inputs"):

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import random
+import threading
 from typing import (
     Any,
     Callable,
@@ -44,7 +45,14 @@ from ._ui_convert import (
 )
 from .errors import WorkflowFormatError
 
-__all__ = ["Workflow", "Node", "coerce_cli_value", "ensure_api_format", "SEED_INPUTS"]
+__all__ = [
+    "Workflow",
+    "Node",
+    "NodeDefsCache",
+    "coerce_cli_value",
+    "ensure_api_format",
+    "SEED_INPUTS",
+]
 
 log = logging.getLogger("comfysync.workflow")
 
@@ -568,6 +576,33 @@ def _validate_api(data: Mapping[str, Any], defs: Mapping[str, Mapping[str, Any]]
     return problems
 
 
+class NodeDefsCache:
+    """Node definitions fetched on first need and then kept: the ``node_defs_provider`` a
+    client hands to :func:`ensure_api_format` so ``/object_info`` (hundreds of KB) is read
+    once per client, not once per run. Thread-safe; :meth:`refresh` fetches again (after
+    installing custom nodes, say)."""
+
+    def __init__(self, fetch: Callable[[], NodeDefsLike]) -> None:
+        self._fetch = fetch
+        self._lock = threading.Lock()
+        self._defs: Optional[NodeDefsLike] = None
+
+    def __call__(self) -> NodeDefsLike:
+        with self._lock:
+            if self._defs is None:
+                self._defs = self._fetch()
+            return self._defs
+
+    def refresh(self) -> NodeDefsLike:
+        with self._lock:
+            self._defs = self._fetch()
+            return self._defs
+
+    def clear(self) -> None:
+        with self._lock:
+            self._defs = None
+
+
 def ensure_api_format(
     workflow: Any, node_defs_provider: Optional[Callable[[], NodeDefsLike]] = None
 ) -> Dict[str, Any]:
@@ -576,8 +611,9 @@ def ensure_api_format(
     Accepts a :class:`Workflow`, anything with ``to_dict()``, an API- or UI-format mapping,
     or a path (``str``/``os.PathLike``) to a JSON file. A UI-format workflow is converted with
     the node definitions returned by ``node_defs_provider()`` (called only then; the client
-    caches ``/object_info`` behind it). Without a provider a UI-format workflow is refused
-    with :class:`WorkflowFormatError` — it is never posted raw.
+    caches ``/object_info`` behind it, e.g. with :class:`NodeDefsCache`, which is asked to
+    refresh once when the workflow uses classes it does not know). Without a provider a
+    UI-format workflow is refused with :class:`WorkflowFormatError` — it is never posted raw.
     """
     if isinstance(workflow, Workflow):
         return workflow.to_dict()
@@ -601,5 +637,13 @@ def ensure_api_format(
                 "node_defs) or export it with 'Export (API)' in the editor"
             )
         log.debug("converting UI-format workflow from %s", source)
-        return convert_ui_to_api(data, node_defs_provider())
+        try:
+            return convert_ui_to_api(data, node_defs_provider())
+        except WorkflowFormatError as exc:
+            # Cached definitions may predate custom nodes installed since: look once more.
+            unknown = getattr(exc, "unknown_classes", None)
+            if not unknown or not isinstance(node_defs_provider, NodeDefsCache):
+                raise
+            log.info("unknown node classes %s: fetching node definitions again", unknown)
+            return convert_ui_to_api(data, node_defs_provider.refresh())
     return Workflow(data)._data

@@ -12,7 +12,7 @@ from typing import Any, Dict
 import pytest
 
 from comfysync import Node, Workflow, WorkflowFormatError
-from comfysync._workflow import coerce_cli_value, ensure_api_format
+from comfysync._workflow import NodeDefsCache, coerce_cli_value, ensure_api_format
 
 API: Dict[str, Any] = {
     "3": {
@@ -504,3 +504,45 @@ def test_ensure_api_format_refusals(default_ui: Dict[str, Any]) -> None:
         ensure_api_format(42)
     with pytest.raises(WorkflowFormatError, match="missing the class_type"):
         ensure_api_format({"1": {"inputs": {}}})
+
+
+def test_node_defs_cache_fetches_once_and_refreshes(node_defs: Dict[str, Any]) -> None:
+    fetched = []
+
+    def fetch() -> Dict[str, Any]:
+        fetched.append(1)
+        return node_defs
+
+    cache = NodeDefsCache(fetch)
+    assert fetched == []
+    assert cache() is node_defs and cache() is node_defs
+    assert len(fetched) == 1
+    assert cache.refresh() is node_defs and len(fetched) == 2
+    cache.clear()
+    cache()
+    assert len(fetched) == 3
+
+
+def test_ensure_api_format_refetches_cached_defs_once_for_unknown_classes(
+    default_ui: Dict[str, Any], node_defs: Dict[str, Any]
+) -> None:
+    stale = {k: v for k, v in node_defs.items() if k != "VAEDecode"}
+    answers = [stale, node_defs]
+    cache = NodeDefsCache(lambda: answers.pop(0))
+    converted = ensure_api_format(default_ui, cache)  # stale first, then fresh
+    assert converted["8"]["class_type"] == "VAEDecode" and answers == []
+    # still unknown after the refresh: the error reaches the caller
+    answers[:] = [stale, stale]
+    with pytest.raises(WorkflowFormatError, match="node 8 \\(class 'VAEDecode'\\)"):
+        ensure_api_format(default_ui, NodeDefsCache(lambda: answers.pop(0)))
+    assert answers == []
+    # a plain provider is not asked twice
+    calls = []
+
+    def plain() -> Dict[str, Any]:
+        calls.append(1)
+        return stale
+
+    with pytest.raises(WorkflowFormatError, match="install the custom nodes"):
+        ensure_api_format(default_ui, plain)
+    assert calls == [1]
