@@ -174,12 +174,13 @@ class ImageInvert:
         return ([ImageOps.invert(img.convert("RGB")) for img in image],)
 
 
+_FILTERS: Any = getattr(Image, "Resampling", Image)  # Pillow < 9.1 has no Image.Resampling
 _RESAMPLE: Dict[str, Any] = {
-    "nearest-exact": Image.Resampling.NEAREST,
-    "bilinear": Image.Resampling.BILINEAR,
-    "area": Image.Resampling.BOX,
-    "bicubic": Image.Resampling.BICUBIC,
-    "lanczos": Image.Resampling.LANCZOS,
+    "nearest-exact": _FILTERS.NEAREST,
+    "bilinear": _FILTERS.BILINEAR,
+    "area": _FILTERS.BOX,
+    "bicubic": _FILTERS.BICUBIC,
+    "lanczos": _FILTERS.LANCZOS,
 }
 
 

@@ -10,7 +10,6 @@ and history entries look like the real server's.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import random
 import time
@@ -22,8 +21,6 @@ from PIL.PngImagePlugin import PngInfo
 
 from .._context import ProgressBar, current_context
 from ._common import ImageBatch, InputTypes, stock_inputs
-
-logger = logging.getLogger("comfysync.testing.nodes")
 
 #: ``{"ui": {...}}``: what an output node returns.
 UiResult = Dict[str, Any]
