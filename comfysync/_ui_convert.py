@@ -24,7 +24,10 @@ Rules (each mirrors the ComfyUI frontend):
 * notes and other editor-only nodes are dropped; every node gets ``_meta.title``.
 * subgraphs (``definitions.subgraphs``) are expanded; inner nodes get ids
   ``"<instance id>:<inner id>"`` (nested: ``"a:b:c"``). A muted/bypassed subgraph node mutes or
-  bypasses it as a whole. Legacy group nodes are refused.
+  bypasses it as a whole. Values the subgraph node shows as its own widgets come from its
+  ``widgets_values`` (one per subgraph input feeding a widget inside, in input order); widgets
+  only mirrored from inside (``properties.proxyWidgets``) keep the inner node's value.
+  Legacy group nodes are refused.
 * unknown classes, nodes whose widget values do not fit their definition, and editor-only widget
   types (webcam, audio recorder, 3D viewport) are refused with :class:`WorkflowFormatError`.
 """
