@@ -864,3 +864,19 @@ def test_result_shares_nothing_with_the_input(node_defs: Dict[str, Any]) -> None
     assert api["2"]["inputs"] == {"source": {"__value__": [1, 2]}}  # not a link
     api["2"]["inputs"]["source"]["__value__"].append(3)
     assert data == before
+
+
+def test_subgraph_that_contains_itself_is_refused(node_defs: Dict[str, Any]) -> None:
+    ui = _with_blur()
+    ui.subgraphs[0]["nodes"].append(
+        {"id": 6, "type": "sub-blur", "mode": 0, "inputs": [], "outputs": []}
+    )
+    with pytest.raises(WorkflowFormatError, match="nested more than 32 levels"):
+        convert(ui, node_defs)
+
+
+def test_subgraph_with_malformed_nodes_is_refused(node_defs: Dict[str, Any]) -> None:
+    ui = _with_blur()
+    ui.subgraphs[0]["nodes"] = {}
+    with pytest.raises(WorkflowFormatError, match="subgraph 'Blur': 'nodes' must be a list"):
+        convert(ui, node_defs)
