@@ -364,9 +364,9 @@ class Executor:
             kwargs[name] = self._hidden_value(kind, node_id, hidden)
         try:
             value = is_changed(**kwargs)
-        except Exception as exc:
+        except Exception as exc:  # ComfyUI: NaN, i.e. never cached
             log.warning("IS_CHANGED of node %s raised: %s", node_id, exc)
-            return False
+            return hashable(float("nan"))
         return hashable(value)
 
     @staticmethod
