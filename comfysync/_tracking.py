@@ -58,6 +58,8 @@ HISTORY_DELAYS: Tuple[float, ...] = (0.05, 0.1, 0.2, 0.4, 0.8)
 SUCCESS_GRACE = 0.1
 #: Retry delays after an HTTP failure of the tracker (server down, timeouts).
 RETRY_MIN, RETRY_MAX = 0.25, 2.0
+#: Debounce of the check of not-yet-started prompts after a ``status`` (queue changed).
+QUEUE_CHANGE_DELAY = 0.25
 #: How long the idle tracker thread sleeps between looks (it is woken on every change).
 _IDLE_WAIT = 5.0
 
@@ -400,6 +402,9 @@ class Tracker:
         if isinstance(event, ev.ReconnectionFailed):
             self.set_polling(True)
             return
+        if isinstance(event, ev.Status):
+            self._queue_changed()
+            return
         prompt_id = event.prompt_id
         if prompt_id is None and isinstance(event, (ev.Executing, ev.Preview, ev.ProgressText)):
             prompt_id = self._current  # repeated `executing` after a reconnect; type-1 previews
@@ -417,6 +422,22 @@ class Tracker:
         state.bus.emit(event)
         if error is not None:
             self._finish(state, error=error)
+
+    def _queue_changed(self) -> None:
+        """A ``status`` broadcast: the queue changed. A prompt deleted from the queue sends
+        nothing else, so check the prompts that have not started yet (debounced)."""
+        with self._lock:
+            when = time.monotonic() + QUEUE_CHANGE_DELAY
+            waiting = [
+                s for s in self._jobs.values()
+                if s.submitted and s.status == "pending" and not s.needs_check
+                and s.end_signal is None
+            ]
+            for state in waiting:
+                state.needs_check = True
+                state.next_check = when
+            if waiting:
+                self._wake.notify()
 
     def _apply(self, state: JobState, event: ev.Event) -> Optional[PromptError]:
         """Update ``state`` from one of its events (lock held). Returns a final error."""

@@ -441,3 +441,17 @@ def test_many_threads_no_cross_talk(ops: FakeOps, make_tracker: Any) -> None:
     assert sorted(results) == list(range(50))
     for i, result in results.items():
         assert result.text == {"2": [f"t{i}"]}
+
+
+def test_queue_change_checks_prompts_that_have_not_started(
+    ops: FakeOps, make_tracker: Any
+) -> None:
+    t = make_tracker()
+    waiting, started = t.submit(WF, {}), t.submit(WF, {})
+    t.handle_event(ev.ExecutionStart(prompt_id=started.prompt_id, timestamp=1))
+    ops.pending.discard(waiting.prompt_id)  # deleted by another client: no event for it
+    t.handle_event(ev.Status(queue_remaining=1))
+    with pytest.raises(PromptLostError):
+        waiting.wait(5)
+    assert not started.done()
+    assert ("history", started.prompt_id) not in ops.calls
