@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import struct
 import threading
+import uuid
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import requests
@@ -17,6 +18,9 @@ import websocket
 
 #: ("text", parsed JSON) | ("raw", unparsable text) | ("binary", bytes) | ("closed", None)
 Frame = Tuple[str, Any]
+
+#: message type of :func:`barrier` markers (kept out of ``WsClient.frames``)
+BARRIER = "comfysync.test.barrier"
 
 
 class WsClient:
@@ -35,6 +39,7 @@ class WsClient:
         self._ws.settimeout(None)
         self._cond = threading.Condition()
         self.frames: List[Frame] = []
+        self.barriers: List[str] = []
         self.closed = False
         if feature_flags is not None:
             self.send_json({"type": "feature_flags", "data": feature_flags})
@@ -52,6 +57,11 @@ class WsClient:
                         frame: Frame = ("text", json.loads(text))
                     except ValueError:
                         frame = ("raw", text)
+                    if isinstance(frame[1], dict) and frame[1].get("type") == BARRIER:
+                        with self._cond:
+                            self.barriers.append(str(frame[1]["data"]))
+                            self._cond.notify_all()
+                        continue
                 elif opcode == websocket.ABNF.OPCODE_BINARY:
                     frame = ("binary", bytes(data))
                 elif opcode == websocket.ABNF.OPCODE_CLOSE:
@@ -163,6 +173,18 @@ class WsClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def barrier(server: Any, *clients: WsClient, timeout: float = 10.0) -> None:
+    """Wait until every client has received everything the server sent so far: a marker
+    broadcast after those messages (delivery is ordered) has reached each of them."""
+    server.wait_for_idle(timeout)
+    token = uuid.uuid4().hex
+    server.send_message(BARRIER, token)
+    for client in clients:
+        with client._cond:
+            if not client._cond.wait_for(lambda c=client: token in c.barriers, timeout):
+                raise TimeoutError("barrier not received")
 
 
 def binary_type(frame: bytes) -> int:

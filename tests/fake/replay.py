@@ -116,7 +116,8 @@ def frames_match(expected: List[Tuple[Any, ...]], actual: List[Tuple[Any, ...]])
 
 
 def describe(frames: List[Tuple[Any, ...]]) -> str:
-    return "\n".join(f"{i:3d} {f[0]} {f[1]} {json.dumps(f[2:])[:150]}" for i, f in enumerate(frames))
+    lines = (f"{i:3d} {f[0]} {f[1]} {json.dumps(f[2:])[:150]}" for i, f in enumerate(frames))
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------------ replay

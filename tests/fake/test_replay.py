@@ -14,7 +14,7 @@ from PIL import Image
 
 from comfysync.testing import FakeComfyUI
 
-from .driver import WsClient
+from .driver import WsClient, barrier
 from .replay import (
     RECORDINGS,
     SHARED,
@@ -78,7 +78,7 @@ def _replay_run(
             subs.learn(event["data"].get("body"), response.json())
     if not reconnected:
         ws.wait_count(len(recorded))
-    server.wait_for_idle()
+    barrier(server, ws)
     segments.append((recorded, ws))
     for index, (rec, client) in enumerate(segments):
         live = [live_frame(f) for f in client.snapshot()]
@@ -99,7 +99,8 @@ def _check_reconnected_tail(rec: List[Tuple[Any, ...]], live: List[Tuple[Any, ..
         rest = rest[1:]
     tail = rec[1:]
     assert len(rest) >= len(tail), describe(rest)
-    assert frames_match(tail, rest[len(rest) - len(tail):]), f"{describe(tail)}\n--\n{describe(rest)}"
+    ending = rest[len(rest) - len(tail):]
+    assert frames_match(tail, ending), f"{describe(tail)}\n--\n{describe(rest)}"
     known = {json.dumps(f, sort_keys=True) for f in tail}
     for frame in rest[: len(rest) - len(tail)]:
         assert json.dumps(frame, sort_keys=True) in known, frame
@@ -162,7 +163,7 @@ def test_replay_seen_by_other_client(fake_server: FakeComfyUI) -> None:
     prime_cache(fake_server, load("run_seen_by_other_client_A"))
     observer = WsClient(fake_server.ws_url())
     _replay_run(fake_server, "run_seen_by_other_client_A", prime=False)
-    fake_server.wait_for_idle()
+    barrier(fake_server, observer)
     expected = [recorded_frame(e) for e in events_b if e["dir"] == "ws"]
     live = [live_frame(f) for f in observer.snapshot()]
     observer.close()
@@ -205,7 +206,7 @@ def test_replay_rest_misc(fake_server: FakeComfyUI) -> None:
             kwargs = {"data": b'{"a": 1}'}
         response = http_exchange(fake_server, request, subs, **kwargs)
         check_response(event["data"], response)
-    fake_server.wait_for_idle()
+    barrier(fake_server, ws)
     assert [f[1]["type"] for f in ws.snapshot()] == ["status"]
     ws.close()
     # the mask was composited onto the original: same RGB, the mask's alpha
