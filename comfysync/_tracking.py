@@ -458,6 +458,7 @@ class Tracker:
                 if state.end_signal != "done":
                     state.end_signal = "done"  # history is written by now: read it at once
                     state.history_tries = 0
+                    state.needs_check = False  # reading the history answers any check
                     state.next_check = now
             else:
                 state.status = "running"
@@ -483,6 +484,7 @@ class Tracker:
             if state.end_signal is None:
                 state.end_signal = "success"
                 state.history_tries = 0
+                state.needs_check = False
                 state.next_check = now + SUCCESS_GRACE
         elif isinstance(event, ev.ExecutionError):
             if event.timestamp is None and event.exception_type == "ExecutionBlocked":
