@@ -41,7 +41,18 @@ import attrs
 import websocket
 
 from ._dispatch import EventBus
-from ._wire import BINARY_PREVIEW_IMAGE, FrameError, decode_binary, decode_text
+from ._wire import (
+    BINARY_PREVIEW_IMAGE,
+    OP_BINARY,
+    OP_CLOSE,
+    OP_PING,
+    OP_TEXT,
+    FrameError,
+    FrameParser,
+    ProtocolError,
+    decode_binary,
+    decode_text,
+)
 from .errors import ComfyConnectionError, ComfyTimeoutError
 from .events import (
     Connected,
@@ -66,6 +77,18 @@ logger = logging.getLogger("comfysync.listener")
 DEFAULT_FEATURE_FLAGS: Mapping[str, Any] = {"supports_preview_metadata": True}
 
 _MAX_EXPONENT = 62  # keeps base * 2**n finite; the cap applies long before
+_READ_SIZE = 256 * 1024
+
+
+class _Connection:
+    """One open socket plus its frame parser and the messages read but not yet handled."""
+
+    __slots__ = ("ws", "parser", "pending")
+
+    def __init__(self, ws: websocket.WebSocket) -> None:
+        self.ws = ws
+        self.parser = FrameParser()
+        self.pending: List[Tuple[int, bytes]] = []
 
 
 class WebSocketSource(Protocol):
@@ -267,19 +290,19 @@ class Listener:
 
     def _serve(self) -> None:
         try:
-            ws, greeting = self._attempt(self._connect_timeout)
+            conn, greeting = self._attempt(self._connect_timeout)
         except _Stopped:
             return
         except _AttemptFailed as exc:
             self._startup_error = self._startup_failure(exc)
             return
         self._went_up(greeting, reconnect_attempts=None)
-        failures = 0
+        failures = 0  # consecutive failures; survives a connection that did not last
         while True:
             up_since = time.monotonic()
-            reason, code = self._pump(ws)
+            reason, code = self._pump(conn)
             self._connected = False
-            self._close_socket(ws)
+            self._close_socket(conn.ws)
             if self._stop.is_set():
                 self._bus.emit(Disconnected("closed by the client"))
                 return
@@ -292,8 +315,8 @@ class Listener:
             result = self._reconnect(failures)
             if result is None:
                 return
-            ws, greeting, failures = result
-            self._went_up(greeting, reconnect_attempts=failures)
+            conn, greeting, made, failures = result
+            self._went_up(greeting, reconnect_attempts=made)
 
     def _went_up(self, greeting: Status, reconnect_attempts: Optional[int]) -> None:
         self.sid = greeting.sid
@@ -314,11 +337,12 @@ class Listener:
         self._ready.set()
         self._dispatch(greeting)
 
-    def _reconnect(self, failures: int) -> Optional[Tuple[websocket.WebSocket, Status, int]]:
-        """Backoff loop. Returns the new socket, its greeting and the attempt number, or None
-        when stopped or out of attempts (then ``ReconnectionFailed`` was emitted)."""
+    def _reconnect(self, failures: int) -> Optional[Tuple[_Connection, Status, int, int]]:
+        """Backoff loop. Returns the new connection, its greeting, the attempts made in this
+        outage and the consecutive-failure count; None when stopped or out of attempts (then
+        ``ReconnectionFailed`` was emitted)."""
         last_error: Optional[str] = None
-        made = 0  # attempts made in this outage (failures may carry over from a flapping link)
+        made = 0  # attempts in this outage; ``failures`` may carry over from a flapping link
         while not self._stop.is_set():
             limit = None if self._pending_work() else self.max_attempts
             if limit is not None and made >= limit:
@@ -332,14 +356,14 @@ class Listener:
             if self._stop.wait(delay):
                 return None
             try:
-                ws, greeting = self._attempt(self.handshake_timeout)
+                conn, greeting = self._attempt(self.handshake_timeout)
             except _Stopped:
                 return None
             except _AttemptFailed as exc:
                 last_error = exc.reason
                 logger.info("reconnect attempt %d to %s failed: %s", made, self.url, exc.reason)
                 continue
-            return ws, greeting, made
+            return conn, greeting, made, failures
         return None
 
     def _backoff(self, failures: int) -> float:
@@ -356,9 +380,10 @@ class Listener:
 
     # ------------------------------------------------------------------ one connection
 
-    def _attempt(self, timeout: float) -> Tuple[websocket.WebSocket, Status]:
+    def _attempt(self, timeout: float) -> Tuple[_Connection, Status]:
         """Open a socket, announce feature flags, read up to the greeting. Frames that come
-        before the greeting (none on ComfyUI) are dispatched as usual."""
+        before the greeting (none on ComfyUI) are dispatched as usual; frames that came in
+        the same read after it wait in ``pending`` for :meth:`_pump`."""
         url = self._transport.ws_url(self.client_id)
         ws = websocket.WebSocket(
             sslopt=self._transport.ws_sslopt(),
@@ -369,6 +394,7 @@ class Listener:
             if self._stop.is_set():
                 raise _Stopped()
             self._ws = ws
+        conn = _Connection(ws)
         deadline = time.monotonic() + timeout
         try:
             connect: Callable[..., None] = ws.connect  # untyped in websocket-client
@@ -384,15 +410,20 @@ class Listener:
                 if remaining <= 0:
                     raise websocket.WebSocketTimeoutException("no greeting")
                 ws.settimeout(remaining)
-                opcode, payload = ws.recv_data(control_frame=True)
-                if opcode == websocket.ABNF.OPCODE_CLOSE:
-                    raise _AttemptFailed("server closed the socket before greeting it")
-                event = self._decode(opcode, payload)
-                if event is None:
-                    continue
-                if isinstance(event, Status) and event.sid is not None:
-                    return ws, event
-                self._dispatch(event)
+                messages = conn.parser.feed(_receive(ws))
+                for index, (opcode, payload) in enumerate(messages):
+                    if opcode == OP_CLOSE:
+                        raise _AttemptFailed("server closed the socket before greeting it")
+                    if opcode == OP_PING:
+                        ws.pong(payload)
+                        continue
+                    event = self._decode(opcode, payload)
+                    if event is None:
+                        continue
+                    if isinstance(event, Status) and event.sid is not None:
+                        conn.pending = messages[index + 1 :]
+                        return conn, event
+                    self._dispatch(event)
         except _AttemptFailed:
             self._discard(ws)
             raise
@@ -408,14 +439,31 @@ class Listener:
             if self._ws is ws:
                 self._ws = None
 
-    def _pump(self, ws: websocket.WebSocket) -> Tuple[str, Optional[int]]:
+    def _pump(self, conn: _Connection) -> Tuple[str, Optional[int]]:
         """Receive until the socket ends; returns (reason, close code)."""
+        ws = conn.ws
         ws.settimeout(self.ping_interval)
+        messages, conn.pending = conn.pending, []
         pinged = False
         while True:
+            for opcode, payload in messages:
+                if opcode == OP_TEXT or opcode == OP_BINARY:
+                    event = self._decode(opcode, payload)
+                    if event is not None:
+                        self._dispatch(event)
+                elif opcode == OP_CLOSE:
+                    self._shutdown(ws, polite=True)  # answer the close, then hang up
+                    return "server closed the connection", _close_code(payload)
+                elif opcode == OP_PING:
+                    try:
+                        ws.pong(payload)
+                    except Exception as exc:
+                        return f"connection lost: {_describe(exc)}", None
+            if self._stop.is_set():
+                return "closed by the client", None
             try:
-                opcode, payload = ws.recv_data(control_frame=True)
-            except websocket.WebSocketTimeoutException:
+                data = _receive(ws)
+            except socket.timeout:
                 if self._stop.is_set():
                     return "closed by the client", None
                 if pinged:
@@ -425,27 +473,25 @@ class Listener:
                 except Exception as exc:
                     return f"ping failed: {_describe(exc)}", None
                 pinged = True
+                messages = []
                 continue
             except Exception as exc:
                 return f"connection lost: {_describe(exc)}", None
             pinged = False
-            if opcode == websocket.ABNF.OPCODE_CLOSE:
-                code = _close_code(payload)
-                return "server closed the connection", code
-            event = self._decode(opcode, payload)
-            if event is not None:
-                self._dispatch(event)
+            try:
+                messages = conn.parser.feed(data)
+            except ProtocolError as exc:
+                return f"WebSocket protocol error: {exc}", None
 
-    def _decode(self, opcode: int, payload: Any) -> Optional[Event]:
+    def _decode(self, opcode: int, payload: bytes) -> Optional[Event]:
         try:
-            if opcode == websocket.ABNF.OPCODE_TEXT:
+            if opcode == OP_TEXT:
                 return decode_text(payload)
-            if opcode == websocket.ABNF.OPCODE_BINARY:
-                return decode_binary(payload)
+            return decode_binary(payload)
         except FrameError as exc:
             # The reason names the type/field only; the payload may hold secrets.
             logger.warning("skipped a malformed frame (%d bytes): %s", len(payload), exc)
-        return None  # ping/pong, or skipped
+        return None
 
     def _dispatch(self, event: Event) -> None:
         """Attribute id-less frames to the running prompt, remember state, emit."""
@@ -511,6 +557,18 @@ class Listener:
                 url=self.url,
             )
         return ComfyConnectionError(f"WebSocket {self.url}: {exc.reason}", url=self.url)
+
+
+def _receive(ws: websocket.WebSocket) -> bytes:
+    """One read of up to ``_READ_SIZE`` bytes from the socket under ``ws``: many small frames
+    per system call. Raises on end of stream."""
+    sock = ws.sock
+    if sock is None:
+        raise websocket.WebSocketConnectionClosedException("socket already closed")
+    data: bytes = sock.recv(_READ_SIZE)
+    if not data:
+        raise websocket.WebSocketConnectionClosedException("connection closed by the server")
+    return data
 
 
 def _close_code(payload: Any) -> Optional[int]:

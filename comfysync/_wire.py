@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 from .events import (
     Event,
@@ -41,6 +41,13 @@ from .events import (
 
 __all__ = [
     "FrameError",
+    "ProtocolError",
+    "FrameParser",
+    "OP_TEXT",
+    "OP_BINARY",
+    "OP_CLOSE",
+    "OP_PING",
+    "OP_PONG",
     "decode_text",
     "decode_binary",
     "BINARY_PREVIEW_IMAGE",
@@ -400,3 +407,113 @@ def decode_binary(data: Union[bytes, bytearray, memoryview]) -> Event:
     if parser is None:
         return UnknownEvent(f"binary:{kind}", data[4:])
     return parser(data)
+
+
+# --------------------------------------------------------------------------- WebSocket framing
+
+OP_CONTINUATION = 0x0
+OP_TEXT = 0x1
+OP_BINARY = 0x2
+OP_CLOSE = 0x8
+OP_PING = 0x9
+OP_PONG = 0xA
+_DATA_OPCODES = (OP_TEXT, OP_BINARY)
+_CONTROL_OPCODES = (OP_CLOSE, OP_PING, OP_PONG)
+_U16 = struct.Struct(">H")
+_U64 = struct.Struct(">Q")
+
+
+class ProtocolError(Exception):
+    """The byte stream broke the WebSocket framing rules (RFC 6455). Unlike
+    :class:`FrameError` the stream cannot be resynchronised: the connection must go."""
+
+
+class FrameParser:
+    """Incremental parser of the frames a server sends (RFC 6455 §5), without I/O.
+
+    ``feed(chunk)`` returns every message completed by ``chunk`` as ``(opcode, payload)``:
+    text and binary messages (fragments reassembled) and control frames (close, ping,
+    pong, which may arrive between fragments). The listener reads the socket in large chunks
+    and feeds them here; a frame split across chunks waits in the buffer, so the cost is linear
+    in the bytes received whatever the frame sizes. ``max_message`` bounds one message.
+
+    The handshake is websocket-client's job; this only replaces its per-frame reads, which
+    issue several small ``recv`` calls per frame and were the bottleneck of the listener.
+    """
+
+    def __init__(self, max_message: int = 1 << 30) -> None:
+        self.max_message = max_message
+        self._buf = bytearray()
+        self._fragments: Optional[List[bytes]] = None
+        self._fragment_opcode = 0
+        self._fragment_size = 0
+
+    def feed(self, chunk: bytes) -> List[Tuple[int, bytes]]:
+        buf = self._buf
+        buf += chunk
+        size = len(buf)
+        out: List[Tuple[int, bytes]] = []
+        pos = 0
+        while size - pos >= 2:
+            b0 = buf[pos]
+            b1 = buf[pos + 1]
+            length = b1 & 0x7F
+            start = pos + 2
+            if length == 126:
+                if size - start < 2:
+                    break
+                length = _U16.unpack_from(buf, start)[0]
+                start += 2
+            elif length == 127:
+                if size - start < 8:
+                    break
+                length = _U64.unpack_from(buf, start)[0]
+                start += 8
+            masked = b1 & 0x80
+            if masked:
+                start += 4
+            if length > self.max_message:
+                raise ProtocolError(f"frame of {length} bytes exceeds {self.max_message}")
+            end = start + length
+            if size < end:
+                break
+            payload = bytes(buf[start:end])
+            if masked:  # servers must not mask, but unmasking is cheap to tolerate
+                key = buf[start - 4 : start]
+                payload = bytes(b ^ key[i & 3] for i, b in enumerate(payload))
+            pos = end
+            self._frame(b0, payload, out)
+        if pos:
+            del buf[:pos]
+        return out
+
+    def _frame(self, b0: int, payload: bytes, out: List[Tuple[int, bytes]]) -> None:
+        if b0 & 0x70:
+            raise ProtocolError("reserved bits set (no extension was negotiated)")
+        fin = b0 & 0x80
+        opcode = b0 & 0x0F
+        if opcode in _CONTROL_OPCODES:
+            if not fin or len(payload) > 125:
+                raise ProtocolError("fragmented or oversized control frame")
+            out.append((opcode, payload))
+        elif opcode in _DATA_OPCODES:
+            if self._fragments is not None:
+                raise ProtocolError("new message before the previous one was finished")
+            if fin:
+                out.append((opcode, payload))
+            else:
+                self._fragments = [payload]
+                self._fragment_opcode = opcode
+                self._fragment_size = len(payload)
+        elif opcode == OP_CONTINUATION:
+            if self._fragments is None:
+                raise ProtocolError("continuation frame without a message to continue")
+            self._fragment_size += len(payload)
+            if self._fragment_size > self.max_message:
+                raise ProtocolError(f"message exceeds {self.max_message} bytes")
+            self._fragments.append(payload)
+            if fin:
+                out.append((self._fragment_opcode, b"".join(self._fragments)))
+                self._fragments = None
+        else:
+            raise ProtocolError(f"unknown opcode {opcode:#x}")

@@ -18,7 +18,18 @@ from typing import Any, Dict, List, Tuple
 import pytest
 
 from comfysync import events as ev
-from comfysync._wire import FrameError, decode_binary, decode_text
+from comfysync._wire import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    FrameError,
+    FrameParser,
+    ProtocolError,
+    decode_binary,
+    decode_text,
+)
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "ws_messages.jsonl"
 RECORDINGS = Path(
@@ -417,3 +428,98 @@ def test_unknown_binary_types_become_unknown_events() -> None:
 def test_truncated_or_malformed_binary_frames(frame: bytes, reason: str) -> None:
     with pytest.raises(FrameError, match=reason):
         decode_binary(frame)
+
+
+# --------------------------------------------------------------------------- WebSocket framing
+
+
+def ws_frame(
+    opcode: int, payload: bytes, fin: bool = True, mask: bytes = b"", rsv: int = 0
+) -> bytes:
+    """Encode one frame the way a server (or, with ``mask``, a client) would."""
+    b0 = (0x80 if fin else 0) | rsv | opcode
+    n = len(payload)
+    mask_bit = 0x80 if mask else 0
+    if n < 126:
+        head = bytes([b0, mask_bit | n])
+    elif n < 1 << 16:
+        head = bytes([b0, mask_bit | 126]) + struct.pack(">H", n)
+    else:
+        head = bytes([b0, mask_bit | 127]) + struct.pack(">Q", n)
+    if mask:
+        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return head + mask + payload
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 300_000])
+def test_frame_parser_length_encodings(size: int) -> None:
+    payload = bytes(i % 251 for i in range(size))
+    parser = FrameParser()
+    assert parser.feed(ws_frame(OP_BINARY, payload)) == [(OP_BINARY, payload)]
+
+
+def test_frame_parser_handles_every_split_point() -> None:
+    frames = [
+        (OP_TEXT, b'{"type": "status"}'),
+        (OP_BINARY, b"\x00" * 200),
+        (OP_PING, b"hi"),
+        (OP_TEXT, b"x" * 70_000),
+    ]
+    stream = b"".join(ws_frame(op, data) for op, data in frames)
+    for split in list(range(0, 40)) + [217, 218, 219, 220, 225, len(stream) - 1]:
+        parser = FrameParser()
+        out = parser.feed(stream[:split]) + parser.feed(stream[split:])
+        assert out == frames, split
+    parser = FrameParser()
+    byte_by_byte = [m for i in range(len(stream) - 70_000) for m in parser.feed(stream[i : i + 1])]
+    byte_by_byte += parser.feed(stream[len(stream) - 70_000 :])
+    assert byte_by_byte == frames
+
+
+def test_frame_parser_reassembles_fragments_around_control_frames() -> None:
+    parser = FrameParser()
+    stream = (
+        ws_frame(OP_TEXT, b'{"type": ', fin=False)
+        + ws_frame(OP_PING, b"p")
+        + ws_frame(0x0, b'"status", ', fin=False)
+        + ws_frame(0x0, b'"data": {}}')
+    )
+    assert parser.feed(stream) == [(OP_PING, b"p"), (OP_TEXT, b'{"type": "status", "data": {}}')]
+
+
+def test_frame_parser_unmasks_masked_frames() -> None:
+    parser = FrameParser()
+    assert parser.feed(ws_frame(OP_TEXT, b"hello", mask=b"\x01\x02\x03\x04")) == [
+        (OP_TEXT, b"hello")
+    ]
+
+
+def test_frame_parser_close_pong() -> None:
+    parser = FrameParser()
+    out = parser.feed(ws_frame(OP_PONG, b"") + ws_frame(OP_CLOSE, struct.pack(">H", 1001)))
+    assert out == [(OP_PONG, b""), (OP_CLOSE, b"\x03\xe9")]
+
+
+@pytest.mark.parametrize(
+    "stream, reason",
+    [
+        (ws_frame(OP_TEXT, b"x", rsv=0x40), "reserved bits"),
+        (ws_frame(0x3, b"x"), "unknown opcode"),
+        (ws_frame(0x0, b"x"), "continuation frame without"),
+        (ws_frame(OP_TEXT, b"a", fin=False) + ws_frame(OP_TEXT, b"b"), "new message before"),
+        (ws_frame(OP_PING, b"x", fin=False), "control frame"),
+        (ws_frame(OP_PING, b"x" * 126), "control frame"),
+        (ws_frame(OP_BINARY, b"x" * 2000), "exceeds 1000"),
+        (ws_frame(OP_TEXT, b"x" * 600, fin=False) + ws_frame(0x0, b"y" * 600), "exceeds 1000"),
+    ],
+)
+def test_frame_parser_protocol_errors(stream: bytes, reason: str) -> None:
+    parser = FrameParser(max_message=1000)
+    with pytest.raises(ProtocolError, match=reason):
+        parser.feed(stream)
+
+
+def test_oversized_frame_is_refused_from_its_header() -> None:
+    parser = FrameParser(max_message=1000)
+    with pytest.raises(ProtocolError):
+        parser.feed(bytes([0x82, 127]) + struct.pack(">Q", 1 << 40))
