@@ -242,12 +242,14 @@ class FakeComfyUI:
             from ._jobs import JobRoutes
 
             routes += JobRoutes(self).routes()
-        for method, path, handler in routes:
-            app.router.add_route(method, path, handler)
-        for method, path, handler in routes:  # the /api twins (§1.1)
-            app.router.add_route(method, "/api" + path, handler)
-        for method, path, handler in core.internal_routes():
-            app.router.add_route(method, path, handler)
+        table = [(m, p, h) for m, p, h in routes]
+        table += [(m, "/api" + p, h) for m, p, h in routes]  # the /api twins (§1.1)
+        table += core.internal_routes()
+        for method, path, handler in table:
+            if method == "GET":  # GET routes also answer HEAD, as aiohttp's add_get does
+                app.router.add_get(path, handler)
+            else:
+                app.router.add_route(method, path, handler)
         return app
 
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
