@@ -17,9 +17,11 @@ import socket
 import struct
 import threading
 import time
+import uuid
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
+import requests
 
 aiohttp = pytest.importorskip("aiohttp")
 from aiohttp import web  # noqa: E402
@@ -662,3 +664,243 @@ def test_no_answer_to_ping_is_a_dead_connection(make_listener: Any) -> None:
             c.close()
         acceptor.join(WAIT)
         assert not acceptor.is_alive()
+
+
+# --------------------------------------------------------------------------- against FakeComfyUI
+
+
+def _post_prompt(server: Any, client_id: str, steps: int = 2, preview: str = "JPEG") -> str:
+    prompt_id = str(uuid.uuid4())
+    workflow = {
+        "1": {
+            "class_type": "EmptyImage",
+            "inputs": {"width": 16, "height": 16, "batch_size": 1, "color": 3368601},
+        },
+        "2": {
+            "class_type": "ProbeProgress",
+            "inputs": {
+                "image": ["1", 0],
+                "steps": steps,
+                "delay_ms": 0,
+                "preview": preview,
+                "seed": random.randint(0, 1 << 30),
+            },
+        },
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "t"}},
+    }
+    body = {"prompt": workflow, "client_id": client_id, "prompt_id": prompt_id}
+    response = requests.post(f"{server.url}/prompt", json=body, timeout=WAIT)
+    assert response.status_code == 200, response.text
+    return prompt_id
+
+
+def _ws_handshakes(server: Any) -> int:
+    return sum(1 for r in server.requests if r.path in ("/ws", "/api/ws"))
+
+
+def _finished(prompt_id: str) -> Callable[[List[ev.Event]], bool]:
+    return lambda evs: any(
+        isinstance(e, ev.Executing) and e.node is None and e.prompt_id == prompt_id for e in evs
+    )
+
+
+def test_fake_server_connect_and_feature_flags(fake_server: Any, make_listener: Any) -> None:
+    listener, bus, rec = make_listener(fake_server.url, client_id="fakeclient0000001")
+    listener.start(timeout=WAIT)
+    fake_server.wait_for_client("fakeclient0000001")
+    flags = rec.wait_count(ev.FeatureFlags)[0]
+    assert flags.flags["supports_preview_metadata"] is True
+    assert "max_upload_size" in flags.flags
+    assert listener.server_features == flags.flags
+    assert [r.query.get("clientId") for r in fake_server.requests if r.path == "/ws"] == [
+        "fakeclient0000001"
+    ]
+
+
+def test_fake_server_type4_previews_carry_ids(fake_server: Any, make_listener: Any) -> None:
+    listener, bus, rec = make_listener(fake_server.url, client_id="previews4client00")
+    listener.start(timeout=WAIT)
+    rec.wait_count(ev.FeatureFlags)  # negotiated before the prompt runs
+    prompt_id = _post_prompt(fake_server, "previews4client00", steps=3)
+    rec.wait(_finished(prompt_id))
+    previews = rec.of(ev.Preview)
+    assert len(previews) == 3
+    assert {(p.event_type, p.prompt_id, p.node_id, p.mime_type) for p in previews} == {
+        (4, prompt_id, "2", "image/jpeg")
+    }
+    progress = [e for e in rec.of(ev.Progress) if e.prompt_id == prompt_id]
+    assert [(e.value, e.max) for e in progress] == [(1, 3), (2, 3), (3, 3)]
+
+
+def test_fake_server_type1_previews_are_attributed(fake_server: Any, make_listener: Any) -> None:
+    listener, bus, rec = make_listener(
+        fake_server.url, client_id="previews1client00", feature_flags={}
+    )
+    listener.start(timeout=WAIT)
+    prompt_id = _post_prompt(fake_server, "previews1client00", steps=2, preview="PNG")
+    rec.wait(_finished(prompt_id))
+    previews = rec.of(ev.Preview)
+    assert len(previews) == 2
+    assert {(p.event_type, p.prompt_id, p.node_id, p.mime_type) for p in previews} == {
+        (1, prompt_id, "2", "image/png")
+    }
+
+
+def test_fake_server_drop_and_reconnect_same_client_id(
+    fake_server: Any, make_listener: Any
+) -> None:
+    ready: List[bool] = []
+    listener, bus, rec = make_listener(
+        fake_server.url,
+        client_id="dropclient000001",
+        backoff_base=0.01,
+        backoff_cap=0.05,
+        on_socket_ready=ready.append,
+    )
+    listener.start(timeout=WAIT)
+    rec.wait_count(ev.FeatureFlags)
+    fake_server.drop_websockets()
+    rec.wait_count(ev.Reconnected)
+    fake_server.wait_for_client("dropclient000001")
+    rec.wait_count(ev.FeatureFlags, 2)  # negotiated again on the new socket
+    assert ready == [False, True]
+    assert [r.query.get("clientId") for r in fake_server.requests if r.path == "/ws"] == [
+        "dropclient000001"
+    ] * 2
+    # the new socket works: a prompt's events arrive
+    prompt_id = _post_prompt(fake_server, "dropclient000001", steps=1)
+    rec.wait(_finished(prompt_id))
+
+
+def test_fake_server_abrupt_drop(fake_server: Any, make_listener: Any) -> None:
+    listener, bus, rec = make_listener(
+        fake_server.url, client_id="abruptclient0001", backoff_base=0.01, backoff_cap=0.05
+    )
+    listener.start(timeout=WAIT)
+    fake_server.drop_websockets(abrupt=True)
+    rec.wait_count(ev.Reconnected)
+    disconnected = rec.of(ev.Disconnected)[0]
+    assert disconnected.code is None
+    assert listener.connected
+
+
+def test_fake_server_403_storm_bounded_by_backoff(fake_server: Any, make_listener: Any) -> None:
+    base, cap, attempts = 0.02, 0.1, 10
+    listener, bus, rec = make_listener(
+        fake_server.url,
+        client_id="stormclient00001",
+        backoff_base=base,
+        backoff_cap=cap,
+        max_attempts=attempts,
+    )
+    listener.start(timeout=WAIT)
+    fake_server.refuse_websockets(None)
+    started = time.monotonic()
+    fake_server.drop_websockets()
+    failed = rec.wait_count(ev.ReconnectionFailed)[0]
+    elapsed = time.monotonic() - started
+    assert failed.attempts == attempts
+    assert "403" in (failed.last_error or "")
+    # exactly one handshake per attempt, each after its own backoff delay
+    assert _ws_handshakes(fake_server) == 1 + attempts
+    delays = [e.delay for e in rec.of(ev.Reconnecting)]
+    assert len(delays) == attempts
+    assert elapsed >= sum(delays)
+    for n, delay in enumerate(delays, start=1):
+        assert 0 <= delay <= min(cap, base * 2 ** (n - 1))
+    assert not listener.connected
+
+
+def test_fake_server_refusals_then_recovery(fake_server: Any, make_listener: Any) -> None:
+    listener, bus, rec = make_listener(
+        fake_server.url, client_id="refuseclient0001", backoff_base=0.01, backoff_cap=0.02
+    )
+    listener.start(timeout=WAIT)
+    fake_server.refuse_websockets(3)
+    fake_server.drop_websockets()
+    reconnected = rec.wait_count(ev.Reconnected)[0]
+    assert reconnected.attempt == 4
+    assert [e.attempt for e in rec.of(ev.Reconnecting)] == [1, 2, 3, 4]
+
+
+def test_fake_server_restart(fake_server: Any, make_listener: Any) -> None:
+    listener, bus, rec = make_listener(
+        fake_server.url, client_id="restartclient001", backoff_base=0.02, backoff_cap=0.1
+    )
+    listener.start(timeout=WAIT)
+    fake_server.restart(downtime=0.2)
+    rec.wait_count(ev.Reconnected)
+    fake_server.wait_for_client("restartclient001")
+    prompt_id = _post_prompt(fake_server, "restartclient001", steps=1)
+    rec.wait(_finished(prompt_id))
+
+
+def test_fake_server_bad_frames_are_skipped(
+    fake_server: Any, make_listener: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    listener, bus, rec = make_listener(fake_server.url, client_id="badframesclient1")
+    bus.on("x.custom", lambda e: 1 / 0)  # a raising callback on top
+    listener.start(timeout=WAIT)
+    fake_server.send_malformed_json()
+    fake_server.send_truncated_binary()
+    fake_server.send_truncated_binary(frame=struct.pack(">II", 4, 99) + b"{")
+    fake_server.send_unknown_message()
+    fake_server.send_message("status", {"status": {"exec_info": {"queue_remaining": 5}}})
+    rec.wait(lambda evs: any(isinstance(e, ev.Status) and e.queue_remaining == 5 for e in evs))
+    assert [e.type for e in rec.of(ev.UnknownEvent)] == ["x.custom"]
+    skipped = [r for r in caplog.records if "skipped a malformed frame" in r.getMessage()]
+    assert len(skipped) == 3
+    assert listener.connected
+    prompt_id = _post_prompt(fake_server, "badframesclient1", steps=1)
+    rec.wait(_finished(prompt_id))
+
+
+def test_fake_server_reconnect_mid_run_keeps_attribution(
+    fake_server: Any, make_listener: Any
+) -> None:
+    """After a reconnect mid-run the server repeats the node without prompt_id (§11.5 H);
+    type-1 previews after it still belong to the prompt."""
+    listener, bus, rec = make_listener(
+        fake_server.url,
+        client_id="midrunclient0001",
+        feature_flags={},
+        backoff_base=0.01,
+        backoff_cap=0.02,
+    )
+    listener.start(timeout=WAIT)
+    first_progress = threading.Event()
+    bus.on("progress", lambda e: first_progress.set())
+    prompt_id = str(uuid.uuid4())
+    workflow = {
+        "1": {
+            "class_type": "EmptyImage",
+            "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 1},
+        },
+        "2": {
+            "class_type": "ProbeProgress",
+            "inputs": {
+                "image": ["1", 0],
+                "steps": 6,
+                "delay_ms": 150,
+                "preview": "JPEG",
+                "seed": random.randint(0, 1 << 30),
+            },
+        },
+        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "t"}},
+    }
+    requests.post(
+        f"{fake_server.url}/prompt",
+        json={"prompt": workflow, "client_id": "midrunclient0001", "prompt_id": prompt_id},
+        timeout=WAIT,
+    ).raise_for_status()
+    assert first_progress.wait(WAIT)
+    fake_server.drop_websockets()
+    rec.wait_count(ev.Reconnected)
+    rec.wait(_finished(prompt_id))
+    after = rec.events[rec.events.index(rec.of(ev.Reconnected)[0]) :]
+    repeated = [e for e in after if isinstance(e, ev.Executing) and e.node is not None]
+    if repeated and repeated[0].prompt_id is None:  # the server repeated the running node
+        assert repeated[0].node == "2"
+    previews_after = [e for e in after if isinstance(e, ev.Preview)]
+    assert previews_after, "the run should still be sending previews after the reconnect"
+    assert {(p.prompt_id, p.node_id) for p in previews_after} == {(prompt_id, "2")}
