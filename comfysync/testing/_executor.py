@@ -65,7 +65,8 @@ def encode_image(image_format: str, image: Any, max_size: Optional[int]) -> byte
     from PIL import Image, ImageOps
 
     if max_size is not None:
-        image = ImageOps.contain(image, (max_size, max_size), Image.Resampling.BILINEAR)
+        bilinear = getattr(Image, "Resampling", Image).BILINEAR  # Pillow < 9.1: Image.BILINEAR
+        image = ImageOps.contain(image, (max_size, max_size), bilinear)
     if image_format.upper() in ("JPEG", "JPG") and image.mode not in ("RGB", "L"):
         image = image.convert("RGB")
     buf = io.BytesIO()

@@ -23,7 +23,19 @@ import time
 from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Coroutine, Dict, List, Mapping, Optional, Sequence, TypeVar, Union
+from typing import (
+    Any,
+    Callable,
+    Coroutine,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Set,
+    TypeVar,
+    Union,
+)
 
 from aiohttp import web
 
@@ -93,7 +105,7 @@ class FakeComfyUI:
         self._counter_lock = threading.Lock()
         self._logs: List[Dict[str, str]] = []
         self._logs_lock = threading.Lock()
-        self._log_subscribers: set[str] = set()
+        self._log_subscribers: Set[str] = set()
         self.queue = PromptQueue(self._queue_changed, self._notify)
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._loop_thread: Optional[threading.Thread] = None
