@@ -218,7 +218,11 @@ class ComfyApi(RestMethods):
         log.debug("closed %r", self)
 
     def __enter__(self) -> ComfyApi:
-        return self.connect()
+        try:
+            return self.connect()
+        except BaseException:
+            self.close()  # nothing of a client that never entered its block stays open
+            raise
 
     def __exit__(
         self,
