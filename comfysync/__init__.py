@@ -20,6 +20,8 @@ from ._models import (
     SamplerInfo,
     SystemStats,
 )
+from ._pool import ComfyPool, PoolFuture, PoolSubscription
+from ._pool_policies import ServerSpec, ServerStats, ServerView
 from ._results import OutputFile, PromptResult
 from ._tracking import JobProgress, PromptJob
 from ._version import __version__
@@ -77,4 +79,10 @@ __all__ = [
     "SamplerInfo",
     "Workflow",
     "Node",
+    "ComfyPool",
+    "PoolFuture",
+    "PoolSubscription",
+    "ServerSpec",
+    "ServerStats",
+    "ServerView",
 ]

@@ -45,7 +45,7 @@ _Task = Tuple[str, Attempt, Optional["concurrent.futures.Future[Any]"]]
 class ServerWorker:
     """State and thread of one server. Every field is guarded by the engine's lock."""
 
-    def __init__(self, engine: "Engine", index: int, spec: ServerSpec) -> None:
+    def __init__(self, engine: Engine, index: int, spec: ServerSpec) -> None:
         self.engine = engine
         self.index = index
         self.spec = spec
@@ -118,7 +118,9 @@ class ServerWorker:
             handler = self._event_handler(self.generation)
             self.api = api
             self.subs = [api.on(name, handler) for name in _WATCHED]
-            self.user_subs = {id(sub): engine.attach_user_sub(self, sub) for sub in engine.user_subs}
+            self.user_subs = {
+                id(sub): engine.attach_user_sub(self, sub) for sub in engine.user_subs
+            }
 
     def take_api_locked(self) -> Tuple[Optional[ApiLike], List[Any]]:
         """Detach the client (to :func:`dispose` outside the lock)."""
@@ -326,14 +328,14 @@ class ServerWorker:
             item.accepted = True
             item.future.prompt_id = job.prompt_id
             abandoned = attempt.abandoned
-        future: Optional["concurrent.futures.Future[Any]"] = job.future
+        future: Optional[concurrent.futures.Future[Any]] = job.future
         if abandoned:
             return
         if future is None:
             self._outcome(attempt, None, ComfyError("the client gave no future for the prompt"))
             return
 
-        def done(f: "concurrent.futures.Future[Any]") -> None:  # the client's thread
+        def done(f: concurrent.futures.Future[Any]) -> None:  # the client's thread
             with engine.lock:
                 if engine.started and not attempt.abandoned:
                     self.inbox.append(("done", attempt, f))
@@ -341,7 +343,7 @@ class ServerWorker:
 
         future.add_done_callback(done)
 
-    def _finish(self, attempt: Attempt, future: "concurrent.futures.Future[Any]") -> None:
+    def _finish(self, attempt: Attempt, future: concurrent.futures.Future[Any]) -> None:
         if future.cancelled():
             prompt_id = attempt.item.future.prompt_id or ""
             lost = PromptLostError("the client cancelled the prompt", prompt_id=prompt_id)

@@ -29,7 +29,7 @@ def result_for(prompt_id: str, text: str) -> PromptResult:
 
 
 class FakeSub:
-    def __init__(self, api: "FakeApi", key: str, callback: Callable[[Any], None]) -> None:
+    def __init__(self, api: FakeApi, key: str, callback: Callable[[Any], None]) -> None:
         self.api, self.key, self.callback = api, key, callback
 
     def cancel(self) -> None:
@@ -39,12 +39,12 @@ class FakeSub:
 
 
 class FakeJob:
-    def __init__(self, api: "FakeApi", workflow: Any, kwargs: Dict[str, Any]) -> None:
+    def __init__(self, api: FakeApi, workflow: Any, kwargs: Dict[str, Any]) -> None:
         self.api = api
         self.workflow = workflow
         self.kwargs = kwargs
         self.prompt_id = f"p{next(api.hub.ids)}"
-        self.future: "Future[PromptResult]" = Future()
+        self.future: Future[PromptResult] = Future()
         self.future.set_running_or_notify_cancel()
         self.cancelled = False
 
@@ -64,7 +64,7 @@ class FakeJob:
 
 
 class FakeApi:
-    def __init__(self, hub: "Hub", url: str, **kwargs: Any) -> None:
+    def __init__(self, hub: Hub, url: str, **kwargs: Any) -> None:
         self.hub = hub
         self.url = url
         self.kwargs = kwargs

@@ -78,7 +78,8 @@ def _view(index: int, in_flight: int = 0, queue: Any = None, weight: float = 1.0
     from comfysync._pool_policies import ServerStats
 
     stats = ServerStats(f"http://s{index}:1", "up", in_flight, 0, 0, 0, None, queue)
-    return ServerView(f"http://s{index}:1", frozenset(), weight, in_flight, queue, True, stats, index)
+    url = f"http://s{index}:1"
+    return ServerView(url, frozenset(), weight, in_flight, queue, True, stats, index)
 
 
 def test_least_busy_orders_by_inflight_then_foreign_queue_then_weight() -> None:
