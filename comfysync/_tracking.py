@@ -335,7 +335,12 @@ class Tracker:
             if state.finished:
                 return False
             state.cancel_requested = True
-        self._ops.cancel_prompt(state.prompt_id)
+        try:
+            self._ops.cancel_prompt(state.prompt_id)
+        except BaseException:
+            with self._lock:
+                state.cancel_requested = False  # not cancelled: a vanished prompt is lost
+            raise
         # A dequeued prompt sends nothing more: find out what happened.
         self._request_check([state], delay=0.0)
         return True
