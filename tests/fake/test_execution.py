@@ -447,6 +447,8 @@ def test_reconnect_as_running_client_gets_executing(fake_server: FakeComfyUI) ->
     prompt_id = post_prompt(fake_server.url, chain(seconds=30), ws.sid).json()["prompt_id"]
     ws.wait_for_type("executing", lambda m: m["data"]["node"] == "2")
     ws.close()
+    # the old handler must be gone first, or it would unregister the new socket (§11.1)
+    fake_server.wait_until(lambda: ws.sid not in fake_server.client_ids())
     with WsClient(fake_server.ws_url(), client_id=ws.sid) as again:
         again.wait_count(2)
         assert again.snapshot()[1] == ("text", {"type": "executing", "data": {"node": "2"}})

@@ -59,6 +59,8 @@ def _replay_run(
             if event["kind"] == "ws-closed-by-client":
                 ws.wait_count(len(recorded))
                 ws.close()
+                sid = ws.sid
+                server.wait_until(lambda: sid not in server.client_ids())
                 segments.append((recorded, ws))
                 recorded = []
             elif event["kind"] == "ws-reconnected":
