@@ -13,12 +13,12 @@ import argparse
 import json
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from . import errors, events
 from ._cli_common import open_api
+from ._cli_interrupt import CtrlC, wait_interruptibly
 from ._cli_output import SavedFile, failure_document, free_path, print_json, result_document
 from ._cli_progress import ProgressReporter, RunProgress, describe_counts, labels_for, make_renderer
 from ._results import PromptResult
@@ -31,10 +31,8 @@ if TYPE_CHECKING:
     from ._client import ComfyApi
 
 __all__ = ["cmd_run", "read_workflow_file", "parse_sets", "prepare_workflow",
-           "PromptEvents", "wait_interruptibly", "save_outputs", "run_and_report"]
+           "PromptEvents", "save_outputs", "run_and_report"]
 
-#: How long ``job.wait`` blocks at a time, so Ctrl-C is noticed on every platform.
-_WAIT_SLICE = 0.25
 #: After Ctrl-C, how long to wait for the server to confirm the cancellation.
 _CANCEL_GRACE = 5.0
 
@@ -129,22 +127,6 @@ class PromptEvents:
                     self._sink(event)
 
 
-def wait_interruptibly(job: PromptJob, timeout: Optional[float]) -> PromptResult:
-    """``job.wait(timeout)`` in short slices, so Ctrl-C lands promptly on every platform."""
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        step = _WAIT_SLICE
-        if deadline is not None:
-            step = max(0.0, min(step, deadline - time.monotonic()))
-        try:
-            return job.wait(timeout=step)
-        except errors.PromptTimeoutError:
-            if deadline is not None and time.monotonic() >= deadline:
-                raise errors.PromptTimeoutError(
-                    f"prompt {job.prompt_id} did not finish within {timeout:g} s",
-                    prompt_id=job.prompt_id, timeout=timeout) from None
-
-
 def save_outputs(result: PromptResult, out_dir: Path) -> List[SavedFile]:
     """Save every output file of ``result`` into ``out_dir`` (created), never overwriting."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -184,9 +166,10 @@ def run_and_report(api: ComfyApi, wf: Workflow, *, out_dir: Path, timeout: Optio
     subscription = api.on("*", forward)
     job: Optional[PromptJob] = None
     try:
-        job = api.submit(wf)
-        forward.bind(job.prompt_id)
-        result = wait_interruptibly(job, timeout)
+        with CtrlC() as ctrl_c:
+            job = api.submit(wf)
+            forward.bind(job.prompt_id)
+            result = wait_interruptibly(job, timeout, ctrl_c)
     except KeyboardInterrupt as exc:
         reporter.close()
         what = _cancel(job) if job is not None else "nothing was queued"

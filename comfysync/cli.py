@@ -11,20 +11,19 @@ Exit codes: 0 ok, 1 the prompt (or the server) said no, 2 usage, 3 cannot connec
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
 import sys
 import traceback
-from typing import Callable, Dict, List, NoReturn, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, NoReturn, Optional, Sequence, Tuple
 
 from . import errors
 from ._version import __version__
 
 __all__ = ["main", "build_parser", "UsageError", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE",
            "EXIT_CONNECT", "EXIT_INTERRUPTED", "DEFAULT_SERVER", "DEFAULT_OUT"]
-
-log = logging.getLogger("comfysync.cli")
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -238,6 +237,37 @@ def resolve_server(args: argparse.Namespace) -> str:
     return str(args.server or os.environ.get("COMFYUI_URL") or DEFAULT_SERVER)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is at the time of the record (tests swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
+@contextlib.contextmanager
+def _cli_logging(debug: bool) -> Iterator[None]:
+    """While a command runs: the library's warnings (reconnects, fallbacks) as
+    ``comfysync: WARNING: …`` lines on stderr, everything down to DEBUG with ``--debug``.
+    Only the ``comfysync`` logger is touched, and it is restored afterwards (``main`` may run
+    inside another program or a test session)."""
+    logger = logging.getLogger("comfysync")
+    saved = (logger.level, logger.propagate)
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter(
+        "comfysync: %(levelname)s: %(name)s: %(message)s" if debug
+        else "comfysync: %(levelname)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG if debug else logging.WARNING)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(saved[0])
+        logger.propagate = saved[1]
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
     parser = build_parser()
@@ -247,23 +277,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         code = exc.code
         return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_USAGE)
     debug = bool(args.debug)
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return _command(args.command)(args)
-    except KeyboardInterrupt:
-        sys.stderr.write("\ncomfysync: interrupted\n")
-        return EXIT_INTERRUPTED
-    except (errors.ComfyError, UsageError, OSError) as exc:
-        if debug:
-            traceback.print_exc()
-        _error(describe_error(exc))
-        return exit_code_for(exc)
-    except Exception as exc:  # an unexpected failure still gets one line (and --debug)
-        if debug:
-            traceback.print_exc()
-        _error(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)")
-        return EXIT_FAILED
+    with _cli_logging(debug):
+        try:
+            return _command(args.command)(args)
+        except KeyboardInterrupt:
+            sys.stderr.write("\ncomfysync: interrupted\n")
+            return EXIT_INTERRUPTED
+        except (errors.ComfyError, UsageError, OSError) as exc:
+            if debug:
+                traceback.print_exc()
+            _error(describe_error(exc))
+            return exit_code_for(exc)
+        except Exception as exc:  # an unexpected failure still gets one line (and --debug)
+            if debug:
+                traceback.print_exc()
+            _error(f"{type(exc).__name__}: {exc} (run with --debug for the traceback)")
+            return EXIT_FAILED
 
 
 def entry(argv: Optional[List[str]] = None) -> None:

@@ -38,7 +38,7 @@ def main() -> None:
 
         for subject, seed, job in jobs:
             result = job.wait(timeout=300)
-            saved = [str(f.save("sample-out/batch")) for f in result.images]
+            saved = [str(f.save("sample-out/batch/")) for f in result.images]
             print(f"{subject!r} (seed {seed}): {', '.join(saved)}")
 
 

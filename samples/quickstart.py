@@ -27,8 +27,8 @@ def main() -> None:
             wf.set("4.ckpt_name", checkpoints[0])  # use a checkpoint this server has
         result = api.run_workflow(wf, timeout=300)
         print(f"prompt {result.prompt_id} finished in {result.duration:.2f} s")
-        for image in result.images:
-            print("saved", image.save("sample-out/quickstart"))
+        for path in result.save_all("sample-out/quickstart"):  # every file, dir created
+            print("saved", path)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ def main() -> None:
         result = api.run_workflow(wf, timeout=120)
 
         for out in result.images:
-            path = out.save("sample-out/img2img")
+            path = out.save("sample-out/img2img/")  # trailing "/": a directory (created)
             print(f"node {out.node_id} wrote {out.filename}; saved to {path}")
 
 

@@ -269,3 +269,18 @@ def test_client_options_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     ca = tmp_path / "ca.pem"
     ca.write_text("-", encoding="utf-8")
     assert client_options(parse("queue", "--ca-bundle", str(ca)))["verify"] == str(ca)
+
+
+def test_cli_logging_is_scoped(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    logger = logging.getLogger("comfysync")
+    before = (logger.level, logger.propagate, list(logger.handlers))
+    with cli._cli_logging(debug=False):
+        logging.getLogger("comfysync.listener").warning("socket dropped; reconnecting")
+        logging.getLogger("comfysync.listener").debug("hidden")
+    assert capsys.readouterr().err == "comfysync: WARNING: socket dropped; reconnecting\n"
+    with cli._cli_logging(debug=True):
+        logging.getLogger("comfysync.listener").debug("shown")
+    assert capsys.readouterr().err == "comfysync: DEBUG: comfysync.listener: shown\n"
+    assert (logger.level, logger.propagate, list(logger.handlers)) == before

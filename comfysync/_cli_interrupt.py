@@ -1,0 +1,83 @@
+"""Ctrl-C while ``comfysync run`` submits and waits: cancel the prompt, never lose track of it.
+
+Python turns SIGINT into ``KeyboardInterrupt`` wherever the main thread happens to be. Raised
+inside ``api.submit()`` it could strike after the prompt was posted but before we learned its
+id, leaving it running on the server. So while a prompt is submitted and awaited, SIGINT only
+*sets a flag* (:class:`CtrlC`); :func:`wait_interruptibly` checks the flag between short waits
+and raises ``KeyboardInterrupt`` at a point where the job is known and can be cancelled.
+A second Ctrl-C raises at once, for a user who does not want to wait for the cancellation.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from types import FrameType, TracebackType
+from typing import Any, Optional, Type
+
+from . import errors
+from ._results import PromptResult
+from ._tracking import PromptJob
+
+__all__ = ["CtrlC", "wait_interruptibly"]
+
+#: How long one ``job.wait`` lasts, i.e. how soon a Ctrl-C is acted upon. The wait itself
+#: returns the moment the prompt ends, so this adds no latency to a run.
+WAIT_SLICE = 0.1
+
+
+class CtrlC:
+    """Context manager: inside it, the first SIGINT sets :attr:`pressed` instead of raising.
+
+    Only the main thread can own signal handlers; elsewhere (``cli.main`` called from a
+    worker thread) it does nothing and ``KeyboardInterrupt`` behaves as usual.
+    """
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self._previous: Any = None
+        self._installed = False
+
+    def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
+        if self.pressed:  # the second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.pressed = True
+
+    def __enter__(self) -> CtrlC:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+            self._installed = True
+        return self
+
+    def __exit__(self, exc_type: Optional[Type[BaseException]],
+                 exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, self._previous)
+            self._installed = False
+
+    def check(self) -> None:
+        """Raise ``KeyboardInterrupt`` if Ctrl-C was pressed."""
+        if self.pressed:
+            raise KeyboardInterrupt
+
+
+def wait_interruptibly(job: PromptJob, timeout: Optional[float], ctrl_c: CtrlC) -> PromptResult:
+    """``job.wait(timeout)``, in slices so a Ctrl-C recorded by ``ctrl_c`` is acted upon.
+
+    Raises ``KeyboardInterrupt`` after Ctrl-C, ``PromptTimeoutError`` after ``timeout``
+    seconds, or the job's own error.
+    """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        ctrl_c.check()
+        step = WAIT_SLICE
+        if deadline is not None:
+            step = max(0.0, min(step, deadline - time.monotonic()))
+        try:
+            return job.wait(timeout=step)
+        except errors.PromptTimeoutError:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise errors.PromptTimeoutError(
+                    f"prompt {job.prompt_id} did not finish within {timeout:g} s",
+                    prompt_id=job.prompt_id, timeout=timeout) from None
