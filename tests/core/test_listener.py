@@ -85,6 +85,8 @@ class ScriptedServer:
         self.prefix = prefix
         self.refuse: Optional[int] = None
         self.close_before_greeting = False
+        self.close_after_greeting = False
+        self._transports: Dict[Any, Any] = {}
         self.handshakes: List[Tuple[float, Dict[str, str], Dict[str, str]]] = []
         self.received: List[Any] = []
         self._sockets: List[web.WebSocketResponse] = []
@@ -123,12 +125,18 @@ class ScriptedServer:
         sid = request.query.get("clientId", "generated")
         with self._cond:
             self._sockets.append(ws)
+            self._transports[ws] = request.transport
         await ws.send_json(
             {
                 "type": "status",
                 "data": {"status": {"exec_info": {"queue_remaining": 0}}, "sid": sid},
             }
         )
+        if self.close_after_greeting:
+            await ws.close()
+            with self._cond:
+                self._sockets.remove(ws)
+            return ws
         first = True
         async for msg in ws:
             if msg.type == aiohttp.WSMsgType.TEXT:
@@ -169,6 +177,15 @@ class ScriptedServer:
         async def go() -> None:
             for ws in self._open():
                 await ws.send_bytes(data)
+
+        self._call(go())
+
+    def send_raw(self, data: bytes) -> None:
+        """Bytes straight onto the TCP stream, bypassing aiohttp's framing."""
+
+        async def go() -> None:
+            for ws in self._open():
+                self._transports[ws].write(data)
 
         self._call(go())
 
@@ -502,6 +519,50 @@ def test_drop_then_reconnect_with_same_client_id(
     assert scripted.received[1]["type"] == "feature_flags"
     assert listener.connected
     assert len(_listener_threads()) == 1
+
+
+class CeilingRandom(random.Random):
+    """Jitter that always picks the top of the range, so delays show the backoff ceiling."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+def test_flapping_server_keeps_backing_off(scripted: ScriptedServer, make_listener: Any) -> None:
+    """A server that greets and hangs up at once: the backoff keeps growing across outages,
+    because the failure count only resets after a connection that lasted ``stable_after``."""
+    scripted.close_after_greeting = True
+    listener, bus, rec = make_listener(
+        scripted.url, backoff_base=0.01, backoff_cap=0.08, rng=CeilingRandom()
+    )
+    listener.start(timeout=WAIT)
+    rec.wait_count(ev.Reconnecting, 5)
+    listener.stop()
+    delays = [e.delay for e in rec.of(ev.Reconnecting)][:5]
+    assert delays == pytest.approx([0.01, 0.02, 0.04, 0.08, 0.08])
+    assert all(e.attempt == 1 for e in rec.of(ev.Reconnecting))  # each outage: one attempt
+
+
+def test_backoff_resets_after_a_stable_connection(
+    scripted: ScriptedServer, make_listener: Any
+) -> None:
+    scripted.close_after_greeting = True
+    listener, bus, rec = make_listener(
+        scripted.url, backoff_base=0.01, backoff_cap=0.08, rng=CeilingRandom(), stable_after=0
+    )
+    listener.start(timeout=WAIT)
+    rec.wait_count(ev.Reconnecting, 4)
+    listener.stop()
+    assert [e.delay for e in rec.of(ev.Reconnecting)][:4] == pytest.approx([0.01] * 4)
+
+
+def test_protocol_error_drops_and_reconnects(scripted: ScriptedServer, make_listener: Any) -> None:
+    listener, bus, rec = make_listener(scripted.url, backoff_base=0.01, backoff_cap=0.02)
+    listener.start(timeout=WAIT)
+    scripted.send_raw(bytes([0xC1, 0x01]) + b"A")  # RSV1 set: no extension was negotiated
+    rec.wait_count(ev.Reconnected)
+    assert "protocol error" in rec.of(ev.Disconnected)[0].reason
+    assert listener.connected
 
 
 def test_reconnect_false_ends_the_thread(scripted: ScriptedServer, make_listener: Any) -> None:
