@@ -34,6 +34,8 @@ def log(ev: events.Event) -> None:
         detail = f"node {ev.node}" if ev.node is not None else "prompt finished"
     elif isinstance(ev, events.Executed):
         detail = f"node {ev.node} output {ev.output}"
+    elif isinstance(ev, events.ProgressState):
+        detail = ", ".join(f"{n}: {p.state} {p.value:g}/{p.max:g}" for n, p in ev.nodes.items())
     elif isinstance(ev, events.Status):
         detail = f"queue_remaining={ev.queue_remaining}"
     else:

@@ -284,3 +284,34 @@ def test_cli_logging_is_scoped(capsys: pytest.CaptureFixture[str]) -> None:
         logging.getLogger("comfysync.listener").debug("shown")
     assert capsys.readouterr().err == "comfysync: DEBUG: comfysync.listener: shown\n"
     assert (logger.level, logger.propagate, list(logger.handlers)) == before
+
+
+def test_ctrl_c_is_a_flag_inside_the_guard() -> None:
+    import signal
+
+    from comfysync._cli_interrupt import CtrlC
+
+    before = signal.getsignal(signal.SIGINT)
+    with CtrlC() as ctrl_c:
+        signal.raise_signal(signal.SIGINT)  # first press: recorded, nothing raised
+        assert ctrl_c.pressed
+        with pytest.raises(KeyboardInterrupt):
+            ctrl_c.check()
+        with pytest.raises(KeyboardInterrupt):
+            signal.raise_signal(signal.SIGINT)  # second press: at once
+    assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_ctrl_c_guard_is_inert_off_the_main_thread() -> None:
+    from comfysync._cli_interrupt import CtrlC
+
+    seen: List[bool] = []
+
+    def worker() -> None:
+        with CtrlC() as ctrl_c:
+            seen.append(ctrl_c.pressed)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    t.join(5)
+    assert seen == [False]
