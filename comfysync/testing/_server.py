@@ -123,6 +123,7 @@ class FakeComfyUI:
             notify=self._notify,
         )
         self._started = False
+        self._down = False
 
     # ================================================================ lifecycle
     def __enter__(self) -> FakeComfyUI:
@@ -134,6 +135,11 @@ class FakeComfyUI:
     def __repr__(self) -> str:
         state = "running" if self._started else "stopped"
         return f"<FakeComfyUI {self.url if self._started else '-'} {state}>"
+
+    @property
+    def accepting(self) -> bool:
+        """False while stopped and during the downtime of :meth:`restart`."""
+        return self._started and not self._down
 
     @property
     def url(self) -> str:
@@ -465,10 +471,15 @@ class FakeComfyUI:
         with self._counter_lock:
             self._counter = 0
         self._call(self._stop_http(), timeout)
-        if downtime > 0:
-            time.sleep(downtime)
-        self._call(self._start_http(self.port), timeout)
+        self._down = True
         self._notify()
+        try:
+            if downtime > 0:
+                time.sleep(downtime)
+            self._call(self._start_http(self.port), timeout)
+        finally:
+            self._down = False
+            self._notify()
 
     def send_message(self, event_type: str, data: Any, client_id: Optional[str] = None) -> None:
         """Send ``{"type": event_type, "data": data}`` to one client (or all)."""

@@ -154,23 +154,13 @@ def test_restart_loses_queue_and_running_prompt_keeps_history(fake_server: FakeC
 
 
 def test_restart_with_downtime_refuses_connections(fake_server: FakeComfyUI) -> None:
-    refused = threading.Event()
-    done = threading.Event()
-
-    def probe() -> None:  # retries until the port refuses, which the downtime guarantees
-        while not done.is_set():
-            try:
-                requests.get(f"{fake_server.url}/prompt", timeout=1)
-            except requests.ConnectionError:
-                refused.set()
-                return
-
-    thread = threading.Thread(target=probe)
+    thread = threading.Thread(target=fake_server.restart, kwargs={"downtime": 1.0})
     thread.start()
-    fake_server.restart(downtime=0.5)
-    done.set()
-    thread.join(5)
-    assert refused.is_set()
+    fake_server.wait_until(lambda: not fake_server.accepting, timeout=5)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", fake_server.port), timeout=1)
+    thread.join(10)
+    assert fake_server.accepting
     assert requests.get(f"{fake_server.url}/prompt", timeout=5).status_code == 200
 
 

@@ -60,7 +60,7 @@ def _replay_run(
                 ws.wait_count(len(recorded))
                 ws.close()
                 sid = ws.sid
-                server.wait_until(lambda: sid not in server.client_ids())
+                server.wait_until(lambda s=sid: s not in server.client_ids())
                 segments.append((recorded, ws))
                 recorded = []
             elif event["kind"] == "ws-reconnected":
