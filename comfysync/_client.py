@@ -26,7 +26,7 @@ from ._rest import RestMethods, WorkflowInput, to_api_prompt
 from ._results import PromptResult
 from ._tracking import PromptJob, Tracker
 from ._transport import HttpTransport, TimeoutArg, VerifyArg
-from ._workflow import ensure_api_format
+from ._workflow import NodeDefsCache, ensure_api_format
 from .errors import ComfyConnectionError, ComfyError, ComfyHTTPError
 from .events import AuthError, AuthSuccess, Event, EventKey, Preview, Progress, Status
 
@@ -101,6 +101,9 @@ class ComfyApi(RestMethods):
             backoff_cap=backoff_cap,
             max_attempts=max_reconnect_attempts,
         )
+        # /object_info is hundreds of KB: fetched once per client, when a UI-format workflow
+        # first needs converting (refetched once if a workflow uses classes it lacks).
+        self._node_defs = NodeDefsCache(self.get_node_defs)
         self._bus = EventBus(exception_handler)
         self._tracker = Tracker(
             RestOps(self),
@@ -291,7 +294,7 @@ class ComfyApi(RestMethods):
         :class:`PromptJob` at once. ``on_progress`` / ``on_preview`` are subscribed to this
         prompt before it is posted, so none of its events is missed. Connects first when
         ``connect()`` was never called. A rejected prompt raises ``PromptValidationError``."""
-        prompt = to_api_prompt(ensure_api_format(workflow, self.get_node_defs))
+        prompt = to_api_prompt(ensure_api_format(workflow, self._node_defs))
         if self._listener is None and self.tracker_mode != "http":
             self.connect()
         subscribe: List[Tuple[EventKey, Callback]] = []

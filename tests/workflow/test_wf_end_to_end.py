@@ -55,3 +55,14 @@ def test_run_workflow_accepts_the_ui_json(server: Any, default_ui: Dict[str, Any
     prompts = [e["prompt"][2] for e in server.history().values()]
     assert len(prompts) == 2 and prompts[0] == prompts[1]
     assert prompts[0]["6"]["_meta"] == {"title": "Positive prompt"}
+
+
+def test_node_definitions_are_fetched_once_per_client(
+    server: Any, default_ui: Dict[str, Any]
+) -> None:
+    """Converting UI-format workflows reads /object_info once per client, not once per run."""
+    with ComfyApi(server.url) as api:
+        for _ in range(3):
+            assert api.run_workflow(default_ui, timeout=30).status == "success"
+    fetches = [r for r in server.requests if r.path.rstrip("/").endswith("/object_info")]
+    assert len(fetches) == 1
