@@ -288,6 +288,8 @@ def test_discovery_routes() -> None:
         assert requests.get(f"{url}/models/unet", timeout=5).status_code == 404
         assert requests.get(f"{url}/embeddings", timeout=5).json() == ["emb"]
         assert requests.get(f"{url}/extensions", timeout=5).json() == []
+        assert requests.get(f"{url}/workflow_templates", timeout=5).json() == {}
+        assert requests.get(f"{url}/api/i18n", timeout=5).json() == {}
         info = requests.get(f"{url}/object_info", timeout=5).json()
         assert "KSampler" in info and "ProbeProgress" in info
         assert requests.get(f"{url}/object_info/Nope", timeout=5).json() == {}
