@@ -1,8 +1,10 @@
 """The ``comfysync`` command (also ``python -m comfysync``).
 
-This module owns the argument parser, the mapping of errors to exit codes and the one-line
-error messages; the commands themselves live in ``_cli_commands`` (REST commands),
-``_cli_run`` (``run``) and ``_cli_demo`` (``demo``).
+This module owns the argument parser, the mapping of errors to exit codes, the one-line
+error messages and the command's logging; the commands themselves live in ``_cli_commands``
+(one REST call each), ``_cli_run`` (``run``, with ``_cli_progress`` drawing progress,
+``_cli_interrupt`` handling Ctrl-C and ``_cli_output`` the ``--json`` documents) and
+``_cli_demo`` (``demo``).
 
 Exit codes: 0 ok, 1 the prompt (or the server) said no, 2 usage, 3 cannot connect,
 130 interrupted with Ctrl-C (the prompt is cancelled on the server first).
