@@ -296,7 +296,7 @@ class ComfyPool:
                     return
         engine.stop(wait, None if timeout is None else time.monotonic() + timeout)
 
-    def __enter__(self) -> "ComfyPool":
+    def __enter__(self) -> ComfyPool:
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -316,6 +316,8 @@ class ComfyPool:
     def _make_item(
         self, workflow: Any, include: Selector, exclude: Selector, kwargs: Dict[str, Any]
     ) -> Item:
+        if "return_future" in kwargs:
+            raise TypeError("ComfyPool follows every job through its future: drop return_future")
         inc, exc = selectors(include), selectors(exclude)
         servers = self._engine.servers
         allowed = tuple(

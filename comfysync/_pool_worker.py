@@ -63,6 +63,7 @@ class ServerWorker:
         self.backoff_step = 0
         self.next_probe = 0.0
         self.disconnected_at: Optional[float] = None
+        self.gave_up = False  # the client stopped reconnecting: fail over at once
         self.queue_remaining: Optional[int] = None
         self.completed = 0
         self.failed = 0
@@ -149,7 +150,6 @@ class ServerWorker:
         engine = self.engine
 
         def handle(event: Event) -> None:
-            deliveries: List[Delivery] = []
             with engine.lock:
                 if self.generation != generation:
                     return
@@ -166,9 +166,9 @@ class ServerWorker:
                     self.disconnected_at = None
                     log.info("%s reconnected", self.url)
                 elif kind == "reconnection_failed" and self.state != "down":
-                    deliveries = self.mark_down_locked("its client gave up reconnecting")
+                    self.gave_up = True  # the worker fails over (and delivers) on its thread
+                    self.cond.notify_all()
                 engine.bump_locked()
-            deliver(deliveries)
 
         return handle
 
@@ -221,7 +221,9 @@ class ServerWorker:
                 if not engine.started:
                     return
                 now = time.monotonic()
-                if (
+                if self.gave_up and self.state != "down":
+                    deliveries = self.mark_down_locked("its client gave up reconnecting")
+                elif (
                     self.state == "reconnecting"
                     and self.disconnected_at is not None
                     and now - self.disconnected_at >= engine.config.failover_after
@@ -229,6 +231,7 @@ class ServerWorker:
                     deliveries = self.mark_down_locked(
                         f"disconnected for more than {engine.config.failover_after:g} s"
                     )
+                self.gave_up = False
                 action = ""
                 if self.teardown:
                     action = "teardown"
@@ -272,18 +275,21 @@ class ServerWorker:
             api.connect(timeout=engine.config.connect_timeout)
         except Exception as exc:  # refused, timed out, or a factory that cannot build
             error = exc
+        deliveries: List[Delivery] = []
+        abandoned: List[str] = []
         with engine.lock:
             if not engine.started:
                 return
             if error is not None:
                 log.debug("%s still down: %s", self.url, error)
-                self.mark_down_locked(str(error))
-                return
-            log.info("%s is up again", self.url)
-            self.state = "up"
-            self.backoff_step = 0
-            abandoned, self.abandoned_ids = self.abandoned_ids, []
-            engine.bump_locked()
+                deliveries = self.mark_down_locked(str(error))  # schedules the next probe
+            else:
+                log.info("%s is up again", self.url)
+                self.state = "up"
+                self.backoff_step = 0
+                abandoned, self.abandoned_ids = self.abandoned_ids, []
+                engine.bump_locked()
+        deliver(deliveries)
         if abandoned and api is not None:  # jobs moved elsewhere must not also run here
             try:
                 api.delete_from_queue(abandoned)
@@ -326,8 +332,11 @@ class ServerWorker:
         with engine.lock:
             attempt.job = job
             item.accepted = True
-            item.future.prompt_id = job.prompt_id
             abandoned = attempt.abandoned
+            if abandoned:  # failed over while posting: drop it here when the server is back
+                self.abandoned_ids.append(job.prompt_id)
+            else:
+                item.future.prompt_id = job.prompt_id
         future: Optional[concurrent.futures.Future[Any]] = job.future
         if abandoned:
             return

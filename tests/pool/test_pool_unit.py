@@ -544,3 +544,27 @@ def test_pool_on_delivers_events_with_the_server_url() -> None:
         pool.off("*", everything)
         hub.api("b:2").emit(ev.Progress(value=9, max=9, node="1"))
         assert got[-1] == ("status", B)
+
+
+def test_a_job_limited_to_a_busy_server_does_not_block_the_others() -> None:
+    hub = Hub()
+    with make_pool(hub, ["a:1", "b:2"]) as pool:
+        first = pool.submit({"text": "1"}, include="a:1")
+        hub.wait_jobs(1)
+        second = pool.submit({"text": "2"}, include="a:1")  # waits for a
+        third = pool.submit({"text": "3"})  # behind it in the queue, but b is free
+        job3 = hub.wait_jobs(2)[1]
+        assert job3.text == "3" and job3.api.url == "b:2"
+        assert not second.running()
+        hub.auto = True
+        for job in hub.open_jobs():
+            job.succeed()
+        assert [f.result(WAIT).text["1"][0] for f in (first, second, third)] == ["1", "2", "3"]
+        assert second.server == A
+
+
+def test_return_future_is_refused() -> None:
+    hub = Hub()
+    with make_pool(hub) as pool:
+        with pytest.raises(TypeError, match="return_future"):
+            pool.submit({}, return_future=False)
