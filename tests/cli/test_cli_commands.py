@@ -249,3 +249,16 @@ def test_demo_in_process(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> 
     assert doc["previews"] > 0
     assert "embedded FakeComfyUI" in err
 
+
+
+def test_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, _, err = run_cli(capsys, "queue", "--server", f"127.0.0.1:{port}")
+    assert code == cli.EXIT_CONNECT and "Traceback" not in err and err.count("\n") == 1
+    code, _, err = run_cli(capsys, "--debug", "queue", "--server", f"127.0.0.1:{port}")
+    assert code == cli.EXIT_CONNECT and "Traceback (most recent call last)" in err
+    assert err.rstrip("\n").splitlines()[-1].startswith("comfysync: error: cannot connect")
