@@ -68,7 +68,7 @@ class Engine:
         if len(set(urls)) != len(urls):
             raise ValueError(f"the same server appears twice in {urls}")
         self.queue: Deque[Item] = deque()
-        self.user_subs: List["PoolSubscription"] = []
+        self.user_subs: List[PoolSubscription] = []
         self.version = 0  # bumped on every change that may let a job move
         self.started = False
         self.closed = False
@@ -152,7 +152,7 @@ class Engine:
 
     # ------------------------------------------------------------------ user subscriptions
 
-    def attach_user_sub(self, server: ServerWorker, sub: "PoolSubscription") -> Any:
+    def attach_user_sub(self, server: ServerWorker, sub: PoolSubscription) -> Any:
         """Subscribe ``sub`` to ``server``'s current client, passing the URL along."""
         assert server.api is not None
         url, callback = server.url, sub.callback
@@ -162,14 +162,14 @@ class Engine:
 
         return server.api.on(sub.key, forward)
 
-    def subscribe(self, sub: "PoolSubscription") -> None:
+    def subscribe(self, sub: PoolSubscription) -> None:
         with self.lock:
             self.user_subs.append(sub)
             for server in self.servers:
                 if server.api is not None:
                     server.user_subs[id(sub)] = self.attach_user_sub(server, sub)
 
-    def unsubscribe(self, sub: "PoolSubscription") -> None:
+    def unsubscribe(self, sub: PoolSubscription) -> None:
         with self.lock:
             if sub in self.user_subs:
                 self.user_subs.remove(sub)
