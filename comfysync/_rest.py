@@ -35,6 +35,7 @@ from typing import (
 from urllib.parse import quote
 
 from ._files import DEFAULT_CHUNK_SIZE, safe_join, stream_to_path
+from ._format import is_ui_format, read_json_file
 from ._models import (
     FileRef,
     HistoryEntry,
@@ -83,26 +84,6 @@ def new_prompt_id() -> str:
     return str(uuid.uuid4())
 
 
-def is_ui_workflow(data: Mapping[str, Any]) -> bool:
-    """True for the frontend's UI format (``nodes`` list + ``links``), not API format."""
-    return isinstance(data.get("nodes"), list) and "links" in data
-
-
-def _load_workflow_file(path: Union[str, os.PathLike[str]]) -> Any:
-    where = os.fspath(path)
-    try:
-        with open(where, "rb") as fh:
-            raw = fh.read()
-    except FileNotFoundError:
-        raise WorkflowFormatError(f"workflow file not found: {where}") from None
-    except OSError as exc:
-        raise WorkflowFormatError(f"cannot read workflow file {where}: {exc.strerror}") from None
-    try:
-        return json.loads(raw.decode("utf-8-sig"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise WorkflowFormatError(f"workflow file {where} is not valid JSON: {exc}") from None
-
-
 def to_api_prompt(workflow: WorkflowInput) -> Dict[str, Any]:
     """The API-format prompt dict for ``workflow``, checked enough to fail early.
 
@@ -115,7 +96,7 @@ def to_api_prompt(workflow: WorkflowInput) -> Dict[str, Any]:
     source = ""
     if isinstance(workflow, (str, os.PathLike)):
         source = f" in {os.fspath(workflow)}"
-        data: Any = _load_workflow_file(workflow)
+        data: Any = read_json_file(workflow)
     elif isinstance(workflow, Mapping):
         data = workflow
     elif callable(getattr(workflow, "to_dict", None)):
@@ -129,7 +110,7 @@ def to_api_prompt(workflow: WorkflowInput) -> Dict[str, Any]:
         raise WorkflowFormatError(
             f"the workflow{source} must be a JSON object of nodes, not {type(data).__name__}"
         )
-    if is_ui_workflow(data):
+    if is_ui_format(data):
         raise WorkflowFormatError(f"cannot submit the workflow{source} as it is: " +
                                   _UI_FORMAT_HELP)
     if not data:

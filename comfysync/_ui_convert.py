@@ -40,6 +40,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from attrs import define, field
 
+from ._format import is_ui_format
 from .errors import WorkflowFormatError
 
 __all__ = [
@@ -223,11 +224,6 @@ def _fits(slot: WidgetSlot, value: Any) -> bool:
 
 
 # ---------------------------------------------------------------------- UI graph model
-
-
-def is_ui_format(data: Any) -> bool:
-    """True for an editor save file (``nodes`` list), False for an API-format prompt."""
-    return isinstance(data, Mapping) and isinstance(data.get("nodes"), list)
 
 
 @define(frozen=True)

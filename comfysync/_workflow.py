@@ -34,6 +34,7 @@ from typing import (
     Union,
 )
 
+from ._format import read_json_file
 from ._ui_convert import (
     NodeDefsLike,
     convert_ui_to_api,
@@ -454,21 +455,9 @@ class Workflow:
 
 
 def _read_json(path: PathLike) -> Any:
-    name = os.fspath(path)
-    try:
-        with open(name, "rb") as fh:
-            raw = fh.read()
-    except FileNotFoundError:
-        raise WorkflowFormatError(f"workflow file not found: {name}") from None
-    except OSError as exc:
-        raise WorkflowFormatError(f"cannot read workflow file {name}: {exc}") from None
-    try:
-        data = json.loads(raw.decode("utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        raise WorkflowFormatError(f"{name} is not UTF-8 text: {exc}") from None
-    except ValueError as exc:
-        raise WorkflowFormatError(f"{name} is not valid JSON: {exc}") from None
+    data = read_json_file(path)
     if not isinstance(data, dict):
+        name = os.fspath(path)
         raise WorkflowFormatError(
             f"{name} holds a JSON {type(data).__name__}, not a workflow object"
         )

@@ -3,14 +3,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any, Union
+
+from ._format import read_json_file
 
 __all__ = ["read_json"]
 
 
 def read_json(path: Union[str, os.PathLike[str]]) -> Any:
-    """Parse a JSON file (UTF-8, a BOM tolerated): e.g. a workflow exported in API format."""
-    with open(path, encoding="utf-8-sig") as fh:
-        return json.load(fh)
+    """Parse a JSON file (UTF-8, a BOM tolerated): e.g. a workflow exported in API format.
+    A missing or malformed file raises :class:`~comfysync.errors.WorkflowFormatError`."""
+    return read_json_file(path)
