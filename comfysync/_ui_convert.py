@@ -41,6 +41,16 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 from attrs import define, field
 
 from ._format import is_ui_format
+from ._node_specs import (
+    EDITOR_ONLY_WIDGET_TYPES,
+    NodeDefsLike,
+    WidgetSlot,
+    input_spec,
+    raw_node_defs,
+    spec_options,
+    spec_type,
+    widget_slots,
+)
 from .errors import WorkflowFormatError
 
 __all__ = [
@@ -55,9 +65,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("comfysync.ui_convert")
-
-#: ``api.object_info()`` (class → ``NodeDef`` with ``.raw``) or the raw ``/object_info`` JSON.
-NodeDefsLike = Mapping[str, Any]
 
 MODE_MUTED = 2
 MODE_BYPASSED = 4
@@ -80,115 +87,10 @@ VIRTUAL_TYPES = frozenset(
     }
 )
 
-#: Widget types filled in by the editor at queue time (camera frame, recording, 3D render):
-#: their value cannot be derived from the saved file.
-EDITOR_ONLY_WIDGET_TYPES = frozenset({"WEBCAM", "AUDIO_RECORD", "LOAD_3D", "LOAD_3D_ANIMATION"})
-
-_WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
 _CONTROL_VALUES = frozenset({"fixed", "increment", "decrement", "randomize"})
-_SEED_NAMES = ("seed", "noise_seed")
 _SUBGRAPH_INPUT_NODE = -10
 _SUBGRAPH_OUTPUT_NODE = -20
 _MAX_DEPTH = 1000
-
-
-# ---------------------------------------------------------------------- node definitions
-
-
-def raw_node_defs(node_defs: NodeDefsLike) -> Dict[str, Mapping[str, Any]]:
-    """class_type → the wire dict of ``/object_info``, from either accepted form."""
-    if not isinstance(node_defs, Mapping):
-        raise WorkflowFormatError(
-            "node_defs must map class_type to its definition (api.object_info() or the "
-            f"/object_info JSON), not {type(node_defs).__name__}"
-        )
-    out: Dict[str, Mapping[str, Any]] = {}
-    for name, info in node_defs.items():
-        raw = getattr(info, "raw", info)
-        if isinstance(raw, Mapping):
-            out[str(name)] = raw
-    return out
-
-
-def input_spec(info: Optional[Mapping[str, Any]], name: str) -> Optional[Sequence[Any]]:
-    """``[TYPE, options]`` of a required or optional input, or None."""
-    if not isinstance(info, Mapping):
-        return None
-    inputs = info.get("input")
-    if not isinstance(inputs, Mapping):
-        return None
-    for category in ("required", "optional"):
-        group = inputs.get(category)
-        if isinstance(group, Mapping):
-            spec = group.get(name)
-            if isinstance(spec, (list, tuple)) and spec:
-                return spec
-    return None
-
-
-def spec_options(spec: Optional[Sequence[Any]]) -> Mapping[str, Any]:
-    if spec is not None and len(spec) > 1 and isinstance(spec[1], Mapping):
-        return spec[1]
-    return {}
-
-
-def spec_type(spec: Sequence[Any]) -> str:
-    """The input's type name; a literal option list is a ``COMBO``."""
-    kind = spec[0]
-    if isinstance(kind, (list, tuple)):
-        return "COMBO"
-    return str(kind)
-
-
-def _input_names(info: Mapping[str, Any], category: str) -> List[str]:
-    """Input names of one category in ``input_order`` (then any the order leaves out)."""
-    inputs = info.get("input")
-    group = inputs.get(category) if isinstance(inputs, Mapping) else None
-    names = [str(n) for n in group] if isinstance(group, Mapping) else []
-    order = info.get("input_order")
-    if isinstance(order, Mapping) and isinstance(order.get(category), list):
-        ordered = [str(n) for n in order[category] if str(n) in names]
-        return ordered + [n for n in names if n not in ordered]
-    return names
-
-
-@define(frozen=True)
-class WidgetSlot:
-    """One widget the editor creates for an input, in ``widgets_values`` order."""
-
-    name: str
-    kind: str  # INT FLOAT STRING BOOLEAN COMBO, or an editor-only type
-    options: Mapping[str, Any]
-    choices: Optional[Sequence[Any]]  # combo options when known
-    has_control: bool  # followed by a "control after generate" value
-
-
-def widget_slots(info: Mapping[str, Any]) -> List[WidgetSlot]:
-    """The widgets the editor builds for a node class, in ``widgets_values`` order."""
-    slots: List[WidgetSlot] = []
-    for category in ("required", "optional"):
-        for name in _input_names(info, category):
-            spec = input_spec(info, name)
-            if spec is None:
-                continue
-            kind = spec_type(spec)
-            opts = spec_options(spec)
-            if kind not in _WIDGET_TYPES and kind not in EDITOR_ONLY_WIDGET_TYPES:
-                continue
-            if opts.get("forceInput"):
-                continue
-            control = opts.get("control_after_generate")
-            if control is None:
-                has_control = kind == "INT" and name in _SEED_NAMES
-            else:
-                has_control = bool(control)
-            choices: Optional[Sequence[Any]] = None
-            if isinstance(spec[0], (list, tuple)):
-                choices = list(spec[0])
-            elif isinstance(opts.get("options"), list):
-                choices = list(opts["options"])
-            slots.append(WidgetSlot(name, kind, opts, choices, has_control))
-    return slots
 
 
 def _is_control_value(value: Any) -> bool:
@@ -199,28 +101,6 @@ def _is_control_value(value: Any) -> bool:
 def _literal(value: Any) -> Any:
     """A literal list would read as a link; the server unwraps ``{"__value__": [...]}``."""
     return {"__value__": value} if isinstance(value, list) else value
-
-
-def _default_for(slot: WidgetSlot) -> Tuple[bool, Any]:
-    if "default" in slot.options:
-        return True, slot.options["default"]
-    if slot.kind == "COMBO" and slot.choices:
-        return True, slot.choices[0]
-    return False, None
-
-
-def _fits(slot: WidgetSlot, value: Any) -> bool:
-    """Whether a saved widget value can belong to this input (catches shifted values)."""
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if slot.kind in ("INT", "FLOAT"):
-        return number
-    if slot.kind == "STRING":
-        return isinstance(value, str)
-    if slot.kind == "BOOLEAN":
-        return isinstance(value, bool)
-    if slot.kind == "COMBO":
-        return isinstance(value, str) or number
-    return True
 
 
 # ---------------------------------------------------------------------- UI graph model
@@ -463,7 +343,7 @@ class _Converter:
                 self._fill_default(inputs, slot)
                 continue
             value = values[pos]
-            if not _fits(slot, value):
+            if not slot.fits(value):
                 raise self._mismatch(api_id, node, slot, value, values)
             inputs[slot.name] = _literal(value)
             pos += 1
@@ -477,7 +357,7 @@ class _Converter:
 
     @staticmethod
     def _fill_default(inputs: Dict[str, Any], slot: WidgetSlot) -> None:
-        known, value = _default_for(slot)
+        known, value = slot.default()
         if known:
             inputs[slot.name] = value
 

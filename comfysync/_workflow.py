@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import random
-import threading
 from typing import (
     Any,
     Callable,
@@ -35,15 +34,17 @@ from typing import (
 )
 
 from ._format import read_json_file
-from ._ui_convert import (
+from ._node_specs import (
+    SEED_INPUTS,
+    NodeDefsCache,
     NodeDefsLike,
-    convert_ui_to_api,
     input_spec,
-    is_ui_format,
     raw_node_defs,
+    seed_range,
     spec_options,
     spec_type,
 )
+from ._ui_convert import convert_ui_to_api, is_ui_format
 from .errors import WorkflowFormatError
 
 __all__ = [
@@ -58,12 +59,6 @@ __all__ = [
 log = logging.getLogger("comfysync.workflow")
 
 PathLike = Union[str, "os.PathLike[str]"]
-
-#: Input names that :meth:`Workflow.randomize_seeds` changes (ComfyUI's own naming).
-SEED_INPUTS = ("seed", "noise_seed")
-
-#: ComfyUI's seed range (``KSampler.seed`` max is 0xffffffffffffffff).
-_SEED_MAX = 0xFFFFFFFFFFFFFFFF
 
 _MAX_CANDIDATES = 20
 
@@ -396,13 +391,8 @@ class Workflow:
                 value = node.inputs.get(name)
                 if not isinstance(value, int) or isinstance(value, bool):
                     continue
-                low, high = 0, _SEED_MAX
-                if defs is not None:
-                    opts = spec_options(input_spec(defs.get(node.class_type), name))
-                    if isinstance(opts.get("min"), int):
-                        low = max(low, int(opts["min"]))
-                    if isinstance(opts.get("max"), int):
-                        high = min(high, int(opts["max"]))
+                info = defs.get(node.class_type) if defs is not None else None
+                low, high = seed_range(info, name)
                 new = rng.randint(low, high) if high >= low else low
                 node.inputs[name] = new
                 changed[f"{node.id}.{name}"] = new
@@ -563,33 +553,6 @@ def _validate_api(data: Mapping[str, Any], defs: Mapping[str, Mapping[str, Any]]
     if data and not has_output and not problems:
         problems.append("Prompt has no outputs (no node of an output class such as SaveImage)")
     return problems
-
-
-class NodeDefsCache:
-    """Node definitions fetched on first need and then kept: the ``node_defs_provider`` a
-    client hands to :func:`ensure_api_format` so ``/object_info`` (hundreds of KB) is read
-    once per client, not once per run. Thread-safe; :meth:`refresh` fetches again (after
-    installing custom nodes, say)."""
-
-    def __init__(self, fetch: Callable[[], NodeDefsLike]) -> None:
-        self._fetch = fetch
-        self._lock = threading.Lock()
-        self._defs: Optional[NodeDefsLike] = None
-
-    def __call__(self) -> NodeDefsLike:
-        with self._lock:
-            if self._defs is None:
-                self._defs = self._fetch()
-            return self._defs
-
-    def refresh(self) -> NodeDefsLike:
-        with self._lock:
-            self._defs = self._fetch()
-            return self._defs
-
-    def clear(self) -> None:
-        with self._lock:
-            self._defs = None
 
 
 def ensure_api_format(
