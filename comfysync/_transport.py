@@ -1,9 +1,10 @@
-"""HTTP transport: base-URL parsing, one ``requests.Session``, typed errors, redaction.
+"""HTTP transport: one ComfyUI address, one ``requests.Session`` with its credentials.
 
 Everything that talks HTTP goes through :class:`HttpTransport`, so there is exactly one place
-that knows about credentials, path prefixes, TLS options and how a ``requests`` failure turns
-into a :mod:`comfysync.errors` exception. The WebSocket listener asks it for the ``ws://`` URL,
-the handshake headers and the TLS options, so REST and WebSocket always agree.
+that holds credentials, TLS options and timeouts and sends requests. The WebSocket listener
+asks it for the ``ws://`` URL, the handshake headers and the TLS options, so REST and
+WebSocket always agree. Address parsing lives in :mod:`comfysync._urls`, the wording of HTTP
+errors in :mod:`comfysync._http_errors`.
 
 Credentials never leave this module in readable form: :attr:`HttpTransport.base_url` is the
 address without user info, ``repr`` names only the *kind* of authentication, and error messages
@@ -13,19 +14,20 @@ use the redacted URL.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
 import ssl
 import time
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
-from urllib.parse import quote, unquote, urlencode, urlsplit
 
+import attrs
 import requests
 import requests.adapters
 import requests.auth
 
-from .errors import ComfyConnectionError, ComfyHTTPError, ComfyTimeoutError
+from ._http_errors import decode_json, http_error, reading_failure, request_failure
+from ._urls import DEFAULT_PORT, ParsedURL, clean_params, parse_base_url, strip_userinfo
+from .errors import ComfyConnectionError
 
 __all__ = [
     "DEFAULT_PORT",
@@ -40,124 +42,13 @@ __all__ = [
 
 log = logging.getLogger("comfysync.transport")
 
-DEFAULT_PORT = 8188
-"""ComfyUI's default port, used when a bare ``host`` (no scheme) is given."""
-
 TimeoutArg = Union[None, float, Tuple[float, float]]
 """Seconds for a REST call: one number (connect and read) or ``(connect, read)``."""
 
 VerifyArg = Union[bool, str, "os.PathLike[str]"]
 """TLS verification: ``True`` (system/certifi CAs), ``False`` (no check) or a CA bundle path."""
 
-_SCHEME_DEFAULT_PORTS = {"http": 80, "https": 443}
-_SCHEME_ALIASES = {"ws": "http", "wss": "https"}
-_ERROR_BODY_LIMIT = 64 * 1024
 _POOL_MAXSIZE = 32
-
-
-class ParsedURL:
-    """The pieces of a ComfyUI base URL, credentials separated out.
-
-    ``host`` is the bare host name or IP (IPv6 without brackets), ``port`` the effective port,
-    ``explicit_port`` whether the port must appear in URLs (False only for ``http(s)://host``
-    written without a port, where the scheme default applies), ``prefix`` the path prefix
-    without trailing slash (``""`` or e.g. ``"/comfy"``).
-    """
-
-    __slots__ = ("scheme", "host", "port", "explicit_port", "prefix", "username", "password")
-
-    def __init__(
-        self,
-        scheme: str,
-        host: str,
-        port: int,
-        explicit_port: bool,
-        prefix: str,
-        username: Optional[str] = None,
-        password: Optional[str] = None,
-    ) -> None:
-        self.scheme = scheme
-        self.host = host
-        self.port = port
-        self.explicit_port = explicit_port
-        self.prefix = prefix
-        self.username = username
-        self.password = password
-
-    @property
-    def netloc(self) -> str:
-        """``host[:port]`` with IPv6 literals in brackets, never with credentials."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}" if self.explicit_port else host
-
-    @property
-    def base_url(self) -> str:
-        return f"{self.scheme}://{self.netloc}{self.prefix}"
-
-    def __repr__(self) -> str:
-        return f"ParsedURL({self.base_url!r})"
-
-
-def parse_base_url(url: str) -> ParsedURL:
-    """Parse ``host``, ``host:port``, ``[v6]:port`` or ``http(s)://[user:pw@]host[:port][/prefix]``.
-
-    A bare host (no scheme) means ``http://host:8188``. An explicit scheme without a port keeps
-    that scheme's default port (80/443), because a reverse proxy at ``https://comfy.example.com/``
-    listens there, not on 8188. ``ws://``/``wss://`` are accepted as aliases of ``http``/``https``.
-    Raises :class:`ValueError` for anything else (the message never repeats a password).
-    """
-    if not isinstance(url, str):
-        raise TypeError(f"server URL must be a string, not {type(url).__name__}")
-    text = url.strip()
-    if not text:
-        raise ValueError("server URL is empty; expected e.g. '127.0.0.1:8188'")
-    has_scheme = "://" in text
-    if not has_scheme:
-        bare = text.split("/", 1)[0]
-        # An unbracketed IPv6 literal such as "::1" cannot carry a port; bracket it.
-        if bare.count(":") > 1 and not bare.startswith("["):
-            text = f"[{bare}]" + text[len(bare):]
-        text = "http://" + text
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError as exc:
-        raise ValueError(f"invalid server URL {_redact_input(url)!r}: {exc}") from None
-    scheme = _SCHEME_ALIASES.get(parts.scheme.lower(), parts.scheme.lower())
-    if scheme not in _SCHEME_DEFAULT_PORTS:
-        raise ValueError(
-            f"unsupported URL scheme {parts.scheme!r} in {_redact_input(url)!r}; "
-            "use http:// or https://"
-        )
-    host = parts.hostname
-    if not host:
-        raise ValueError(f"server URL {_redact_input(url)!r} has no host")
-    if parts.query or parts.fragment:
-        raise ValueError(
-            f"server URL {_redact_input(url)!r} must not contain a query or fragment"
-        )
-    explicit_port = port is not None
-    if port is None:
-        port = DEFAULT_PORT if not has_scheme else _SCHEME_DEFAULT_PORTS[scheme]
-        explicit_port = not has_scheme
-    prefix = parts.path.rstrip("/")
-    if prefix and not prefix.startswith("/"):
-        prefix = "/" + prefix
-    username = unquote(parts.username) if parts.username is not None else None
-    password = unquote(parts.password) if parts.password is not None else None
-    return ParsedURL(scheme, host, port, explicit_port, prefix, username, password)
-
-
-def _redact_input(url: str) -> str:
-    """The user's URL string with any ``user:password@`` part masked, for error messages."""
-    scheme_end = url.find("://")
-    start = scheme_end + 3 if scheme_end >= 0 else 0
-    slash = url.find("/", start)
-    netloc_end = slash if slash >= 0 else len(url)
-    at = url.rfind("@", start, netloc_end)
-    if at < 0:
-        return url
-    return url[:start] + "***@" + url[at + 1:]
 
 
 def _basic_header(username: str, password: str) -> str:
@@ -206,157 +97,23 @@ def _normalise_timeout(timeout: TimeoutArg) -> TimeoutArg:
     return float(timeout)
 
 
-def _connection_reason(exc: BaseException) -> Tuple[str, str]:
-    """A short reason and a hint for a connection failure, from the ``requests`` exception."""
-    text = repr(exc)
-    if isinstance(exc, requests.exceptions.SSLError):
-        return (
-            "TLS handshake failed",
-            "check the certificate, pass verify='/path/to/ca.pem' for a private CA, "
-            "or verify=False to skip the check",
-        )
-    if "Connection refused" in text or "Errno 111" in text or "WinError 10061" in text:
-        return (
-            "connection refused",
-            "is ComfyUI running, and listening on this host and port "
-            "(start it with --listen/--port)?",
-        )
-    for marker in (
-        "NameResolutionError",
-        "Name or service not known",
-        "nodename nor servname",
-        "Temporary failure in name resolution",
-        "getaddrinfo failed",
-        "No address associated with hostname",
-    ):
-        if marker in text:
-            return ("the host name could not be resolved", "check the host name in the URL")
-    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return ("the connection broke while reading the answer", "retry the request")
-    if isinstance(exc, requests.exceptions.TooManyRedirects):
-        return ("too many redirects", "check the URL and the reverse proxy configuration")
-    return (
-        f"connection failed ({type(exc).__name__})",
-        "check that the URL is right and the server reachable",
-    )
-
-
-def _body_from_bytes(data: bytes, content_type: str) -> Any:
-    """The body of an error answer: decoded JSON when it parses, else text (never raises)."""
-    if not data:
-        return ""
-    text = data.decode("utf-8", errors="replace")
-    stripped = text.lstrip()
-    if "json" in content_type.lower() or stripped[:1] in ("{", "[", '"'):
-        try:
-            return json.loads(text)
-        except ValueError:
-            pass
-    return text
-
-
-def _read_limited(response: requests.Response, limit: int) -> bytes:
-    """Up to ``limit`` bytes of a (possibly streamed) body, then close the response."""
-    try:
-        if response.raw is None or getattr(response, "_content_consumed", False):
-            return bytes(response.content[:limit])
-        chunks: List[bytes] = []
-        size = 0
-        for chunk in response.iter_content(chunk_size=8192):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size >= limit:
-                break
-        return b"".join(chunks)[:limit]
-    except requests.exceptions.RequestException:
-        return b""
-    finally:
-        response.close()
-
-
-def _status_hint(status: int) -> str:
-    if status in (401, 407):
-        return (
-            "the server or a proxy in front of it wants credentials: "
-            "pass auth=(user, pw) or token="
-        )
-    if status == 403:
-        return (
-            "forbidden: wrong credentials, a proxy rule, or ComfyUI's origin check "
-            "(do not send an Origin header that differs from Host)"
-        )
-    if status == 413:
-        return "the request body is larger than the server's --max-upload-size"
-    if status in (502, 503, 504):
-        return "a proxy could not reach ComfyUI behind it"
-    return ""
-
-
-def decode_json(response: requests.Response, *, method: str = "GET", url: str = "") -> Any:
-    """The JSON value of a 2xx answer.
-
-    A 200 that is not JSON (typically a reverse proxy's login or error page) raises
-    :class:`ComfyHTTPError` with the first lines of the body — never ``JSONDecodeError``.
-    An empty body decodes to ``None``.
-    """
-    display_url = url or _strip_userinfo(response.url or "")
-    data = response.content
-    if not data or not data.strip():
-        return None
-    try:
-        return json.loads(data.decode("utf-8"))
-    except (ValueError, UnicodeDecodeError):
-        content_type = response.headers.get("Content-Type", "unknown content type")
-        text = data[:_ERROR_BODY_LIMIT].decode("utf-8", errors="replace")
-        hint = ""
-        if "html" in content_type.lower() or text.lstrip()[:1] == "<":
-            hint = " (an HTML page: is a proxy or login page in front of ComfyUI?)"
-        raise ComfyHTTPError(
-            response.status_code,
-            display_url,
-            text,
-            method=method,
-            message=(
-                f"{method} {display_url} answered HTTP {response.status_code} with a body that "
-                f"is not JSON ({content_type}){hint}"
-                + (f": {_preview(text)}" if text.strip() else "")
-            ),
-        ) from None
-
-
 def iter_response(
     response: requests.Response, *, chunk_size: int, method: str = "GET", url: str = ""
 ) -> Iterator[bytes]:
-    """The body of a streamed response in chunks, with the transport's typed errors for a
-    connection that breaks or stalls mid-body. Closes the response at the end."""
-    display_url = url or _strip_userinfo(response.url or "")
+    """The body of a streamed response in chunks of at most ``chunk_size`` bytes.
+
+    A connection that stalls or breaks mid-body raises :class:`~comfysync.ComfyTimeoutError`
+    or :class:`~comfysync.ComfyConnectionError` naming ``method`` and ``url`` (default: the
+    response's URL without credentials), never a ``requests`` exception. Closes the response
+    at the end, also when the caller stops early.
+    """
+    display_url = url or strip_userinfo(response.url or "")
     try:
         yield from response.iter_content(chunk_size=chunk_size)
-    except requests.exceptions.Timeout as exc:
-        raise ComfyTimeoutError(
-            f"{method} {display_url}: timed out while reading the answer", url=display_url
-        ) from exc
     except requests.exceptions.RequestException as exc:
-        reason, hint = _connection_reason(exc)
-        raise ComfyConnectionError(
-            f"{method} {display_url}: {reason} while reading the answer — {hint}",
-            url=display_url,
-        ) from exc
+        raise reading_failure(exc, method, display_url) from exc
     finally:
         response.close()
-
-
-def _preview(text: str) -> str:
-    lines = [ln.rstrip() for ln in text.strip().splitlines() if ln.strip()]
-    out = "\n".join(lines[:5])
-    return out[:500] + ("…" if len(out) > 500 else "")
-
-
-def _strip_userinfo(url: str) -> str:
-    parts = urlsplit(url)
-    if "@" not in parts.netloc:
-        return url
-    return parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]).geturl()
 
 
 class HttpTransport:
@@ -396,9 +153,7 @@ class HttpTransport:
         else:
             authorization = None
             self._auth_kind = None
-        self._parsed = ParsedURL(
-            parsed.scheme, parsed.host, parsed.port, parsed.explicit_port, parsed.prefix
-        )
+        self._parsed = attrs.evolve(parsed, username=None, password=None)
         self._authorization = authorization
         self._extra_headers: Dict[str, str] = {str(k): str(v) for k, v in (headers or {}).items()}
         self.timeout: TimeoutArg = _normalise_timeout(timeout)
@@ -427,18 +182,22 @@ class HttpTransport:
 
     @property
     def scheme(self) -> str:
+        """``"http"`` or ``"https"`` (``ws``/``wss`` in the given URL are read as these)."""
         return self._parsed.scheme
 
     @property
     def host(self) -> str:
+        """The host name or IP address (IPv6 without brackets)."""
         return self._parsed.host
 
     @property
     def port(self) -> int:
+        """The effective port: as given, else 8188 for a bare host, else 80/443."""
         return self._parsed.port
 
     @property
     def prefix(self) -> str:
+        """The path prefix of a reverse proxy (``"/comfy"``), ``""`` when there is none."""
         return self._parsed.prefix
 
     @property
@@ -448,25 +207,18 @@ class HttpTransport:
 
     @property
     def closed(self) -> bool:
+        """True once :meth:`close` was called; every later request raises."""
         return self._closed
 
     def url(self, path: str, params: Optional[Mapping[str, Any]] = None) -> str:
-        """Absolute URL of route ``path`` (which must start with ``/`` and be already quoted)."""
-        if not path.startswith("/"):
-            path = "/" + path
-        full = self.base_url + path
-        clean = _clean_params(params)
-        if clean:
-            full += "?" + urlencode(clean, doseq=True)
-        return full
+        """Absolute URL of route ``path`` (already quoted; a missing leading ``/`` is added)
+        with the query string of ``params`` (``None`` values left out), without credentials:
+        what requests go to and what error messages show."""
+        return self._parsed.url(path, params)
 
     def ws_url(self, client_id: str) -> str:
         """``ws(s)://host[:port][/prefix]/ws?clientId=<id>`` for the listener."""
-        scheme = "wss" if self.scheme == "https" else "ws"
-        return (
-            f"{scheme}://{self._parsed.netloc}{self.prefix}/ws?clientId="
-            f"{quote(client_id, safe='')}"
-        )
+        return self._parsed.ws_url(client_id)
 
     def ws_headers(self) -> List[str]:
         """``"Name: value"`` lines for the WebSocket handshake: extra headers, then auth."""
@@ -502,8 +254,15 @@ class HttpTransport:
     ) -> requests.Response:
         """Send one request; return the response of a 2xx answer, raise a typed error else.
 
-        ``timeout=None`` uses the transport's default. With ``stream=True`` the caller must
-        consume or close the response.
+        ``path`` is the route below the base URL, already quoted; ``params`` its query
+        (``None`` values left out, booleans as ``true``/``false``); ``json``, ``data`` and
+        ``files`` the body as ``requests`` takes them; ``headers`` extra headers for this
+        request only. ``timeout=None`` uses the transport's default. With ``stream=True`` the
+        caller must consume or close the response.
+
+        Raises :class:`~comfysync.ComfyTimeoutError` or :class:`~comfysync.ComfyConnectionError`
+        when no answer came (or the transport is closed) and :class:`~comfysync.ComfyHTTPError`
+        for a non-2xx answer; never a ``requests`` exception.
         """
         method = method.upper()
         display_url = self.url(path, params)
@@ -517,8 +276,8 @@ class HttpTransport:
         try:
             response = self._session.request(
                 method,
-                self.base_url + (path if path.startswith("/") else "/" + path),
-                params=_clean_params(params) or None,
+                self._parsed.route(path),
+                params=clean_params(params) or None,
                 json=json,
                 data=data,
                 files=files,
@@ -529,52 +288,23 @@ class HttpTransport:
                 # REQUESTS_CA_BUNDLE in requests' environment merging.
                 verify=self.verify,
             )
-        except requests.exceptions.Timeout as exc:
-            kind = "connecting to" if isinstance(exc, requests.exceptions.ConnectTimeout) else (
-                "waiting for an answer from"
-            )
-            log.debug("%s %s timed out", method, display_url)
-            raise ComfyTimeoutError(
-                f"{method} {display_url}: timed out {kind} the server "
-                f"(timeout={_describe_timeout(effective_timeout)}); raise timeout= if the "
-                "server is busy",
-                url=display_url,
-            ) from exc
         except requests.exceptions.RequestException as exc:
-            reason, hint = _connection_reason(exc)
-            log.debug("%s %s failed: %s", method, display_url, reason)
-            raise ComfyConnectionError(
-                f"cannot reach ComfyUI at {self.base_url} ({method} {display_url}): "
-                f"{reason} — {hint}",
-                url=display_url,
-            ) from exc
+            error = request_failure(exc, method, display_url, self.base_url, effective_timeout)
+            log.debug("request failed: %s", error)
+            raise error from exc
         elapsed = time.monotonic() - started
         log.debug("%s %s -> %s in %.3fs", method, display_url, response.status_code, elapsed)
         if 200 <= response.status_code < 300:
             return response
-        raise self._http_error(response, method, display_url, stream)
+        raise http_error(response, method, display_url, stream)
 
     def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
-        """:meth:`request`, then the decoded JSON body (``None`` for an empty body)."""
+        """:meth:`request` (same keyword arguments and errors), then the decoded JSON body:
+        ``None`` for an empty body, :class:`~comfysync.ComfyHTTPError` for one that is not
+        JSON."""
         response = self.request(method, path, **kwargs)
         url = self.url(path, kwargs.get("params"))
         return decode_json(response, method=method.upper(), url=url)
-
-    def _http_error(
-        self, response: requests.Response, method: str, display_url: str, stream: bool
-    ) -> ComfyHTTPError:
-        raw = _read_limited(response, _ERROR_BODY_LIMIT) if stream else response.content
-        body = _body_from_bytes(raw, response.headers.get("Content-Type", ""))
-        hint = _status_hint(response.status_code)
-        message = f"{method} {display_url} failed with HTTP {response.status_code}"
-        preview = _preview(body) if isinstance(body, str) else _preview(_compact(body))
-        if preview:
-            message += f": {preview}"
-        if hint:
-            message += f" ({hint})"
-        return ComfyHTTPError(
-            response.status_code, display_url, body, method=method, message=message
-        )
 
     def close(self) -> None:
         """Close the session's pooled connections. Idempotent."""
@@ -587,33 +317,3 @@ class HttpTransport:
         auth = f" auth={self._auth_kind}" if self._auth_kind else ""
         state = " closed" if self._closed else ""
         return f"<HttpTransport {self.base_url}{auth}{state}>"
-
-
-def _compact(value: Any) -> str:
-    try:
-        return json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return repr(value)
-
-
-def _describe_timeout(timeout: TimeoutArg) -> str:
-    if timeout is None:
-        return "none"
-    if isinstance(timeout, tuple):
-        return f"({timeout[0]:g}s connect, {timeout[1]:g}s read)"
-    return f"{timeout:g}s"
-
-
-def _clean_params(params: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
-    """Query parameters without ``None`` values; booleans as ``true``/``false``."""
-    if not params:
-        return {}
-    clean: Dict[str, Any] = {}
-    for key, value in params.items():
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        clean[key] = value
-    return clean
-

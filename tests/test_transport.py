@@ -1,4 +1,5 @@
-"""HttpTransport: URL parsing, credentials, headers, TLS options and error mapping."""
+"""HttpTransport (with _urls and _http_errors): URL parsing, credentials, headers, TLS options
+and error mapping."""
 
 from __future__ import annotations
 
@@ -6,13 +7,16 @@ import base64
 import logging
 import socket
 import ssl
-from typing import Iterator, Tuple
+from typing import Generator, Iterator, Tuple, cast
 
 import pytest
 import requests
 import responses
 
-from comfysync._transport import HttpTransport, decode_json, parse_base_url
+import comfysync._transport as transport_module
+from comfysync._http_errors import decode_json
+from comfysync._transport import HttpTransport, iter_response
+from comfysync._urls import ParsedURL, clean_params, parse_base_url, redact_userinfo, strip_userinfo
 from comfysync.errors import (
     ComfyConnectionError,
     ComfyError,
@@ -79,6 +83,52 @@ def test_invalid_url_message_hides_password() -> None:
         parse_base_url(f"http://bob:{SECRET_PW}@host:notaport")
     assert SECRET_PW not in str(info.value)
     assert "***@" in str(info.value)
+
+
+def test_parsed_url_keeps_credentials_out_of_urls_and_repr() -> None:
+    parsed = parse_base_url(f"https://bob:{SECRET_PW}@[fe80::1]:8443/comfy/")
+    assert (parsed.username, parsed.password) == ("bob", SECRET_PW)
+    assert parsed.netloc == "[fe80::1]:8443"
+    built = [parsed.base_url, parsed.route("queue"), parsed.url("/view", {"a": False}),
+             parsed.ws_url("c/1"), repr(parsed)]
+    assert built[1:4] == [
+        "https://[fe80::1]:8443/comfy/queue",
+        "https://[fe80::1]:8443/comfy/view?a=false",
+        "wss://[fe80::1]:8443/comfy/ws?clientId=c%2F1",
+    ]
+    assert all(SECRET_PW not in text and "bob" not in text for text in built)
+    assert parsed == parse_base_url(f"https://bob:{SECRET_PW}@[fe80::1]:8443/comfy")
+    with pytest.raises(AttributeError):
+        parsed.host = "elsewhere"  # type: ignore[misc]
+
+
+def test_default_ports_appear_only_when_needed() -> None:
+    assert parse_base_url("https://h").netloc == "h"
+    assert parse_base_url("h").netloc == "h:8188"
+    assert ParsedURL("http", "h", 80, False, "").ws_url("x") == "ws://h/ws?clientId=x"
+
+
+def test_redaction_helpers() -> None:
+    assert redact_userinfo(f"bob:{SECRET_PW}@h:1/x") == "***@h:1/x"
+    assert redact_userinfo(f"http://b:{SECRET_PW}@h/p@q") == "http://***@h/p@q"
+    assert redact_userinfo("http://h:1/a@b") == "http://h:1/a@b"
+    assert strip_userinfo(f"http://b:{SECRET_PW}@h:1/v?x=1") == "http://h:1/v?x=1"
+    assert strip_userinfo("http://h:1/v") == "http://h:1/v"
+
+
+def test_clean_params_drops_none_and_spells_booleans() -> None:
+    assert clean_params(None) == {}
+    assert clean_params({"a": None, "b": True, "c": False, "d": 0, "e": ["x", "y"]}) == {
+        "b": "true", "c": "false", "d": 0, "e": ["x", "y"]}
+
+
+def test_transport_module_keeps_its_names() -> None:
+    # Other layers import these from _transport; the split moved their definitions.
+    assert transport_module.parse_base_url is parse_base_url
+    assert transport_module.decode_json is decode_json
+    assert transport_module.ParsedURL is ParsedURL
+    assert transport_module.DEFAULT_PORT == 8188
+    assert set(transport_module.__all__) <= set(dir(transport_module))
 
 
 def test_url_and_ws_url_keep_prefix() -> None:
@@ -403,3 +453,49 @@ def test_close_is_idempotent_and_blocks_requests() -> None:
     with pytest.raises(ComfyConnectionError, match="closed"):
         t.request("GET", "/prompt")
     assert len(responses.calls) == 1
+
+
+class _BreakingBody:
+    """Stands in for a streamed response whose connection fails after the first chunk."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.url = f"http://u:{SECRET_PW}@h:1/view?filename=a.png"
+        self.closed = False
+
+    def iter_content(self, chunk_size: int) -> Iterator[bytes]:
+        yield b"x" * chunk_size
+        raise self.error
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize(
+    "exc, kind, words",
+    [
+        (requests.exceptions.ReadTimeout("slow"), ComfyTimeoutError, "timed out while reading"),
+        (requests.exceptions.ChunkedEncodingError("cut"), ComfyConnectionError,
+         "connection broke while reading the answer"),
+    ],
+)
+def test_iter_response_maps_mid_body_failures(
+    exc: Exception, kind: type, words: str
+) -> None:
+    body = _BreakingBody(exc)
+    chunks = iter_response(body, chunk_size=4)  # type: ignore[arg-type]
+    assert next(chunks) == b"xxxx"
+    with pytest.raises(kind) as info:
+        next(chunks)
+    assert words in str(info.value) and SECRET_PW not in str(info.value)
+    assert str(info.value).startswith("GET http://h:1/view?filename=a.png")
+    assert body.closed
+
+
+def test_iter_response_closes_when_the_caller_stops_early() -> None:
+    body = _BreakingBody(RuntimeError("never reached"))
+    chunks = cast(Generator[bytes, None, None], iter_response(
+        body, chunk_size=2, method="POST", url="http://x/y"))  # type: ignore[arg-type]
+    assert next(chunks) == b"xx"
+    chunks.close()
+    assert body.closed
