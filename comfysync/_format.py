@@ -2,6 +2,7 @@
 
 Shared by the REST layer (which refuses the UI format before anything is sent) and the
 workflow layer (which converts it), so both read files and recognise formats the same way.
+:func:`check_api_shape` refuses a mapping that is neither, naming the first bad node.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any, Mapping, Union
 
 from .errors import WorkflowFormatError
 
-__all__ = ["is_ui_format", "read_json_file"]
+__all__ = ["check_api_shape", "is_ui_format", "read_json_file"]
 
 
 def is_ui_format(data: Any) -> bool:
@@ -38,3 +39,25 @@ def read_json_file(path: Union[str, os.PathLike[str]]) -> Any:
         raise WorkflowFormatError(f"{name} is not UTF-8 text: {exc}") from None
     except ValueError as exc:
         raise WorkflowFormatError(f"{name} is not valid JSON: {exc}") from None
+
+
+def check_api_shape(data: Mapping[str, Any]) -> None:
+    """Refuse what is plainly not an API-format prompt (the server would 400 or 500): every
+    value must be a node object with a ``class_type`` and, if present, an ``inputs`` object."""
+    for node_id, entry in data.items():
+        if not isinstance(entry, Mapping):
+            raise WorkflowFormatError(
+                f"node {node_id}: expected an object with class_type and inputs, "
+                f"got {type(entry).__name__} — is this an API-format workflow?"
+            )
+        if "class_type" not in entry:
+            raise WorkflowFormatError(
+                f"node {node_id} is missing the class_type property — is this an API-format "
+                "workflow? (export it with 'Export (API)' in the editor)"
+            )
+        inputs = entry.get("inputs", {})
+        if not isinstance(inputs, Mapping):
+            raise WorkflowFormatError(
+                f"node {node_id} ({entry.get('class_type')}): inputs must be an object, "
+                f"got {type(inputs).__name__}"
+            )

@@ -11,6 +11,8 @@ list the candidates instead of guessing.
 UI-format workflows (what the editor saves: ``nodes``/``links``/``widgets_values``) are turned
 into API format by :meth:`Workflow.from_ui` (see :mod:`comfysync._ui_convert`);
 :func:`ensure_api_format` is the one entry point the client uses before posting anything.
+Client-side checks live in :mod:`comfysync._workflow_validate`, node definitions are read by
+:mod:`comfysync._node_specs` (whose :class:`NodeDefsCache` is re-exported here for the client).
 """
 
 from __future__ import annotations
@@ -33,18 +35,17 @@ from typing import (
     Union,
 )
 
-from ._format import read_json_file
+from ._format import check_api_shape, read_json_file
 from ._node_specs import (
     SEED_INPUTS,
     NodeDefsCache,
     NodeDefsLike,
-    input_spec,
     raw_node_defs,
     seed_range,
-    spec_options,
-    spec_type,
 )
 from ._ui_convert import convert_ui_to_api, is_ui_format
+from ._workflow_node import Node
+from ._workflow_validate import validate_api
 from .errors import WorkflowFormatError
 
 __all__ = [
@@ -63,18 +64,6 @@ PathLike = Union[str, "os.PathLike[str]"]
 _MAX_CANDIDATES = 20
 
 
-def _is_link(value: Any) -> bool:
-    """An API-format link is a 2-element list ``[source node id, output index]``."""
-    return (
-        isinstance(value, (list, tuple))
-        and len(value) == 2
-        and isinstance(value[0], (str, int))
-        and not isinstance(value[0], bool)
-        and isinstance(value[1], int)
-        and not isinstance(value[1], bool)
-    )
-
-
 def coerce_cli_value(text: str) -> Any:
     """Turn a command-line ``--set`` value into a Python value.
 
@@ -86,75 +75,6 @@ def coerce_cli_value(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return text
-
-
-class Node:
-    """Live view of one node of a :class:`Workflow` (edits go straight into the workflow)."""
-
-    __slots__ = ("_entry", "id")
-
-    def __init__(self, node_id: str, entry: Dict[str, Any]) -> None:
-        self.id = node_id
-        self._entry = entry
-
-    @property
-    def class_type(self) -> str:
-        return str(self._entry.get("class_type", ""))
-
-    @property
-    def inputs(self) -> Dict[str, Any]:
-        """The node's inputs, mutable: literal values, or ``[source_id, output_index]`` links."""
-        inputs = self._entry.get("inputs")
-        if not isinstance(inputs, dict):
-            inputs = {}
-            self._entry["inputs"] = inputs
-        return inputs
-
-    @property
-    def title(self) -> Optional[str]:
-        """``_meta.title`` (the editor's node title), or None when the workflow has none."""
-        meta = self._entry.get("_meta")
-        if isinstance(meta, dict) and isinstance(meta.get("title"), str):
-            return str(meta["title"])
-        return None
-
-    @title.setter
-    def title(self, value: str) -> None:
-        meta = self._entry.get("_meta")
-        if not isinstance(meta, dict):
-            meta = {}
-            self._entry["_meta"] = meta
-        meta["title"] = value
-
-    def is_linked(self, name: str) -> bool:
-        """True when input ``name`` is fed by another node's output."""
-        return _is_link(self.inputs.get(name))
-
-    def __getitem__(self, name: str) -> Any:
-        return self.inputs[name]
-
-    def __setitem__(self, name: str, value: Any) -> None:
-        self.inputs[name] = value
-
-    def __contains__(self, name: object) -> bool:
-        return name in self.inputs
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Node):
-            return NotImplemented
-        return self.id == other.id and self._entry is other._entry
-
-    def __hash__(self) -> int:
-        return hash((self.id, id(self._entry)))
-
-    def __repr__(self) -> str:
-        title = f" title={self.title!r}" if self.title is not None else ""
-        return f"<Node {self.id} {self.class_type}{title}>"
-
-    def describe(self) -> str:
-        """``3 (KSampler "My sampler")`` — how error messages name a node."""
-        title = f" {self.title!r}" if self.title and self.title != self.class_type else ""
-        return f"{self.id} ({self.class_type}{title})"
 
 
 class Workflow:
@@ -184,7 +104,7 @@ class Workflow:
                 "api.object_info() — or pass it to api.run_workflow(), which converts it"
             )
         self._data = {str(k): _copy.deepcopy(v) for k, v in data.items()}
-        _check_api_shape(self._data)
+        check_api_shape(self._data)
 
     # ------------------------------------------------------------------ constructors
 
@@ -418,7 +338,7 @@ class Workflow:
         choices are left to the server. With ``raise_errors=True`` a non-empty result raises
         :class:`WorkflowFormatError` listing every problem instead.
         """
-        problems = _validate_api(self._data, raw_node_defs(node_defs))
+        problems = validate_api(self._data, raw_node_defs(node_defs))
         if problems and raise_errors:
             raise WorkflowFormatError(
                 "workflow failed validation:\n" + "\n".join(f"  {p}" for p in problems)
@@ -452,107 +372,6 @@ def _read_json(path: PathLike) -> Any:
             f"{name} holds a JSON {type(data).__name__}, not a workflow object"
         )
     return data
-
-
-def _check_api_shape(data: Mapping[str, Any]) -> None:
-    """Refuse what is plainly not an API-format prompt (the server would 400 or 500)."""
-    for node_id, entry in data.items():
-        if not isinstance(entry, Mapping):
-            raise WorkflowFormatError(
-                f"node {node_id}: expected an object with class_type and inputs, "
-                f"got {type(entry).__name__} — is this an API-format workflow?"
-            )
-        if "class_type" not in entry:
-            raise WorkflowFormatError(
-                f"node {node_id} is missing the class_type property — is this an API-format "
-                "workflow? (export it with 'Export (API)' in the editor)"
-            )
-        inputs = entry.get("inputs", {})
-        if not isinstance(inputs, Mapping):
-            raise WorkflowFormatError(
-                f"node {node_id} ({entry.get('class_type')}): inputs must be an object, "
-                f"got {type(inputs).__name__}"
-            )
-
-
-def _types_match(received: str, expected: str) -> bool:
-    """The server's link type rule: ``*`` matches anything, comma lists must be covered."""
-    if received == "*" or expected == "*":
-        return True
-    got = {t.strip() for t in received.split(",")}
-    want = {t.strip() for t in expected.split(",")}
-    return not (got - want)
-
-
-def _validate_api(data: Mapping[str, Any], defs: Mapping[str, Mapping[str, Any]]) -> List[str]:
-    """Client-side version of the server's prompt validation (see :meth:`Workflow.validate`)."""
-    problems: List[str] = []
-    has_output = False
-    for node_id, entry in data.items():
-        class_type = entry.get("class_type") if isinstance(entry, Mapping) else None
-        if not isinstance(class_type, str):
-            problems.append(
-                f"node {node_id}: Cannot execute because a node is missing the class_type "
-                f"property. — Node ID '#{node_id}'"
-            )
-            continue
-        info = defs.get(class_type)
-        if info is None:
-            problems.append(
-                f"node {node_id}: Cannot execute because node {class_type} does not exist. "
-                f"— Node ID '#{node_id}' (not installed on the server?)"
-            )
-            continue
-        has_output = has_output or info.get("output_node") is True
-        inputs = entry.get("inputs") or {}
-        here = f"node {node_id} ({class_type})"
-        required = info.get("input", {}).get("required") or {}
-        for name in required:
-            if name not in inputs:
-                problems.append(f"{here}: Required input is missing — {name}")
-        for name, value in inputs.items():
-            spec = input_spec(info, name)
-            if isinstance(value, list) and len(value) != 2:
-                if spec is not None and spec_options(spec).get("rawLink"):
-                    continue
-                problems.append(
-                    f"{here}: Bad linked input, must be a length-2 list of [node_id, "
-                    f"slot_index] — {name}"
-                )
-                continue
-            if not _is_link(value):
-                continue
-            source_id, index = str(value[0]), int(value[1])
-            source = data.get(source_id)
-            if not isinstance(source, Mapping):
-                problems.append(
-                    f"{here}: Exception when validating node — '{source_id}' (input {name!r} "
-                    f"links to node {source_id}, which is not in the workflow)"
-                )
-                continue
-            source_info = defs.get(str(source.get("class_type")))
-            if source_info is None:
-                continue  # reported on the source node itself
-            outputs = source_info.get("output") or []
-            if index < 0 or index >= len(outputs):
-                problems.append(
-                    f"{here}: Exception when validating node — tuple index out of range "
-                    f"(input {name!r} links to output {index} of node {source_id} "
-                    f"({source.get('class_type')}), which has {len(outputs)} outputs)"
-                )
-                continue
-            if spec is None or isinstance(outputs[index], list):
-                continue
-            expected = spec_type(spec)
-            received = str(outputs[index])
-            if expected != "COMBO" and not _types_match(received, expected):
-                problems.append(
-                    f"{here}: Return type mismatch between linked nodes — {name}, "
-                    f"received_type({received}) mismatch input_type({expected})"
-                )
-    if data and not has_output and not problems:
-        problems.append("Prompt has no outputs (no node of an output class such as SaveImage)")
-    return problems
 
 
 def ensure_api_format(

@@ -1,0 +1,93 @@
+"""``Node``: a live view of one entry of an API-format workflow, and what a link looks like.
+
+An API-format node is ``{"class_type", "inputs", "_meta": {"title"}}``; an input holds a
+literal or a link ``[source node id, output index]``. :class:`Node` wraps the workflow's own
+entry dict rather than copying it, so ``wf["3"].inputs["seed"] = 1`` edits the workflow.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, Optional
+
+__all__ = ["Node", "is_link"]
+
+
+def is_link(value: Any) -> bool:
+    """An API-format link is a 2-element list ``[source node id, output index]``."""
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and isinstance(value[0], (str, int))
+        and not isinstance(value[0], bool)
+        and isinstance(value[1], int)
+        and not isinstance(value[1], bool)
+    )
+
+
+class Node:
+    """Live view of one node of a :class:`Workflow` (edits go straight into the workflow)."""
+
+    __slots__ = ("_entry", "id")
+
+    def __init__(self, node_id: str, entry: Dict[str, Any]) -> None:
+        self.id = node_id
+        self._entry = entry
+
+    @property
+    def class_type(self) -> str:
+        return str(self._entry.get("class_type", ""))
+
+    @property
+    def inputs(self) -> Dict[str, Any]:
+        """The node's inputs, mutable: literal values, or ``[source_id, output_index]`` links."""
+        inputs = self._entry.get("inputs")
+        if not isinstance(inputs, dict):
+            inputs = {}
+            self._entry["inputs"] = inputs
+        return inputs
+
+    @property
+    def title(self) -> Optional[str]:
+        """``_meta.title`` (the editor's node title), or None when the workflow has none."""
+        meta = self._entry.get("_meta")
+        if isinstance(meta, dict) and isinstance(meta.get("title"), str):
+            return str(meta["title"])
+        return None
+
+    @title.setter
+    def title(self, value: str) -> None:
+        meta = self._entry.get("_meta")
+        if not isinstance(meta, dict):
+            meta = {}
+            self._entry["_meta"] = meta
+        meta["title"] = value
+
+    def is_linked(self, name: str) -> bool:
+        """True when input ``name`` is fed by another node's output."""
+        return is_link(self.inputs.get(name))
+
+    def __getitem__(self, name: str) -> Any:
+        return self.inputs[name]
+
+    def __setitem__(self, name: str, value: Any) -> None:
+        self.inputs[name] = value
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.inputs
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Node):
+            return NotImplemented
+        return self.id == other.id and self._entry is other._entry
+
+    def __hash__(self) -> int:
+        return hash((self.id, id(self._entry)))
+
+    def __repr__(self) -> str:
+        title = f" title={self.title!r}" if self.title is not None else ""
+        return f"<Node {self.id} {self.class_type}{title}>"
+
+    def describe(self) -> str:
+        """``3 (KSampler "My sampler")`` — how error messages name a node."""
+        title = f" {self.title!r}" if self.title and self.title != self.class_type else ""
+        return f"{self.id} ({self.class_type}{title})"
