@@ -192,31 +192,27 @@ class Workflow:
     def by_title(self, title: str) -> Node:
         """The one node with this exact title; :class:`WorkflowFormatError` listing the
         candidates when none or several have it (use :meth:`find` to get all of them)."""
-        matches = self.find(title=title)
-        if len(matches) == 1:
-            return matches[0]
-        if matches:
-            raise WorkflowFormatError(
-                f"title {title!r} is ambiguous: nodes {self._names(matches)} all have it; "
-                "address the node by id instead"
-            )
-        raise WorkflowFormatError(f"no node titled {title!r}; nodes: {self._names(self.nodes())}")
+        return self._titled(
+            title, " all have it; address the node by id instead", f"no node titled {title!r}"
+        )
 
     def node(self, ref: Union[str, int]) -> Node:
         """A node by id, or else by exact title (ids win when a title looks like an id)."""
         key = str(ref)
         if key in self._data:
             return self[key]
-        matches = self.find(title=key)
+        return self._titled(key, "; use the node id", f"no node with id or title {key!r}")
+
+    def _titled(self, title: str, ambiguous_hint: str, missing: str) -> Node:
+        """The one node titled ``title``, or an error listing the candidates."""
+        matches = self.find(title=title)
         if len(matches) == 1:
             return matches[0]
         if matches:
             raise WorkflowFormatError(
-                f"title {key!r} is ambiguous: nodes {self._names(matches)}; use the node id"
+                f"title {title!r} is ambiguous: nodes {self._names(matches)}{ambiguous_hint}"
             )
-        raise WorkflowFormatError(
-            f"no node with id or title {key!r}; nodes: {self._names(self.nodes())}"
-        )
+        raise WorkflowFormatError(f"{missing}; nodes: {self._names(self.nodes())}")
 
     @staticmethod
     def _names(nodes: Sequence[Node]) -> str:
@@ -250,11 +246,21 @@ class Workflow:
             + f"; nodes: {self._names(self.nodes())}"
         )
 
-    def get(self, path: str) -> Any:
-        """The value of ``"<id or title>.<input>"`` (a literal, or a ``[id, index]`` link)."""
+    def _resolve_input(self, path: str) -> Tuple[Node, str]:
+        """:meth:`_resolve_path`, refusing an input the node does not have (a typo would
+        otherwise be sent, and silently ignored by the server)."""
         node, name = self._resolve_path(path)
         if name not in node.inputs:
-            raise WorkflowFormatError(self._unknown_input(path, node, name))
+            known = ", ".join(sorted(node.inputs)) or "(none)"
+            raise WorkflowFormatError(
+                f"{path!r}: node {node.describe()} has no input {name!r}; its inputs: {known} "
+                f"(to add an input, assign wf[{node.id!r}].inputs[{name!r}])"
+            )
+        return node, name
+
+    def get(self, path: str) -> Any:
+        """The value of ``"<id or title>.<input>"`` (a literal, or a ``[id, index]`` link)."""
+        node, name = self._resolve_input(path)
         return node.inputs[name]
 
     def set(self, path: str, value: Any) -> Workflow:
@@ -264,32 +270,17 @@ class Workflow:
         and ignored by the server); add new inputs with ``wf[id].inputs[name] = value``.
         Setting a literal over a link replaces the link.
         """
-        node, name = self._resolve_path(path)
-        if name not in node.inputs:
-            raise WorkflowFormatError(self._unknown_input(path, node, name))
+        node, name = self._resolve_input(path)
         node.inputs[name] = value
         return self
 
     def set_many(self, values: Mapping[str, Any]) -> Workflow:
         """:meth:`set` for every ``path: value`` item; nothing is changed unless every path
         resolves (the CLI's ``--set`` uses this)."""
-        resolved = []
-        for path, value in values.items():
-            node, name = self._resolve_path(path)
-            if name not in node.inputs:
-                raise WorkflowFormatError(self._unknown_input(path, node, name))
-            resolved.append((node, name, value))
+        resolved = [(*self._resolve_input(path), value) for path, value in values.items()]
         for node, name, value in resolved:
             node.inputs[name] = value
         return self
-
-    @staticmethod
-    def _unknown_input(path: str, node: Node, name: str) -> str:
-        known = ", ".join(sorted(node.inputs)) or "(none)"
-        return (
-            f"{path!r}: node {node.describe()} has no input {name!r}; its inputs: {known} "
-            f"(to add an input, assign wf[{node.id!r}].inputs[{name!r}])"
-        )
 
     # ------------------------------------------------------------------ operations
 
