@@ -10,7 +10,6 @@ without overwriting earlier runs.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import threading
 from pathlib import Path
@@ -21,9 +20,9 @@ from ._cli_common import open_api
 from ._cli_interrupt import CtrlC, wait_interruptibly
 from ._cli_output import SavedFile, failure_document, free_path, print_json, result_document
 from ._cli_progress import ProgressReporter, RunProgress, describe_counts, labels_for, make_renderer
+from ._format import is_ui_format, read_json_file
 from ._results import PromptResult
 from ._tracking import PromptJob
-from ._ui_convert import is_ui_format
 from ._workflow import Workflow, coerce_cli_value
 from .cli import EXIT_INTERRUPTED, EXIT_OK, UsageError
 
@@ -38,19 +37,12 @@ _CANCEL_GRACE = 5.0
 
 
 def read_workflow_file(path: str) -> Dict[str, Any]:
-    """The JSON object in ``path``; :class:`UsageError` when it is missing or not JSON."""
+    """The JSON object in ``path``; :class:`UsageError` when it is missing or not JSON (a bad
+    file is a usage error on the command line: exit code 2)."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UsageError(f"no such workflow file: {path}") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise UsageError(f"{path} is not a text (JSON) file") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{path} is not valid JSON: {exc}") from None
+        data = read_json_file(path)
+    except errors.WorkflowFormatError as exc:
+        raise UsageError(str(exc)) from None
     if not isinstance(data, dict):
         raise UsageError(f"{path} does not hold a workflow (a JSON object)")
     return data

@@ -84,7 +84,7 @@ def test_missing_workflow_file_is_one_line_exit_2(tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["run", str(tmp_path / "nope.json")]) == cli.EXIT_USAGE
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("comfysync: error: no such workflow file")
+    assert err.count("\n") == 1 and err.startswith("comfysync: error: workflow file not found")
 
 
 def test_resolve_server(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -201,7 +201,7 @@ def test_read_workflow_file_errors(tmp_path: Path) -> None:
     arr.write_text("[1]", encoding="utf-8")
     with pytest.raises(cli.UsageError, match="JSON object"):
         read_workflow_file(str(arr))
-    with pytest.raises(cli.UsageError, match="no such workflow file"):
+    with pytest.raises(cli.UsageError, match="workflow file not found"):
         read_workflow_file(str(tmp_path / "missing.json"))
     good = tmp_path / "ok.json"
     good.write_text('{"1": {"class_type": "X", "inputs": {}}}', encoding="utf-8")
