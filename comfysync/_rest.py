@@ -1,9 +1,13 @@
-"""One method per ComfyUI HTTP route (the REST half of :class:`~comfysync.ComfyApi`).
+"""The REST half of :class:`~comfysync.ComfyApi`: :class:`RestMethods`, one method per route.
 
 :class:`RestMethods` needs only ``self._transport`` (an
 :class:`~comfysync._transport.HttpTransport`) and ``self.client_id``; it keeps no other state,
-so the client class can mix it in next to the listener and the tracker. Paths, bodies and
-query parameters follow ComfyUI v0.3.64 (protocol reference §3–§10, §17 for the jobs API).
+so the client class can mix it in next to the listener and the tracker. It defines the routes
+of a prompt's life — submitting, the queue, interrupting, history — and takes the others from
+one mixin per group: :mod:`comfysync._rest_server` (system, models, node definitions, logs),
+:mod:`comfysync._rest_files` (uploads and ``/view``), :mod:`comfysync._rest_user` (users,
+settings, user data, jobs API). Paths, bodies and query parameters follow ComfyUI v0.3.64
+(protocol reference §3–§10, §17 for the jobs API).
 
 Submitting is split in two so the tracking layer can register a prompt *before* it is posted:
 :func:`to_api_prompt` turns whatever the user passed into an API-format dict (refusing UI
@@ -16,36 +20,15 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 import uuid
-from pathlib import Path
-from typing import (
-    IO,
-    Any,
-    Callable,
-    Dict,
-    Iterable,
-    List,
-    Mapping,
-    Optional,
-    Tuple,
-    TypeVar,
-    Union,
-)
-from urllib.parse import quote
+from typing import Any, Dict, Iterable, Mapping, Optional, Union
 
-from ._files import DEFAULT_CHUNK_SIZE, safe_join, stream_to_path
 from ._format import is_ui_format, read_json_file
-from ._models import (
-    FileRef,
-    HistoryEntry,
-    NodeDef,
-    QueuedPrompt,
-    QueueState,
-    SamplerInfo,
-    SystemStats,
-)
-from ._transport import HttpTransport, iter_response
+from ._models import HistoryEntry, QueuedPrompt, QueueState
+from ._rest_base import id_list, segment
+from ._rest_files import FileInput, FileRoutes, RefLike
+from ._rest_server import ServerRoutes
+from ._rest_user import UserRoutes
 from .errors import (
     ComfyHTTPError,
     PromptValidationError,
@@ -61,15 +44,6 @@ log = logging.getLogger("comfysync.rest")
 WorkflowInput = Any
 """A workflow: an API-format mapping, a path to an API-format JSON file, or any object with a
 ``to_dict()`` method returning one (e.g. :class:`~comfysync.Workflow`)."""
-
-FileInput = Union[str, "os.PathLike[str]", bytes, bytearray, memoryview, IO[bytes]]
-"""Upload source: a path, raw bytes, or a binary file object opened for reading."""
-
-RefLike = Any
-"""A server file: a :class:`FileRef`, an output item dict (``filename``/``subfolder``/``type``),
-anything with those attributes (e.g. ``OutputFile``), or a bare filename (type ``output``)."""
-
-T = TypeVar("T")
 
 _UI_FORMAT_HELP = (
     "it is a UI-format workflow (top-level 'nodes' and 'links', as saved by ComfyUI's "
@@ -134,83 +108,13 @@ def to_api_prompt(workflow: WorkflowInput) -> Dict[str, Any]:
     return result
 
 
-def _ref(ref: RefLike) -> FileRef:
-    if isinstance(ref, FileRef):
-        return ref
-    if isinstance(ref, str):
-        return FileRef(ref)
-    if isinstance(ref, Mapping):
-        return FileRef.from_wire(ref)
-    filename = getattr(ref, "filename", None)
-    if isinstance(filename, str):
-        return FileRef(
-            filename,
-            str(getattr(ref, "subfolder", "") or ""),
-            str(getattr(ref, "type", "") or "output"),
-        )
-    raise TypeError(
-        "expected a FileRef, an output item dict, an object with filename/subfolder/type, "
-        f"or a filename; got {type(ref).__name__}"
-    )
-
-
-def _ids(prompt_ids: Union[str, Iterable[str]]) -> List[str]:
-    if isinstance(prompt_ids, str):
-        return [prompt_ids]
-    return [str(p) for p in prompt_ids]
-
-
-def _segment(value: str) -> str:
-    """One URL path segment: every ``/`` and reserved character percent-encoded."""
-    return quote(str(value), safe="")
-
-
-def _upload_part(file: FileInput, filename: Optional[str]) -> Tuple[str, Any, Optional[IO[bytes]]]:
-    """``(filename, payload, file to close)`` for the multipart ``image`` part."""
-    if isinstance(file, (str, os.PathLike)):
-        path = Path(os.fspath(file))
-        handle = path.open("rb")
-        return (filename or path.name, handle, handle)
-    if isinstance(file, (bytes, bytearray, memoryview)):
-        if not filename:
-            raise ValueError("filename= is required when uploading bytes (e.g. 'input.png')")
-        return (filename, bytes(file), None)
-    if callable(getattr(file, "read", None)):
-        name = filename or os.path.basename(str(getattr(file, "name", "") or ""))
-        if not name:
-            raise ValueError("filename= is required for a file object without a name")
-        return (name, file, None)
-    raise TypeError(
-        f"cannot upload a {type(file).__name__}: pass a path, bytes or a binary file object"
-    )
-
-
-class RestMethods:
+class RestMethods(ServerRoutes, FileRoutes, UserRoutes):
     """Every HTTP route of the ComfyUI server as a blocking method.
 
     All methods raise :class:`~comfysync.ComfyConnectionError`,
     :class:`~comfysync.ComfyTimeoutError` or :class:`~comfysync.ComfyHTTPError` (status, URL,
     body) on failure, never a ``requests`` or JSON exception.
     """
-
-    _transport: HttpTransport
-    client_id: str
-
-    # -- plumbing ----------------------------------------------------------------------------
-
-    def _json(self, method: str, path: str, **kwargs: Any) -> Any:
-        return self._transport.request_json(method, path, **kwargs)
-
-    def _parse(self, parse: Callable[[Any], T], data: Any, method: str, path: str) -> T:
-        """Apply a model parser; a shape it cannot read becomes a :class:`ComfyHTTPError`."""
-        try:
-            return parse(data)
-        except (TypeError, ValueError, KeyError, IndexError) as exc:
-            url = self._transport.url(path)
-            raise ComfyHTTPError(
-                200, url, data, method=method,
-                message=f"{method} {url}: unexpected answer from the server ({exc})",
-            ) from None
 
     # -- prompts and the queue ---------------------------------------------------------------
 
@@ -223,11 +127,13 @@ class RestMethods:
         number: Optional[float] = None,
         extra_data: Optional[Mapping[str, Any]] = None,
     ) -> QueuedPrompt:
-        """``POST /prompt``: queue ``workflow`` and return the server's answer.
+        """``POST /prompt``: queue ``workflow`` (see :data:`WorkflowInput`; checked by
+        :func:`to_api_prompt` before anything is sent) and return the server's answer.
 
-        ``client_id`` is always sent, so this client's WebSocket receives the prompt's events.
+        ``extra_data`` goes to the server as is (e.g. API keys for API nodes); ``client_id`` is
+        always sent, so this client's WebSocket receives the prompt's events.
         ``prompt_id`` defaults to a fresh UUID4. ``number`` sets the priority explicitly
-        (lower runs first); otherwise ``front=True`` puts the prompt ahead of normal ones.
+        (lower runs first); otherwise ``front`` (true) puts the prompt ahead of normal ones.
         A prompt the server rejects raises :class:`~comfysync.PromptValidationError`.
         This only queues: ``submit()``/``run_workflow()`` also track the prompt to the end.
         """
@@ -247,7 +153,9 @@ class RestMethods:
         extra_data: Optional[Mapping[str, Any]] = None,
         partial_execution_targets: Optional[Iterable[str]] = None,
     ) -> QueuedPrompt:
-        """Post an already normalised prompt (see :func:`to_api_prompt`) under ``prompt_id``."""
+        """Post an already normalised prompt (see :func:`to_api_prompt`) under ``prompt_id``;
+        options as for :meth:`queue_prompt`, plus ``partial_execution_targets`` (run only
+        these output nodes). For the tracking layer, which registers the id first."""
         body: Dict[str, Any] = {
             "prompt": prompt,
             "client_id": self.client_id,
@@ -276,6 +184,8 @@ class RestMethods:
 
     @staticmethod
     def _validation_error(exc: ComfyHTTPError) -> ComfyHTTPError:
+        """A 400 with ComfyUI's validation body as :class:`PromptValidationError`; any other
+        error unchanged."""
         body = exc.body
         if exc.status == 400 and isinstance(body, Mapping) and (
             isinstance(body.get("error"), Mapping) or isinstance(body.get("node_errors"), Mapping)
@@ -293,21 +203,21 @@ class RestMethods:
 
     def get_queue(self) -> QueueState:
         """``GET /queue``: the running prompt and the pending ones in execution order."""
-        return self._parse(QueueState.from_wire, self._json("GET", "/queue"), "GET", "/queue")
+        return self._call("GET", "/queue", QueueState.from_wire)
 
     def get_queue_remaining(self) -> int:
         """``GET /prompt``: how many prompts are pending or running."""
-        data = self._json("GET", "/prompt")
 
         def parse(d: Any) -> int:
             return int(d["exec_info"]["queue_remaining"])
 
-        return self._parse(parse, data, "GET", "/prompt")
+        return self._call("GET", "/prompt", parse)
 
     def delete_from_queue(self, prompt_ids: Union[str, Iterable[str]]) -> None:
-        """``POST /queue {"delete": [...]}``: drop pending prompts (running/unknown ids are
-        ignored by the server; use :meth:`interrupt` for the running one)."""
-        self._transport.request("POST", "/queue", json={"delete": _ids(prompt_ids)})
+        """``POST /queue {"delete": [...]}``: drop the pending prompts among ``prompt_ids``
+        (one id or several; running/unknown ids are ignored by the server; use
+        :meth:`interrupt` for the running one)."""
+        self._transport.request("POST", "/queue", json={"delete": id_list(prompt_ids)})
 
     def clear_queue(self) -> None:
         """``POST /queue {"clear": true}``: drop every pending prompt (not the running one)."""
@@ -322,9 +232,8 @@ class RestMethods:
     # -- history -----------------------------------------------------------------------------
 
     def get_history(self, prompt_id: str) -> Optional[HistoryEntry]:
-        """``GET /history/{id}``: the finished prompt, or ``None`` when the server has none."""
-        path = f"/history/{_segment(prompt_id)}"
-        data = self._json("GET", path)
+        """``GET /history/{id}``: the finished prompt ``prompt_id``, or ``None`` when the
+        server has no history of it (unknown, still queued or running, or deleted)."""
 
         def parse(d: Any) -> Optional[HistoryEntry]:
             if not d:
@@ -332,373 +241,25 @@ class RestMethods:
             entry = d.get(str(prompt_id))
             return HistoryEntry.from_wire(str(prompt_id), entry) if entry is not None else None
 
-        return self._parse(parse, data, "GET", path)
+        return self._call("GET", f"/history/{segment(prompt_id)}", parse)
 
     def get_histories(
         self, max_items: Optional[int] = None, offset: Optional[int] = None
     ) -> Dict[str, HistoryEntry]:
         """``GET /history``: prompt id → entry, oldest first. ``max_items`` alone gives the
         newest N; ``offset`` skips the oldest K."""
-        params = {"max_items": max_items, "offset": offset}
-        data = self._json("GET", "/history", params=params)
 
         def parse(d: Any) -> Dict[str, HistoryEntry]:
             return {str(k): HistoryEntry.from_wire(str(k), v) for k, v in (d or {}).items()}
 
-        return self._parse(parse, data, "GET", "/history")
+        return self._call("GET", "/history", parse,
+                          params={"max_items": max_items, "offset": offset})
 
     def delete_history(self, prompt_ids: Union[str, Iterable[str]]) -> None:
-        """``POST /history {"delete": [...]}`` (unknown ids are ignored)."""
-        self._transport.request("POST", "/history", json={"delete": _ids(prompt_ids)})
+        """``POST /history {"delete": [...]}``: forget the finished prompts among
+        ``prompt_ids`` (one id or several; unknown ids are ignored)."""
+        self._transport.request("POST", "/history", json={"delete": id_list(prompt_ids)})
 
     def clear_history(self) -> None:
-        """``POST /history {"clear": true}``."""
+        """``POST /history {"clear": true}``: forget every finished prompt."""
         self._transport.request("POST", "/history", json={"clear": True})
-
-    # -- memory and system -------------------------------------------------------------------
-
-    def free(self, unload_models: bool = False, free_memory: bool = False) -> None:
-        """``POST /free``: unload models and/or drop caches (applied when the worker is idle)."""
-        self._transport.request(
-            "POST", "/free",
-            json={"unload_models": bool(unload_models), "free_memory": bool(free_memory)},
-        )
-
-    def get_system_stats(self) -> SystemStats:
-        """``GET /system_stats``: versions, RAM, devices."""
-        data = self._json("GET", "/system_stats")
-        return self._parse(SystemStats.from_wire, data, "GET", "/system_stats")
-
-    def get_features(self) -> Dict[str, Any]:
-        """``GET /features``: the server's feature flags (e.g. ``max_upload_size``)."""
-        return self._parse(_as_dict, self._json("GET", "/features"), "GET", "/features")
-
-    def get_embeddings(self) -> List[str]:
-        """``GET /embeddings``: embedding names without extension."""
-        return self._parse(_as_str_list, self._json("GET", "/embeddings"), "GET", "/embeddings")
-
-    def get_extensions(self) -> List[str]:
-        """``GET /extensions``: URL paths of the frontend extension scripts."""
-        return self._parse(_as_str_list, self._json("GET", "/extensions"), "GET", "/extensions")
-
-    def get_model_folders(self) -> List[str]:
-        """``GET /models``: model folder names (``checkpoints``, ``loras``, …)."""
-        return self._parse(_as_str_list, self._json("GET", "/models"), "GET", "/models")
-
-    def get_models(self, folder: str) -> List[str]:
-        """``GET /models/{folder}``: file names in a model folder (404 for an unknown one)."""
-        path = f"/models/{_segment(folder)}"
-        return self._parse(_as_str_list, self._json("GET", path), "GET", path)
-
-    # -- node definitions --------------------------------------------------------------------
-
-    def get_node_defs(self, node_class: Optional[str] = None) -> Dict[str, NodeDef]:
-        """``GET /object_info[/{class}]``: class name → :class:`NodeDef`. For one class the
-        dict is empty when the server does not know it."""
-        path = "/object_info" if node_class is None else f"/object_info/{_segment(node_class)}"
-        data = self._json("GET", path)
-
-        def parse(d: Any) -> Dict[str, NodeDef]:
-            return {str(k): NodeDef.from_wire(str(k), v) for k, v in (d or {}).items()}
-
-        return self._parse(parse, data, "GET", path)
-
-    def get_node_def(self, node_class: str) -> Optional[NodeDef]:
-        """One node definition, or ``None`` when the server does not know the class."""
-        return self.get_node_defs(node_class).get(node_class)
-
-    def _combo(self, node_class: str, input_name: str) -> List[str]:
-        node = self.get_node_def(node_class)
-        options = node.combo_options(input_name) if node is not None else None
-        return [str(o) for o in options or []]
-
-    def get_checkpoints(self) -> List[str]:
-        """Checkpoint names, as ``CheckpointLoaderSimple`` offers them."""
-        return self._combo("CheckpointLoaderSimple", "ckpt_name")
-
-    def get_loras(self) -> List[str]:
-        """LoRA names, as ``LoraLoader`` offers them."""
-        return self._combo("LoraLoader", "lora_name")
-
-    def get_sampler_info(self) -> SamplerInfo:
-        """Sampler and scheduler names, as ``KSampler`` offers them."""
-        node = self.get_node_def("KSampler")
-        return SamplerInfo.from_node_def(node) if node is not None else SamplerInfo()
-
-    # -- files -------------------------------------------------------------------------------
-
-    def upload_image(
-        self,
-        file: FileInput,
-        *,
-        filename: Optional[str] = None,
-        subfolder: str = "",
-        type: str = "input",
-        overwrite: bool = False,
-    ) -> FileRef:
-        """``POST /upload/image``. Returns the reference under the name the *server* chose
-        (``name (1).png`` when a different file already had that name)."""
-        return self._upload("/upload/image", file, filename, subfolder, type, overwrite, None)
-
-    def upload_mask(
-        self,
-        file: FileInput,
-        *,
-        original_ref: RefLike,
-        filename: Optional[str] = None,
-        subfolder: str = "",
-        type: str = "input",
-        overwrite: bool = False,
-    ) -> FileRef:
-        """``POST /upload/mask``: store ``original_ref``'s image with ``file``'s alpha channel
-        as its mask. Note: the server silently writes nothing when ``original_ref`` does not
-        exist, yet still answers with a name."""
-        original = json.dumps(_ref(original_ref).to_wire())
-        return self._upload("/upload/mask", file, filename, subfolder, type, overwrite, original)
-
-    def _upload(
-        self,
-        path: str,
-        file: FileInput,
-        filename: Optional[str],
-        subfolder: str,
-        type: str,
-        overwrite: bool,
-        original_ref: Optional[str],
-    ) -> FileRef:
-        name, payload, to_close = _upload_part(file, filename)
-        fields: Dict[str, str] = {
-            "type": type,
-            "subfolder": subfolder,
-            "overwrite": "true" if overwrite else "false",
-        }
-        if original_ref is not None:
-            fields["original_ref"] = original_ref
-        try:
-            data = self._json("POST", path, data=fields, files={"image": (name, payload)})
-        finally:
-            if to_close is not None:
-                to_close.close()
-        return self._parse(FileRef.from_wire, data, "POST", path)
-
-    @staticmethod
-    def _view_params(ref: FileRef, **extra: Optional[str]) -> Dict[str, Any]:
-        params: Dict[str, Any] = dict(ref.to_wire())
-        params.update({k: v for k, v in extra.items() if v is not None})
-        return params
-
-    def get_image(
-        self, ref: RefLike, *, preview: Optional[str] = None, channel: Optional[str] = None
-    ) -> bytes:
-        """``GET /view``: the file's bytes (in memory — use :meth:`download` for big files).
-        ``preview="webp;80"`` or ``"jpeg"`` asks for a re-encoded preview, ``channel`` for
-        ``rgb``/``a``."""
-        params = self._view_params(_ref(ref), preview=preview, channel=channel)
-        return self._transport.request("GET", "/view", params=params).content
-
-    def download(
-        self, ref: RefLike, dest: Union[str, os.PathLike[str]], *,
-        chunk_size: int = DEFAULT_CHUNK_SIZE,
-    ) -> Path:
-        """``GET /view`` streamed to disk in ``chunk_size`` pieces (constant memory).
-
-        ``dest`` is a directory when it exists as one or ends with a path separator: the file
-        is saved there under the *basename* of its server name, and a name that would escape
-        the directory raises :class:`~comfysync.errors.UnsafePathError` before any request.
-        Otherwise ``dest`` is the file path to write. Returns the path written.
-        """
-        file_ref = _ref(ref)
-        text = os.fspath(dest)
-        target_dir = Path(text).expanduser()
-        if target_dir.is_dir() or text.endswith(("/", os.sep)):
-            target = safe_join(target_dir, file_ref.filename)
-        else:
-            target = target_dir
-        params = self._view_params(file_ref)
-        response = self._transport.request("GET", "/view", params=params, stream=True)
-        chunks = iter_response(response, chunk_size=chunk_size,
-                               url=self._transport.url("/view", params))
-        written = stream_to_path(chunks, target, chunk_size)
-        log.debug("downloaded %s to %s", file_ref.filename, written)
-        return written
-
-    def get_path_image(self, ref: RefLike) -> str:
-        """The absolute ``/view`` URL of a file (without credentials: a browser or another
-        tool needs its own access to the server)."""
-        return self._transport.url("/view", self._view_params(_ref(ref)))
-
-    def get_view_metadata(self, folder: str, filename: str) -> Optional[Dict[str, Any]]:
-        """``GET /view_metadata/{folder}?filename=``: a safetensors model's ``__metadata__``,
-        or ``None`` when the file is unknown or has none (the server answers 404)."""
-        path = f"/view_metadata/{_segment(folder)}"
-        try:
-            data = self._json("GET", path, params={"filename": filename})
-        except ComfyHTTPError as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return self._parse(_as_dict, data, "GET", path)
-
-    # -- users and settings ------------------------------------------------------------------
-
-    def get_users(self) -> Dict[str, Any]:
-        """``GET /users``: ``{"storage", "migrated"}`` or, with ``--multi-user``, ``users``."""
-        return self._parse(_as_dict, self._json("GET", "/users"), "GET", "/users")
-
-    def create_user(self, username: str) -> str:
-        """``POST /users``: create a user; returns the new user id."""
-        data = self._json("POST", "/users", json={"username": username})
-        return self._parse(_as_str, data, "POST", "/users")
-
-    def get_settings(self) -> Dict[str, Any]:
-        """``GET /settings``: every stored setting."""
-        return self._parse(_as_dict, self._json("GET", "/settings"), "GET", "/settings")
-
-    def get_setting(self, id: str) -> Any:
-        """``GET /settings/{id}``: one setting's value, ``None`` when unset."""
-        return self._json("GET", f"/settings/{_segment(id)}")
-
-    def store_settings(self, settings: Mapping[str, Any]) -> None:
-        """``POST /settings``: merge these settings into the stored ones."""
-        self._transport.request("POST", "/settings", json=dict(settings))
-
-    def store_setting(self, id: str, value: Any) -> None:
-        """``POST /settings/{id}``: set one setting to any JSON value."""
-        self._transport.request("POST", f"/settings/{_segment(id)}", json=value)
-
-    # -- user data ---------------------------------------------------------------------------
-
-    def get_user_data(self, file: str) -> bytes:
-        """``GET /userdata/{file}``: the raw bytes of a user file (``"workflows/x.json"``)."""
-        return self._transport.request("GET", f"/userdata/{_segment(file)}").content
-
-    def store_user_data(
-        self, file: str, data: Any, *, overwrite: bool = True, full_info: bool = False
-    ) -> Any:
-        """``POST /userdata/{file}``: store ``data`` (bytes, text, or any JSON value, which is
-        encoded). Returns the stored path (or, with ``full_info``, path/size/times).
-        ``overwrite=False`` makes an existing file a 409 error."""
-        if isinstance(data, (bytes, bytearray, memoryview)):
-            payload = bytes(data)
-        elif isinstance(data, str):
-            payload = data.encode("utf-8")
-        else:
-            payload = json.dumps(data).encode("utf-8")
-        params = {"overwrite": None if overwrite else False, "full_info": full_info or None}
-        return self._json("POST", f"/userdata/{_segment(file)}", params=params, data=payload)
-
-    def delete_user_data(self, file: str) -> None:
-        """``DELETE /userdata/{file}``."""
-        self._transport.request("DELETE", f"/userdata/{_segment(file)}")
-
-    def move_user_data(
-        self, src: str, dest: str, *, overwrite: bool = False, full_info: bool = False
-    ) -> Any:
-        """``POST /userdata/{src}/move/{dest}``; returns the new path. Refuses (409) to replace
-        an existing ``dest`` unless ``overwrite=True``."""
-        path = f"/userdata/{_segment(src)}/move/{_segment(dest)}"
-        params = {"overwrite": bool(overwrite), "full_info": full_info or None}
-        return self._json("POST", path, params=params)
-
-    def list_user_data(
-        self, dir: str, *, recurse: bool = False, full_info: bool = False, split: bool = False
-    ) -> List[Any]:
-        """``GET /userdata?dir=``: files (not directories) under ``dir``, relative to it."""
-        params = {"dir": dir, "recurse": recurse or None, "full_info": full_info or None,
-                  "split": split or None}
-        data = self._json("GET", "/userdata", params=params)
-        return self._parse(_as_list, data, "GET", "/userdata")
-
-    # -- internal ----------------------------------------------------------------------------
-
-    def get_logs(self) -> str:
-        """``GET /internal/logs``: the server's recent log output as one string."""
-        return self._parse(_as_str, self._json("GET", "/internal/logs"), "GET", "/internal/logs")
-
-    # -- jobs API (newer servers) ------------------------------------------------------------
-
-    def _jobs_call(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            return self._json(method, path, **kwargs)
-        except ComfyHTTPError as exc:
-            job_missing = isinstance(exc.body, Mapping) and "error" in exc.body
-            if exc.status in (404, 405) and not job_missing:
-                raise ComfyHTTPError(
-                    exc.status, exc.url, exc.body, method=exc.method,
-                    message=(
-                        f"{exc.method} {exc.url} failed with HTTP {exc.status}: this server "
-                        "has no jobs API (/api/jobs, added after ComfyUI v0.3.64); use "
-                        "get_queue()/get_history() or delete_from_queue()/interrupt() instead"
-                    ),
-                ) from None
-            raise
-
-    def get_jobs(
-        self,
-        status: Union[None, str, Iterable[str]] = None,
-        limit: Optional[int] = None,
-        offset: Optional[int] = None,
-        *,
-        workflow_id: Optional[str] = None,
-        sort_by: Optional[str] = None,
-        sort_order: Optional[str] = None,
-    ) -> Dict[str, Any]:
-        """``GET /api/jobs``: ``{"jobs": [...], "pagination": {...}}``. ``status`` is one of
-        or a list of ``pending``, ``in_progress``, ``completed``, ``failed``."""
-        if status is not None and not isinstance(status, str):
-            status = ",".join(status)
-        params = {"status": status, "limit": limit, "offset": offset,
-                  "workflow_id": workflow_id, "sort_by": sort_by, "sort_order": sort_order}
-        data = self._jobs_call("GET", "/api/jobs", params=params)
-        return self._parse(_as_dict, data, "GET", "/api/jobs")
-
-    def get_job(self, prompt_id: str) -> Dict[str, Any]:
-        """``GET /api/jobs/{id}``: one job with its outputs and status."""
-        path = f"/api/jobs/{_segment(prompt_id)}"
-        return self._parse(_as_dict, self._jobs_call("GET", path), "GET", path)
-
-    def cancel_jobs(self, prompt_ids: Union[str, Iterable[str]]) -> bool:
-        """``POST /api/jobs/cancel``: dequeue pending / interrupt running jobs, atomically on
-        the server. Returns the server's ``cancelled`` flag."""
-        data = self._jobs_call("POST", "/api/jobs/cancel", json={"job_ids": _ids(prompt_ids)})
-        return self._parse(_cancelled, data, "POST", "/api/jobs/cancel")
-
-    def cancel_job(self, prompt_id: str) -> bool:
-        """``POST /api/jobs/{id}/cancel`` (idempotent). Returns ``cancelled``."""
-        path = f"/api/jobs/{_segment(prompt_id)}/cancel"
-        return self._parse(_cancelled, self._jobs_call("POST", path), "POST", path)
-
-    # -- health ------------------------------------------------------------------------------
-
-    def ping(self) -> float:
-        """Round-trip seconds of ``GET /prompt``; raises when the server is unreachable."""
-        started = time.monotonic()
-        self._json("GET", "/prompt")
-        return time.monotonic() - started
-
-
-def _as_dict(data: Any) -> Dict[str, Any]:
-    if not isinstance(data, Mapping):
-        raise TypeError(f"expected a JSON object, got {type(data).__name__}")
-    return dict(data)
-
-
-def _as_list(data: Any) -> List[Any]:
-    if not isinstance(data, list):
-        raise TypeError(f"expected a JSON array, got {type(data).__name__}")
-    return list(data)
-
-
-def _as_str_list(data: Any) -> List[str]:
-    return [str(x) for x in _as_list(data)]
-
-
-def _as_str(data: Any) -> str:
-    if not isinstance(data, str):
-        raise TypeError(f"expected a JSON string, got {type(data).__name__}")
-    return data
-
-
-def _cancelled(data: Any) -> bool:
-    return bool(_as_dict(data)["cancelled"])
-

@@ -4,6 +4,7 @@ the real answers recorded from ComfyUI v0.3.64."""
 from __future__ import annotations
 
 import base64
+import inspect
 import io
 import json
 import logging
@@ -23,7 +24,11 @@ from _recordings import exchanges, find, node_defs
 import comfysync
 from comfysync import ComfyApi
 from comfysync._models import FileRef, HistoryEntry, NodeDef, QueuedPrompt, QueueState
-from comfysync._rest import to_api_prompt
+from comfysync._rest import RestMethods, to_api_prompt
+from comfysync._rest_base import RestBase
+from comfysync._rest_files import FileInput, FileRoutes
+from comfysync._rest_server import ServerRoutes
+from comfysync._rest_user import UserRoutes
 from comfysync.errors import (
     ComfyConnectionError,
     ComfyHTTPError,
@@ -738,6 +743,29 @@ def test_unexpected_answer_shapes_become_http_errors(h: Harness, call: Any, path
         call(h.api)
 
 
+@pytest.mark.parametrize(
+    "call, method, path, body",
+    [(lambda a: a.get_jobs(), "GET", "/api/jobs", ["x"]),
+     (lambda a: a.get_job("j"), "GET", "/api/jobs/j", "x"),
+     (lambda a: a.cancel_job("j"), "POST", "/api/jobs/j/cancel", {"ok": True}),
+     (lambda a: a.cancel_jobs(["j"]), "POST", "/api/jobs/cancel", []),
+     (lambda a: a.create_user("u"), "POST", "/users", {"id": "u"}),
+     (lambda a: a.list_user_data("w"), "GET", "/userdata", {"a": 1}),
+     (lambda a: a.get_view_metadata("loras", "x"), "GET", "/view_metadata/loras", [1]),
+     (lambda a: a.upload_image(b"x", filename="a.png"), "POST", "/upload/image", {"n": 1}),
+     (lambda a: a.get_node_defs("K"), "GET", "/object_info/K", {"K": "not a def"}),
+     (lambda a: a.get_histories(), "GET", "/history", {"p": 3}),
+     (lambda a: a.queue_prompt(API_PROMPT), "POST", "/prompt", {"number": 1})],
+)
+def test_unexpected_shapes_on_every_kind_of_route(h: Harness, call: Any, method: str,
+                                                   path: str, body: Any) -> None:
+    h.expect(method, path, json=body)
+    with pytest.raises(ComfyHTTPError, match="unexpected answer") as info:
+        call(h.api)
+    assert info.value.status == 200 and info.value.url == h.base + path
+    assert info.value.method == method and info.value.body == body
+
+
 def test_proxy_login_page_with_200(h: Harness) -> None:
     h.expect("GET", "/system_stats", body="<html><body>Sign in</body></html>",
              content_type="text/html")
@@ -824,3 +852,35 @@ def test_public_names_are_reexported() -> None:
                  "SystemStats", "NodeDef", "FileRef", "SamplerInfo", "UnsafePathError"):
         assert hasattr(comfysync, name) and name in comfysync.__all__
 
+
+def test_rest_methods_compose_the_route_groups() -> None:
+    groups = (ServerRoutes, FileRoutes, UserRoutes)
+    assert all(issubclass(RestMethods, g) and issubclass(g, RestBase) for g in groups)
+    names = [{n for n in vars(g) if not n.startswith("_")} for g in (RestMethods,) + groups]
+    for i, first in enumerate(names):
+        for second in names[i + 1:]:
+            assert not first & second, "a route defined in two groups hides one of them"
+
+
+def _public_methods() -> Iterator[Tuple[str, Any]]:
+    for name in dir(RestMethods):
+        member = getattr(RestMethods, name)
+        if not name.startswith("_") and callable(member):
+            yield name, member
+
+
+def test_every_route_method_documents_its_parameters() -> None:
+    methods = dict(_public_methods())
+    assert {"queue_prompt", "get_history", "download", "get_jobs", "ping"} <= set(methods)
+    for name, method in methods.items():
+        doc = inspect.getdoc(method) or ""
+        params = [p for p in inspect.signature(method).parameters if p != "self"]
+        missing = [p for p in params if f"``{p}``" not in doc]
+        assert doc and not missing, f"{name}: docstring does not name {missing}"
+
+
+def test_moved_names_stay_importable_from_rest() -> None:
+    from comfysync import _rest
+
+    assert _rest.FileInput is FileInput
+    assert set(_rest.__all__) <= set(dir(_rest))
