@@ -61,8 +61,9 @@ def safe_basename(server_filename: str) -> str:
 
 
 def safe_join(directory: PathArg, server_filename: str) -> Path:
-    """``directory / basename(server_filename)``, guaranteed to lie directly inside
-    ``directory`` (resolved, symlinks followed). Raises :class:`UnsafePathError` otherwise."""
+    """``directory / basename(server_filename)`` (see :func:`safe_basename`), guaranteed to
+    lie directly inside ``directory`` (resolved, symlinks followed). Raises
+    :class:`UnsafePathError` otherwise."""
     base = Path(directory).expanduser().resolve()
     try:
         name = safe_basename(server_filename)
@@ -96,7 +97,7 @@ def stream_to_path(
     path: PathArg,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> Path:
-    """Write ``source`` to ``path`` chunk by chunk and return ``path``.
+    """Write ``source`` to ``path`` in chunks of ``chunk_size`` bytes and return ``path``.
 
     ``source`` is a ``requests.Response`` opened with ``stream=True`` (read with
     ``iter_content``; closed at the end) or any iterable of ``bytes``. The data goes to a

@@ -35,9 +35,10 @@ def request_failure(
     exc: requests.exceptions.RequestException, method: str, display_url: str, base_url: str,
     timeout: Any,
 ) -> ComfyError:
-    """The typed error for a request that got no answer: :class:`ComfyTimeoutError` (naming
-    whether connecting or waiting timed out, and the ``timeout`` in force) or
-    :class:`ComfyConnectionError` with the reason and a hint."""
+    """The typed error for ``exc``, raised by ``requests`` for a request that got no answer:
+    :class:`ComfyTimeoutError` (naming whether connecting or waiting timed out, and the
+    ``timeout`` in force) or :class:`ComfyConnectionError` with the reason, a hint and the
+    server's ``base_url``. ``method`` and ``display_url`` (redacted) name the request."""
     if isinstance(exc, requests.exceptions.Timeout):
         kind = "connecting to" if isinstance(exc, requests.exceptions.ConnectTimeout) else (
             "waiting for an answer from"
@@ -57,8 +58,9 @@ def request_failure(
 def reading_failure(
     exc: requests.exceptions.RequestException, method: str, display_url: str
 ) -> ComfyError:
-    """The typed error for a connection that stalled (:class:`ComfyTimeoutError`) or broke
-    (:class:`ComfyConnectionError`) while a streamed body was being read."""
+    """The typed error for ``exc``, raised by ``requests`` when a connection stalled
+    (:class:`ComfyTimeoutError`) or broke (:class:`ComfyConnectionError`) while a streamed
+    body was being read. ``method`` and ``display_url`` (redacted) name the request."""
     if isinstance(exc, requests.exceptions.Timeout):
         return ComfyTimeoutError(
             f"{method} {display_url}: timed out while reading the answer", url=display_url
@@ -72,7 +74,8 @@ def reading_failure(
 def http_error(
     response: requests.Response, method: str, display_url: str, stream: bool
 ) -> ComfyHTTPError:
-    """The :class:`ComfyHTTPError` for a non-2xx ``response``: status, URL, the decoded body
+    """The :class:`ComfyHTTPError` for a non-2xx ``response`` to ``method`` ``display_url``
+    (redacted): status, URL, the decoded body
     (JSON when it parses, else text; at most :data:`ERROR_BODY_LIMIT` bytes read when
     ``stream`` is true, and the response closed) and a message with the body's first lines
     plus a hint for statuses that have a usual cause."""
@@ -89,7 +92,7 @@ def http_error(
 
 
 def decode_json(response: requests.Response, *, method: str = "GET", url: str = "") -> Any:
-    """The JSON value of a 2xx answer.
+    """The JSON value of ``response``, a 2xx answer.
 
     ``method`` and ``url`` (default: the response's URL without credentials) are for the
     error message. A 200 that is not JSON (typically a reverse proxy's login or error page)
@@ -122,7 +125,8 @@ def decode_json(response: requests.Response, *, method: str = "GET", url: str = 
 
 
 def describe_timeout(timeout: Any) -> str:
-    """A timeout setting for messages: ``"30s"``, ``"(5s connect, 60s read)"`` or ``"none"``."""
+    """The ``timeout`` setting for messages: ``"30s"``, ``"(5s connect, 60s read)"`` or
+    ``"none"``."""
     if timeout is None:
         return "none"
     if isinstance(timeout, tuple):

@@ -217,7 +217,8 @@ class HttpTransport:
         return self._parsed.url(path, params)
 
     def ws_url(self, client_id: str) -> str:
-        """``ws(s)://host[:port][/prefix]/ws?clientId=<id>`` for the listener."""
+        """``ws(s)://host[:port][/prefix]/ws?clientId=<client_id>`` for the listener (see
+        :meth:`ParsedURL.ws_url`)."""
         return self._parsed.ws_url(client_id)
 
     def ws_headers(self) -> List[str]:
@@ -254,11 +255,13 @@ class HttpTransport:
     ) -> requests.Response:
         """Send one request; return the response of a 2xx answer, raise a typed error else.
 
-        ``path`` is the route below the base URL, already quoted; ``params`` its query
+        ``method`` is the HTTP verb (any case); ``path`` the route below the base URL,
+        already quoted; ``params`` its query
         (``None`` values left out, booleans as ``true``/``false``); ``json``, ``data`` and
         ``files`` the body as ``requests`` takes them; ``headers`` extra headers for this
-        request only. ``timeout=None`` uses the transport's default. With ``stream=True`` the
-        caller must consume or close the response.
+        request only. ``timeout`` (seconds or ``(connect, read)``) overrides the transport's
+        default when not ``None``. With ``stream`` true the body is not read yet: the caller
+        must consume or close the response.
 
         Raises :class:`~comfysync.ComfyTimeoutError` or :class:`~comfysync.ComfyConnectionError`
         when no answer came (or the transport is closed) and :class:`~comfysync.ComfyHTTPError`
@@ -299,7 +302,8 @@ class HttpTransport:
         raise http_error(response, method, display_url, stream)
 
     def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
-        """:meth:`request` (same keyword arguments and errors), then the decoded JSON body:
+        """:meth:`request` of ``method`` ``path`` (same keyword arguments and errors), then
+        the decoded JSON body:
         ``None`` for an empty body, :class:`~comfysync.ComfyHTTPError` for one that is not
         JSON."""
         response = self.request(method, path, **kwargs)

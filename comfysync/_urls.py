@@ -66,8 +66,9 @@ class ParsedURL:
         return self.base_url + (path if path.startswith("/") else "/" + path)
 
     def url(self, path: str, params: Optional[Mapping[str, Any]] = None) -> str:
-        """:meth:`route` plus the query string of ``params`` as :func:`clean_params` sends
-        them (``None`` values left out, booleans as ``true``/``false``)."""
+        """:meth:`route` of ``path`` plus the query string of ``params`` as
+        :func:`clean_params` sends them (``None`` values left out, booleans as
+        ``true``/``false``)."""
         full = self.route(path)
         clean = clean_params(params)
         if clean:
@@ -85,7 +86,8 @@ class ParsedURL:
 
 
 def parse_base_url(url: str) -> ParsedURL:
-    """Parse ``host``, ``host:port``, ``[v6]:port`` or ``http(s)://[user:pw@]host[:port][/prefix]``.
+    """Parse ``url``: ``host``, ``host:port``, ``[v6]:port`` or
+    ``http(s)://[user:pw@]host[:port][/prefix]``.
 
     A bare host (no scheme) means ``http://host:8188``. An explicit scheme without a port keeps
     that scheme's default port (80/443), because a reverse proxy at ``https://comfy.example.com/``
@@ -149,7 +151,8 @@ def redact_userinfo(url: str) -> str:
 
 
 def strip_userinfo(url: str) -> str:
-    """A well-formed absolute URL (e.g. ``response.url``) without its ``user:password@``."""
+    """The well-formed absolute ``url`` (e.g. ``response.url``) without its
+    ``user:password@``."""
     parts = urlsplit(url)
     if "@" not in parts.netloc:
         return url
@@ -157,7 +160,7 @@ def strip_userinfo(url: str) -> str:
 
 
 def clean_params(params: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
-    """Query parameters as ComfyUI reads them: ``None`` values left out (the server's default
+    """The query ``params`` as ComfyUI reads them: ``None`` values left out (the server's default
     applies), booleans as ``true``/``false`` (not Python's ``True``)."""
     if not params:
         return {}
