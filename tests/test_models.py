@@ -1,7 +1,9 @@
-"""REST models parsed from real ComfyUI v0.3.64 answers (copied from the recordings)."""
+"""REST models (_models, _node_defs, _shapes) parsed from real ComfyUI v0.3.64 answers (copied
+from the recordings)."""
 
 from __future__ import annotations
 
+import inspect
 from datetime import datetime, timezone
 from typing import Any, Dict
 
@@ -17,6 +19,7 @@ from _recordings import (
     recordings_available,
 )
 
+from comfysync import _models, _node_defs
 from comfysync._models import (
     Device,
     FileRef,
@@ -29,6 +32,7 @@ from comfysync._models import (
     SamplerInfo,
     SystemStats,
 )
+from comfysync._shapes import ms_to_datetime, wire_array, wire_object
 
 
 def _history(recording: str, prompt_id: str) -> HistoryEntry:
@@ -274,6 +278,48 @@ def test_node_def_defaults_for_minimal_definition() -> None:
 
 def test_sampler_info_without_combos() -> None:
     assert SamplerInfo.from_node_def(NodeDef.from_wire("K", {})) == SamplerInfo([], [])
+
+
+# -- module layout, shapes, documentation -----------------------------------------------------
+
+
+def test_node_def_models_are_reexported_from_models() -> None:
+    for name in _node_defs.__all__:
+        assert getattr(_models, name) is getattr(_node_defs, name) and name in _models.__all__
+
+
+def test_wire_shape_helpers() -> None:
+    assert wire_object(None, "x") == {} and wire_array(None, "x") == []
+    source = {"a": 1}
+    copy = wire_object(source, "x")
+    assert copy == source and copy is not source
+    assert wire_array((1, 2), "x") == [1, 2]
+    with pytest.raises(TypeError, match="node outputs: expected a JSON object, got list"):
+        wire_object([1], "node outputs")
+    with pytest.raises(TypeError, match="argv: expected a JSON array, got str"):
+        wire_array("main.py", "argv")
+    assert ms_to_datetime(1500) == datetime(1970, 1, 1, 0, 0, 1, 500000, tzinfo=timezone.utc)
+    assert ms_to_datetime(True) is None and ms_to_datetime("1500") is None
+
+
+def _public_members(cls: type) -> Dict[str, Any]:
+    return {name: member for name, member in vars(cls).items()
+            if not name.startswith("_") and (callable(member) or
+                                             isinstance(member, (property, classmethod)))}
+
+
+@pytest.mark.parametrize("cls", [getattr(_models, n) for n in _models.__all__],
+                         ids=list(_models.__all__))
+def test_every_public_model_member_is_documented(cls: type) -> None:
+    assert inspect.getdoc(cls)
+    for name, member in _public_members(cls).items():
+        func = member.__func__ if isinstance(member, classmethod) else member
+        doc = (func.fget if isinstance(func, property) else func).__doc__
+        assert doc and doc.strip(), f"{cls.__name__}.{name} has no docstring"
+        if not isinstance(func, property):
+            params = [p for p in inspect.signature(func).parameters if p not in ("self", "cls")]
+            missing = [p for p in params if f"``{p}``" not in doc]
+            assert not missing, f"{cls.__name__}.{name}: docstring does not name {missing}"
 
 
 @pytest.mark.skipif(not recordings_available(), reason="../shared recordings not present")
