@@ -27,7 +27,7 @@ from ._pool_policies import (
     parse_server,
     resolve_policy,
 )
-from ._pool_state import HEARTBEAT, ApiFactory, Item, PoolConfig, PoolFuture, selectors
+from ._pool_state import ApiFactory, Item, PoolConfig, PoolFuture, selectors
 from ._results import PromptResult
 from .errors import ComfyError, PoolClosedError, PoolFullError, PromptTimeoutError
 from .events import Event, EventKey
@@ -70,14 +70,20 @@ class ComfyPool:
     ``max_queued``: jobs waiting for a free server before :meth:`submit` raises
     :class:`~comfysync.errors.PoolFullError`. ``wait_for_server``: seconds a job waits while
     every server it may use is down. ``failover_after``: seconds a server may stay
-    disconnected before its jobs move elsewhere. ``connect_timeout``: for each client's
-    ``connect()``. ``backoff_base`` / ``backoff_cap``: a down server is probed again after
-    ``base * 2**n`` seconds (jittered), at most ``cap``. Every other keyword goes to each
-    :class:`~comfysync.ComfyApi` (``auth``, ``token``, ``timeout``, ``headers``, …);
-    ``api_factory(url, **kwargs)`` replaces ``ComfyApi`` (tests, subclasses).
+    disconnected before its jobs move elsewhere; a server whose client tracks prompts without
+    a socket (``tracker="http"``, or ``"auto"`` fallen back to polling) reports no drop, so
+    while it holds jobs the pool pings it (``poll_status``) every ``min(2, failover_after /
+    4)`` seconds and the same limit applies to its pings going unanswered.
+    ``connect_timeout``: for each client's ``connect()``. ``backoff_base`` / ``backoff_cap``:
+    a down server is probed again after ``base * 2**n`` seconds (jittered), at most ``cap``.
+    Every other keyword goes to each :class:`~comfysync.ComfyApi` (``auth``, ``token``,
+    ``timeout``, ``headers``, ``tracker``, …); ``api_factory(url, **kwargs)`` replaces
+    ``ComfyApi`` (tests, subclasses).
 
     Clients are created at once but connect with their first job. Use the pool as a context
-    manager, or call :meth:`close`.
+    manager, or call :meth:`close`. Futures' callbacks run on the pool's threads: they must not
+    block on the pool (``run_workflow``, ``map`` and ``close(wait=True)`` raise
+    ``RuntimeError`` there).
     """
 
     def __init__(
@@ -169,6 +175,7 @@ class ComfyPool:
         :class:`~comfysync.errors.PromptTimeoutError`: a job still waiting in the pool is then
         withdrawn; one already on a server keeps running there (as with ``ComfyApi``).
         """
+        self._engine.check_may_block("run_workflow()")
         future = self.submit(workflow, include=include, exclude=exclude, **kwargs)
         return self._result(future, timeout, withdraw=True)
 
@@ -190,22 +197,24 @@ class ComfyPool:
         of its result.
         """
         engine = self._engine
+        engine.check_may_block("map()")
         deadline = None if timeout is None else time.monotonic() + timeout
+
+        def room() -> bool:
+            return engine.closed or len(engine.queue) < engine.config.max_queued
+
         futures: List[PoolFuture] = []
         try:
             for workflow in workflows:
                 item = self._make_item(workflow, include, exclude, kwargs)
                 with engine.lock:
-                    while not engine.closed and len(engine.queue) >= engine.config.max_queued:
-                        left = HEARTBEAT if deadline is None else deadline - time.monotonic()
-                        if left <= 0:
-                            raise PromptTimeoutError(
-                                f"map() timed out after {timeout} s; {len(futures)} "
-                                "workflows were submitted",
-                                prompt_id="",
-                                timeout=timeout,
-                            )
-                        engine.changed.wait(min(left, HEARTBEAT))
+                    if not engine.wait_locked(room, deadline):
+                        raise PromptTimeoutError(
+                            f"map() timed out after {timeout} s; {len(futures)} "
+                            "workflows were submitted",
+                            prompt_id="",
+                            timeout=timeout,
+                        )
                     if engine.closed:
                         raise PoolClosedError("this ComfyPool is closed")
                     engine.enqueue_locked(item)
@@ -295,6 +304,15 @@ class ComfyPool:
                 if already:
                     return
         engine.stop(wait, None if timeout is None else time.monotonic() + timeout)
+
+    def _wait_until(
+        self, predicate: Callable[[Dict[str, ServerStats]], bool], timeout: float
+    ) -> bool:
+        """Block until ``predicate(self.stats())`` holds, checked again on every change of
+        the pool (no polling); False after ``timeout`` seconds. A hook for tests."""
+        engine = self._engine
+        with engine.lock:
+            return engine.wait_locked(lambda: predicate(self.stats()), time.monotonic() + timeout)
 
     def __enter__(self) -> ComfyPool:
         return self

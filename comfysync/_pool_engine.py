@@ -5,12 +5,20 @@ The dispatcher (``comfysync-pool-dispatch``) takes waiting jobs in order and ask
 which free server runs each; it only moves jobs between in-memory queues, so a slow server
 never holds it up. A job no free server may take now is skipped, not waited for, so one job
 limited to a busy server (``include=``) does not block the others. The policy is asked
-outside the lock; a job it declines ("``None``") is asked again after the next change.
+outside the lock; a job it declines ("``None``") is asked again after the next change, or
+after :data:`HEARTBEAT` seconds without one (its answer may depend on things the pool does not
+see).
 
 A job whose server failed goes back to the *head* of the queue (:meth:`Engine.retry_locked`)
 until it has used its ``retries``; then it fails with ``PromptLostError`` when some server had
 accepted it, else ``ComfyConnectionError``. A job that waits ``wait_for_server`` seconds while
 every server it may use is down fails the same way.
+
+Callers waiting for the pool's state (room in the queue, a drain on close) wait on ``changed``
+(:meth:`Engine.wait_locked`), which every change of that state notifies
+(:meth:`Engine.bump_locked`). A caller must not block on the pool from one of its own threads
+(futures' callbacks run there): the work it waits for would need that very thread, so
+:meth:`Engine.check_may_block` refuses it.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Deque, List, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Sequence, Tuple
 
 from ._pool_policies import Policy, ServerSpec, ServerView, normalize_url
 from ._pool_state import (
@@ -62,7 +70,7 @@ class Engine:
         self.factory = factory
         self.api_kwargs = dict(api_kwargs)
         self.lock = threading.RLock()
-        self.changed = threading.Condition(self.lock)  # dispatcher, queue room, drain
+        self.changed = threading.Condition(self.lock)  # notified on every change
         self.servers = [ServerWorker(self, i, spec) for i, spec in enumerate(specs)]
         urls = [s.url for s in self.servers]
         if len(set(urls)) != len(urls):
@@ -83,6 +91,25 @@ class Engine:
     def wake(self) -> None:
         with self.lock:
             self.bump_locked()
+
+    def wait_locked(self, predicate: Callable[[], bool], deadline: Optional[float]) -> bool:
+        """Block (lock held) until ``predicate()`` holds, checked again after every change;
+        False when ``deadline`` (``time.monotonic()`` value; ``None``: none) passes first."""
+        while not predicate():
+            left = HEARTBEAT if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.changed.wait(min(left, HEARTBEAT))
+        return True
+
+    def check_may_block(self, what: str) -> None:
+        """Refuse to block a pool thread (in a future's callback) on the pool's own work."""
+        me = threading.current_thread()
+        if me is self._dispatcher or any(me is s.thread for s in self.servers):
+            raise RuntimeError(
+                f"{what} from a ComfyPool thread (a future's callback?) would wait for work "
+                "that needs this very thread; use submit() and add_done_callback() instead"
+            )
 
     def start_locked(self) -> None:
         """Start the dispatcher and the workers (with the first job)."""
@@ -107,27 +134,26 @@ class Engine:
     def stop(self, wait: bool, deadline: Optional[float]) -> None:
         """Close: optionally drain, end every unfinished job, join every thread, close
         every client."""
+        if wait:
+            self.check_may_block("close(wait=True)")
         deliveries: List[Delivery] = []
         with self.lock:
             self.closed = True
-            while wait and (self.queue or self.in_flight_locked()):
-                left = HEARTBEAT if deadline is None else deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self.changed.wait(min(left, HEARTBEAT))
+            self.bump_locked()  # wakes map() waiting for room: it raises now
+            if wait:
+                self.wait_locked(lambda: not self.queue and not self.in_flight_locked(), deadline)
             self.started = False
             queued = list(self.queue)
             self.queue.clear()
             for server in self.servers:
                 for attempt in server.attempts:
                     attempt.abandoned = True
-                    if not attempt.item.finished:
-                        attempt.item.finished = True
-                        error = PoolClosedError(
+                    deliveries += attempt.item.settle(
+                        error=PoolClosedError(
                             "the ComfyPool was closed before this job finished "
                             f"(its prompt may still run on {server.url})"
                         )
-                        deliveries.append((attempt.item.future, None, error))
+                    )
                 server.attempts.clear()
                 server.inbox.clear()
                 server.in_flight = 0
@@ -135,9 +161,8 @@ class Engine:
             self.bump_locked()
             threads = [s.thread for s in self.servers] + [self._dispatcher]
         for item in queued:
-            if not item.future.cancel() and not item.finished:  # a retry: already running
-                item.finished = True
-                deliveries.append((item.future, None, PoolClosedError("the ComfyPool was closed")))
+            if not item.future.cancel():  # a retry: its future already runs
+                deliveries += item.settle(error=PoolClosedError("the ComfyPool was closed"))
         deliver(deliveries)
         me = threading.current_thread()
         for thread in threads:
@@ -203,12 +228,10 @@ class Engine:
         if count:
             item.failures += 1
         if not self.started:
-            item.finished = True
-            return [(item.future, None, PoolClosedError("the ComfyPool was closed"))]
+            return item.settle(error=PoolClosedError("the ComfyPool was closed"))
         if item.failures > self.config.retries:
-            item.finished = True
             log.warning("giving up on a job after %d failed attempt(s): %s", item.failures, cause)
-            return [(item.future, None, self.give_up(item, cause))]
+            return item.settle(error=self.give_up(item, cause))
         log.info("resubmitting a job elsewhere (%s)", cause)
         item.no_server_since = None
         item.declined_at = -1
@@ -219,9 +242,7 @@ class Engine:
     def _fail_queued_locked(self, item: Item, error: BaseException, out: List[Delivery]) -> None:
         if item in self.queue:
             self.queue.remove(item)
-        if not item.finished:
-            item.finished = True
-            out.append((item.future, None, error))
+        out += item.settle(error=error)
         self.bump_locked()
 
     # ------------------------------------------------------------------ dispatcher thread
@@ -235,7 +256,8 @@ class Engine:
                 pick, wait = self._scan_locked(time.monotonic(), deliveries)
                 version = self.version
                 if pick is None and not deliveries:
-                    self.changed.wait(wait)
+                    if not self.changed.wait(wait):
+                        self.version += 1  # a quiet spell: ask the policy again
                     continue
             deliver(deliveries)
             if pick is None:
@@ -243,13 +265,12 @@ class Engine:
             item, views = pick
             try:
                 choice = self.policy(views, item.workflow)
-            except Exception as exc:
-                log.exception("the pool's policy raised; the job fails with its error")
-                with self.lock:
-                    self._fail_queued_locked(item, exc, deliveries)
-            else:
                 with self.lock:
                     self._assign_locked(item, choice, version, deliveries)
+            except Exception as exc:  # the user's policy, or a bug: never a stranded job
+                log.exception("choosing a server for a job failed; the job fails with its error")
+                with self.lock:
+                    self._fail_queued_locked(item, exc, deliveries)
             deliver(deliveries)
 
     def _scan_locked(self, now: float, out: List[Delivery]) -> Tuple[Optional[_Pick], float]:

@@ -40,7 +40,8 @@ __all__ = [
 ]
 
 #: Server states: ``new`` (not contacted yet), ``up`` (connected), ``reconnecting`` (the
-#: socket dropped and the client is trying to get it back: no new work meanwhile), ``down``
+#: socket dropped and the client is trying to get it back, or a client without a socket does
+#: not answer the pool's health pings: no new work meanwhile), ``down``
 #: (unreachable: skipped, probed again with exponential backoff).
 STATES = ("new", "up", "reconnecting", "down")
 

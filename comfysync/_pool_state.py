@@ -33,6 +33,7 @@ from .events import Event, EventKey
 
 __all__ = [
     "HEARTBEAT",
+    "HEALTH_INTERVAL",
     "ApiLike",
     "ApiFactory",
     "PoolConfig",
@@ -49,6 +50,9 @@ __all__ = [
 #: this only bounds each wait.
 HEARTBEAT = 5.0
 
+#: Longest gap between two health pings of a server whose client has no socket.
+HEALTH_INTERVAL = 2.0
+
 #: HTTP answers of a proxy in front of a server that is not there: the server's fault.
 _GATEWAY_STATUSES = frozenset({502, 503, 504})
 
@@ -56,9 +60,14 @@ _GATEWAY_STATUSES = frozenset({502, 503, 504})
 class ApiLike(Protocol):
     """The slice of :class:`~comfysync.ComfyApi` the pool uses (tests pass fakes)."""
 
+    @property
+    def connected(self) -> bool: ...  # a live WebSocket: its drop is an event
+
     def connect(self, timeout: float = ...) -> Any: ...
 
     def close(self) -> None: ...
+
+    def poll_status(self, timeout: float = ...) -> Any: ...  # the health ping
 
     def on(self, key: EventKey, callback: Callable[[Event], None]) -> Any: ...
 
@@ -84,6 +93,17 @@ class PoolConfig:
     connect_timeout: float = 10.0
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
+
+    @property
+    def health_interval(self) -> float:
+        """Seconds between health pings of a busy server tracked without a socket: a few per
+        ``failover_after``, so an unreachable server is noticed well within it."""
+        return max(0.05, min(HEALTH_INTERVAL, self.failover_after / 4))
+
+    @property
+    def health_timeout(self) -> float:
+        """Bound of one health ping: a server that answers slower counts as unreachable."""
+        return max(0.5, min(self.connect_timeout, self.failover_after / 2))
 
 
 class PoolFuture(concurrent.futures.Future[PromptResult]):
@@ -128,6 +148,16 @@ class Item:
         self.no_server_since: Optional[float] = None
         self.declined_at = -1  # pool version at which the policy said "not now"
         self.tried: List[str] = []
+
+    def settle(
+        self, result: Optional[PromptResult] = None, error: Optional[BaseException] = None
+    ) -> List[Delivery]:
+        """Decide the job's outcome, once: the delivery to make (outside the lock), or
+        nothing when an outcome was already decided."""
+        if self.finished:
+            return []
+        self.finished = True
+        return [(self.future, result, error)]
 
 
 class Attempt:

@@ -12,6 +12,13 @@ reconciles them); after ``failover_after`` seconds, a refused connection or a cl
 up reconnecting it is ``down``: its jobs move elsewhere, its client is closed, and a fresh
 client probes it with exponential backoff (``base * 2**n``, capped, with jitter) until it
 answers.
+
+A client without a live socket (``tracker="http"``, or ``"auto"`` that fell back to polling)
+never reports a drop: its tracker just keeps polling a dead server. While such a server holds
+jobs of the pool, its thread pings it (``poll_status`` with a short timeout) every
+``health_interval``; a ping that gets no answer makes it ``reconnecting`` exactly as a dropped
+socket does, an answer makes it ``up`` again, and ``failover_after`` seconds without one make
+it ``down`` through the same path.
 """
 
 from __future__ import annotations
@@ -62,8 +69,10 @@ class ServerWorker:
         self.teardown = False
         self.backoff_step = 0
         self.next_probe = 0.0
-        self.disconnected_at: Optional[float] = None
+        self.disconnected_at: Optional[float] = None  # "reconnecting" since
         self.gave_up = False  # the client stopped reconnecting: fail over at once
+        self.ping_failed = False  # "reconnecting" because health pings go unanswered
+        self.next_ping = 0.0
         self.queue_remaining: Optional[int] = None
         self.completed = 0
         self.failed = 0
@@ -162,9 +171,7 @@ class ServerWorker:
                     log.info("%s disconnected; no new work until it is back", self.url)
                     self.cond.notify_all()
                 elif kind == "reconnected" and self.state == "reconnecting":
-                    self.state = "up"
-                    self.disconnected_at = None
-                    log.info("%s reconnected", self.url)
+                    self._back_up_locked("reconnected")
                 elif kind == "reconnection_failed" and self.state != "down":
                     self.gave_up = True  # the worker fails over (and delivers) on its thread
                     self.cond.notify_all()
@@ -174,6 +181,54 @@ class ServerWorker:
 
     # ------------------------------------------------------------------ health (locked)
 
+    def _back_up_locked(self, how: str) -> None:
+        """From ``reconnecting`` back to ``up``: its jobs stayed, new work may come."""
+        self.state = "up"
+        self.disconnected_at = None
+        self.ping_failed = False
+        log.info("%s %s", self.url, how)
+
+    def _unreachable_locked(self, error: Exception) -> None:
+        """A health ping got no answer: no new work; down after ``failover_after``."""
+        if self.state == "up":
+            log.info("%s does not answer (%s); no new work until it does", self.url, error)
+            self.state = "reconnecting"
+            self.disconnected_at = time.monotonic()
+            self.ping_failed = True
+        self.last_error = str(error)
+
+    def _ping_due_locked(self) -> bool:
+        """Whether this thread must check the server's health itself: it holds jobs of the
+        pool and no live socket would tell of its death (or its pings already fail)."""
+        if self.api is None:
+            return False
+        if self.state == "reconnecting":
+            return self.ping_failed
+        return self.state == "up" and self.in_flight > 0 and not self.api.connected
+
+    def _failover_locked(self, now: float) -> List[Delivery]:
+        """Mark the server down when its client gave up or it was unreachable too long."""
+        if self.gave_up and self.state != "down":
+            self.gave_up = False
+            return self.mark_down_locked("its client gave up reconnecting")
+        self.gave_up = False
+        limit = self.engine.config.failover_after
+        if (
+            self.state == "reconnecting"
+            and self.disconnected_at is not None
+            and now - self.disconnected_at >= limit
+        ):
+            what = "did not answer health pings" if self.ping_failed else "disconnected"
+            return self.mark_down_locked(f"{what} for more than {limit:g} s")
+        return []
+
+    def _release_locked(self, attempt: Attempt) -> None:
+        """Free the slot of an attempt that ended or is given up on; later news of it is
+        ignored."""
+        attempt.abandoned = True
+        self.attempts.discard(attempt)
+        self.in_flight -= 1
+
     def mark_down_locked(self, reason: str) -> List[Delivery]:
         """No more work here; move every job of this server elsewhere; probe it later."""
         engine, config = self.engine, self.engine.config
@@ -182,14 +237,14 @@ class ServerWorker:
         self.state = "down"
         self.last_error = reason
         self.disconnected_at = None
+        self.ping_failed = False
         self.teardown = self.api is not None
         delay = min(config.backoff_cap, config.backoff_base * (2 ** self.backoff_step))
         self.backoff_step = min(self.backoff_step + 1, 30)
         self.next_probe = time.monotonic() + delay * random.uniform(0.5, 1.0)
         deliveries: List[Delivery] = []
         for attempt in list(self.attempts):
-            attempt.abandoned = True
-            self.in_flight -= 1
+            self._release_locked(attempt)
             if attempt.job is not None:
                 self.abandoned_ids.append(attempt.job.prompt_id)
             sent = attempt.job is not None or attempt.sending
@@ -197,7 +252,6 @@ class ServerWorker:
                 self.lost += 1
             error = ComfyConnectionError(f"{self.url} is down: {reason}", url=self.url)
             deliveries += engine.retry_locked(attempt.item, error, count=sent)
-        self.attempts.clear()
         self.cond.notify_all()
         engine.bump_locked()
         return deliveries
@@ -221,17 +275,7 @@ class ServerWorker:
                 if not engine.started:
                     return
                 now = time.monotonic()
-                if self.gave_up and self.state != "down":
-                    deliveries = self.mark_down_locked("its client gave up reconnecting")
-                elif (
-                    self.state == "reconnecting"
-                    and self.disconnected_at is not None
-                    and now - self.disconnected_at >= engine.config.failover_after
-                ):
-                    deliveries = self.mark_down_locked(
-                        f"disconnected for more than {engine.config.failover_after:g} s"
-                    )
-                self.gave_up = False
+                deliveries = self._failover_locked(now)
                 action = ""
                 if self.teardown:
                     action = "teardown"
@@ -241,28 +285,68 @@ class ServerWorker:
                     task = self.inbox.popleft()
                 elif self.state == "down" and now >= self.next_probe:
                     action = "probe"
+                elif self._ping_due_locked() and now >= self.next_ping:
+                    action = "ping"
                 elif not deliveries:
                     self.cond.wait(self._wait_locked(now))
                     continue
             deliver(deliveries)
-            if action == "teardown":
-                self.dispose(api, subs)
-            elif action == "probe":
-                self._probe()
-            elif task is not None:
-                kind, attempt, job_future = task
-                if kind == "send":
-                    self._send(attempt)
-                elif job_future is not None:
-                    self._finish(attempt, job_future)
+            try:
+                self._act(action, task, api, subs)
+            except Exception as exc:  # a bug must not strand the jobs this thread serves
+                log.exception("%s: pool worker step %r failed", self.url, action)
+                if task is not None:
+                    self._outcome(task[1], None, exc)
+
+    def _act(
+        self, action: str, task: Optional[_Task], api: Optional[ApiLike], subs: List[Any]
+    ) -> None:
+        if action == "teardown":
+            self.dispose(api, subs)
+        elif action == "probe":
+            self._probe()
+        elif action == "ping":
+            self._ping()
+        elif task is not None:
+            kind, attempt, job_future = task
+            if kind == "send":
+                self._send(attempt)
+            elif job_future is not None:
+                self._finish(attempt, job_future)
 
     def _wait_locked(self, now: float) -> float:
+        """Seconds until this thread has something to do unless woken: the next probe, the
+        failover deadline, the next health ping; at most :data:`HEARTBEAT`."""
+        wake = [now + HEARTBEAT]
         if self.state == "down":
-            return max(0.0, min(HEARTBEAT, self.next_probe - now))
+            wake.append(self.next_probe)
         if self.state == "reconnecting" and self.disconnected_at is not None:
-            until = self.disconnected_at + self.engine.config.failover_after
-            return max(0.0, min(HEARTBEAT, until - now))
-        return HEARTBEAT
+            wake.append(self.disconnected_at + self.engine.config.failover_after)
+        if self._ping_due_locked():
+            wake.append(self.next_ping)
+        return max(0.0, min(wake) - now)
+
+    def _ping(self) -> None:
+        """One health ping of a server without a live socket (see the module docstring)."""
+        engine, config = self.engine, self.engine.config
+        with engine.lock:
+            api = self.api
+        if api is None:
+            return
+        error: Optional[Exception] = None
+        try:
+            api.poll_status(timeout=config.health_timeout)  # its status event is booked too
+        except Exception as exc:
+            error = exc
+        with engine.lock:
+            if self.api is not api or not engine.started:
+                return
+            self.next_ping = time.monotonic() + config.health_interval
+            if error is not None and classify(error) == "down":
+                self._unreachable_locked(error)
+            elif self.state == "reconnecting" and self.ping_failed:
+                self._back_up_locked("answers again")  # any answer: the server is there
+            engine.bump_locked()
 
     def _probe(self) -> None:
         """Try a down server again with a fresh client; up when it connects."""
@@ -284,8 +368,7 @@ class ServerWorker:
                 log.debug("%s still down: %s", self.url, error)
                 deliveries = self.mark_down_locked(str(error))  # schedules the next probe
             else:
-                log.info("%s is up again", self.url)
-                self.state = "up"
+                self._back_up_locked("is up again")
                 self.backoff_step = 0
                 abandoned, self.abandoned_ids = self.abandoned_ids, []
                 engine.bump_locked()
@@ -307,9 +390,7 @@ class ServerWorker:
                 return
             if api is None or not self.usable():
                 # The server went away after the dispatcher chose it: nothing was sent.
-                self.attempts.discard(attempt)
-                self.in_flight -= 1
-                attempt.abandoned = True
+                self._release_locked(attempt)
                 error = ComfyConnectionError(f"{self.url} is down", url=self.url)
                 deliveries = engine.retry_locked(item, error, count=False)
             else:
@@ -332,6 +413,7 @@ class ServerWorker:
         with engine.lock:
             attempt.job = job
             item.accepted = True
+            self.next_ping = time.monotonic() + engine.config.health_interval  # it answered
             abandoned = attempt.abandoned
             if abandoned:  # failed over while posting: drop it here when the server is back
                 self.abandoned_ids.append(job.prompt_id)
@@ -370,18 +452,14 @@ class ServerWorker:
         with engine.lock:
             if attempt.abandoned or item.finished:
                 return
-            attempt.abandoned = True
-            self.attempts.discard(attempt)
-            self.in_flight -= 1
+            self._release_locked(attempt)
             if kind == "ok":
                 self.completed += 1
                 self.run_time_total += time.monotonic() - attempt.started
-                item.finished = True
-                deliveries.append((item.future, result, None))
+                deliveries += item.settle(result)
             elif kind == "user":
                 self.failed += 1
-                item.finished = True
-                deliveries.append((item.future, None, error))
+                deliveries += item.settle(error=error)
             else:
                 assert error is not None
                 if attempt.job is not None:
