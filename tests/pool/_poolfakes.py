@@ -3,14 +3,15 @@
 A :class:`Hub` plays every server: it decides whether a server refuses connections, keeps
 the jobs each one was given (the test completes them by hand, or the hub does it at once in
 ``auto`` mode) and lets the test wait for submissions with a condition, never with sleeps.
+A client made with ``tracker="http"`` (passed through the pool) has no socket, like the real
+one: ``connected`` stays False, so the pool checks its health with ``poll_status``.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import Future
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple
+from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
 from comfysync import events as ev
 from comfysync._results import PromptResult
@@ -68,7 +69,8 @@ class FakeApi:
         self.hub = hub
         self.url = url
         self.kwargs = kwargs
-        self.connected = False
+        self.polling = kwargs.get("tracker") == "http"
+        self.connected = False  # a live socket (never, when polling)
         self.closed = False
         self.subs: List[FakeSub] = []
         self.jobs: List[FakeJob] = []
@@ -80,11 +82,23 @@ class FakeApi:
             self.hub.cond.notify_all()
             if self.url in self.hub.refusing:
                 raise ComfyConnectionError(f"connection refused by {self.url}", url=self.url)
-            self.connected = True
+            self.connected = not self.polling
+
+    def poll_status(self, timeout: float = 1.0) -> ev.Status:
+        """The pool's health ping: refused like everything else, else a ``status`` event."""
+        with self.hub.cond:
+            self.hub.pings.append(self.url)
+            self.hub.cond.notify_all()
+            if self.url in self.hub.refusing:
+                raise ComfyConnectionError(f"connection refused by {self.url}", url=self.url)
+            status = ev.Status(queue_remaining=len([j for j in self.jobs if not j.future.done()]))
+        self.emit(status)
+        return status
 
     def close(self) -> None:
         with self.hub.cond:
             self.closed = True
+            self.hub.cond.notify_all()
             open_jobs = [j for j in self.jobs if not j.future.done()]
         for job in open_jobs:  # like Tracker.close()
             job.fail(ComfyConnectionError("the client was closed"))
@@ -113,7 +127,9 @@ class FakeApi:
             self.jobs.append(job)
             hub.jobs.append(job)
             hub.cond.notify_all()
-        if hub.auto:
+        if callable(hub.auto):
+            hub.auto(job)
+        elif hub.auto:
             job.succeed()
         return job
 
@@ -127,14 +143,16 @@ class FakeApi:
 
 
 class Hub:
-    """All fake servers of one test."""
+    """All fake servers of one test. ``auto``: True completes every job as it is submitted;
+    a callable ``auto(job)`` decides each job's outcome then."""
 
-    def __init__(self, auto: bool = False) -> None:
+    def __init__(self, auto: Union[bool, Callable[[FakeJob], None]] = False) -> None:
         self.cond = threading.Condition()
         self.auto = auto
         self.apis: List[FakeApi] = []
         self.jobs: List[FakeJob] = []
         self.connects: List[str] = []
+        self.pings: List[str] = []
         self.refusing: Set[str] = set()
         self.submit_errors: Dict[str, BaseException] = {}
         self.models: Dict[Tuple[str, str], List[str]] = {}
@@ -159,12 +177,10 @@ class Hub:
             return list(self.jobs[:count])
 
     def wait_until(self, predicate: Callable[[], bool], timeout: float = WAIT) -> None:
-        deadline = time.monotonic() + timeout
+        """Block until ``predicate()`` (about hub state: connects, pings, closed clients)
+        holds; every such change notifies ``cond``."""
         with self.cond:
-            while not predicate():
-                left = deadline - time.monotonic()
-                assert left > 0, "condition not reached in time"
-                self.cond.wait(min(left, 0.05))
+            assert self.cond.wait_for(predicate, timeout), "condition not reached in time"
 
     def open_jobs(self, url: Optional[str] = None) -> List[FakeJob]:
         with self.cond:

@@ -1,5 +1,6 @@
 """ComfyPool against three real FakeComfyUI servers on 127.0.0.1: spreading, failover when a
-server stops, recovery, the all-down error, policies, map/as_completed, the full queue, and
+server stops (followed by socket events, or by HTTP polling and the pool's health pings),
+recovery, the all-down error, policies, map/as_completed, the full queue, and
 no thread left behind. Each job has a distinct seed and text, so nothing is served from the
 server's cache, and its text output proves which job a result belongs to."""
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import logging
 import threading
 import time
 from typing import Any, Dict, Iterator, List, Sequence
@@ -47,14 +49,6 @@ def client_threads() -> List[str]:
     return sorted(t.name for t in threading.enumerate() if t.name.startswith("comfysync-"))
 
 
-def wait_for(predicate: Any, timeout: float = WAIT) -> None:
-    """Poll cheap in-memory state (pool stats, server flags) until true; bounded."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.02)
-
-
 @pytest.fixture
 def servers() -> Iterator[List[FakeComfyUI]]:
     started = [FakeComfyUI().start() for _ in range(3)]
@@ -83,8 +77,15 @@ def make_pool(servers: Sequence[FakeComfyUI], **kw: Any) -> ComfyPool:
 @pytest.mark.parametrize("policy", ["least_busy", "round_robin"])
 def test_thirty_jobs_spread_over_three_servers(servers: List[FakeComfyUI], policy: str) -> None:
     events: List[str] = []
+    arrived = threading.Condition()
+
+    def on_success(event: Any, url: str) -> None:
+        with arrived:
+            events.append(url)
+            arrived.notify_all()
+
     with make_pool(servers, policy=policy) as pool:
-        pool.on("execution_success", lambda event, url: events.append(url))
+        pool.on("execution_success", on_success)
         futures = [pool.submit(job(i)) for i in range(30)]
         for future in concurrent.futures.as_completed(futures, timeout=WAIT):
             future.result()
@@ -97,19 +98,34 @@ def test_thirty_jobs_spread_over_three_servers(servers: List[FakeComfyUI], polic
         assert sum(s.completed for s in stats.values()) == 30
         assert all(s.completed == per_server[url] and s.up for url, s in stats.items())
         assert all(s.mean_run_time is not None and s.mean_run_time > 0.04 for s in stats.values())
-        wait_for(lambda: len(events) == 30)  # the last event may trail the last result
+        with arrived:  # the last event may trail the last result
+            assert arrived.wait_for(lambda: len(events) == 30, WAIT)
         assert collections.Counter(events) == per_server
     for server in servers:  # each server ran exactly the jobs the pool said it did
         assert len(server.history()) == per_server[server.url]
 
 
-def test_stopped_server_jobs_finish_elsewhere_exactly_once(servers: List[FakeComfyUI]) -> None:
+@pytest.mark.parametrize("tracking", ["socket", "http", "fallback"])
+def test_stopped_server_jobs_finish_elsewhere_exactly_once(
+    servers: List[FakeComfyUI], tracking: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``socket``: the drop is an event. ``http`` (``tracker="http"`` passed through) and
+    ``fallback`` (WebSockets refused, so ``"auto"`` polls): nothing tells the pool, its
+    health pings find out."""
+    kw: Dict[str, Any] = {"tracker": "http"} if tracking == "http" else {}
+    if tracking == "fallback":
+        for server in servers:
+            server.faults.refuse_websockets(None)
     victim = servers[1]
-    with make_pool(servers, failover_after=0.5) as pool:
+    caplog.set_level(logging.WARNING, logger="comfysync.pool")
+    with make_pool(servers, failover_after=0.5, **kw) as pool:
         futures = [pool.submit(job(i, seconds=0.3)) for i in range(12)]
         victim.wait_for_running(timeout=WAIT)
+        started = time.monotonic()
         victim.stop()
         results = [f.result(WAIT) for f in futures]
+        # 12 jobs of 0.3 s on two servers, plus failover_after and a ping or two
+        assert time.monotonic() - started < 10
         texts = collections.Counter(text_of(r) for r in results)
         assert texts == collections.Counter(f"job-{i}" for i in range(12))
         assert len({r.prompt_id for r in results}) == 12
@@ -118,6 +134,10 @@ def test_stopped_server_jobs_finish_elsewhere_exactly_once(servers: List[FakeCom
         stats = pool.stats()
         assert stats[victim.url].state == "down" and stats[victim.url].lost >= 1
         assert sum(s.completed for s in stats.values()) == 12
+        if tracking != "socket":  # no event told the pool: its pings found out
+            downs = [r.getMessage() for r in caplog.records if " is down: " in r.getMessage()]
+            assert downs == [f"{victim.url} is down: did not answer health pings for more "
+                             "than 0.5 s"]
     survivors_ran = sum(len(s.history()) for s in (servers[0], servers[2]))
     assert survivors_ran == 12 - stats[victim.url].completed
 
@@ -151,7 +171,7 @@ def test_server_back_up_is_used_again(servers: List[FakeComfyUI]) -> None:
         assert pool.stats()[second.url].state == "down"
         assert len(first.history()) == 2
         with FakeComfyUI(port=port) as reborn:
-            wait_for(lambda: pool.stats()[reborn.url].up)
+            assert pool._wait_until(lambda stats: stats[reborn.url].up, WAIT)  # a probe
             futures = [pool.submit(job(10 + i)) for i in range(4)]
             assert sorted(text_of(f.result(WAIT)) for f in futures) == [
                 f"job-{10 + i}" for i in range(4)]

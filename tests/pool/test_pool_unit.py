@@ -9,7 +9,7 @@ import time
 from typing import Any, List, Sequence
 
 import pytest
-from _poolfakes import WAIT, Hub
+from _poolfakes import WAIT, FakeJob, Hub
 
 from comfysync import events as ev
 from comfysync._pool import ComfyPool, PoolFuture
@@ -51,11 +51,9 @@ def no_thread_left():
 
 
 def wait_stats(pool: ComfyPool, predicate: Any, timeout: float = WAIT) -> None:
-    """Poll the pool's (cheap, in-memory) stats until ``predicate`` holds, bounded."""
-    deadline = time.monotonic() + timeout
-    while not predicate(pool.stats()):
-        assert time.monotonic() < deadline, f"stats never matched: {pool.stats()}"
-        time.sleep(0.01)
+    """Block until ``predicate(pool.stats())`` holds; the pool wakes its waiters on every
+    change, so this is no poll."""
+    assert pool._wait_until(predicate, timeout), f"stats never matched: {pool.stats()}"
 
 
 # ---------------------------------------------------------------------------- specs, policies
@@ -162,10 +160,11 @@ def test_round_robin_policy_cycles() -> None:
 def test_custom_policy_sees_views_and_may_wait() -> None:
     hub = Hub()
     seen: List[List[ServerView]] = []
-    gate = threading.Event()
+    gate, asked = threading.Event(), threading.Event()
 
     def only_tagged_fast(servers: Sequence[ServerView], workflow: Any) -> Any:
         seen.append(list(servers))
+        asked.set()
         if not gate.is_set():
             return None  # keep the job waiting
         return next(s.url for s in servers if "fast" in s.tags)
@@ -173,10 +172,7 @@ def test_custom_policy_sees_views_and_may_wait() -> None:
     urls = ["a:1", ("b:2", {"tags": ["fast"], "weight": 3}), "c:3"]
     with make_pool(hub, urls, policy=only_tagged_fast) as pool:
         future = pool.submit({"text": "p"})
-        deadline = time.monotonic() + WAIT
-        while not seen:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
+        assert asked.wait(WAIT)
         assert not hub.jobs
         view = seen[0][1]
         assert (view.url, view.tags, view.weight, view.in_flight, view.up) == (
@@ -269,32 +265,19 @@ def test_map_keeps_order_and_waits_for_room() -> None:
 
 
 def test_map_return_exceptions_and_first_error() -> None:
-    hub = Hub()
-    stop = threading.Event()
+    def outcome(job: FakeJob) -> None:  # plays the servers: "bad" fails, the rest succeeds
+        if job.text == "bad":
+            job.fail(PromptExecutionError(prompt_id=job.prompt_id, node_id="1"))
+        else:
+            job.succeed()
 
-    def finisher() -> None:  # plays the servers: "bad" fails, the rest succeeds
-        while not stop.is_set():
-            for job in hub.open_jobs():
-                if job.text == "bad":
-                    job.fail(PromptExecutionError(prompt_id=job.prompt_id, node_id="1"))
-                else:
-                    job.succeed()
-            with hub.cond:
-                hub.cond.wait(0.05)
-
-    thread = threading.Thread(target=finisher)
-    thread.start()
-    try:
-        with make_pool(hub) as pool:
-            out = pool.map([{"text": "ok"}, {"text": "bad"}, {"text": "ok2"}], timeout=WAIT,
-                           return_exceptions=True)
-            assert out[0].text["1"] == ["ok"] and out[2].text["1"] == ["ok2"]
-            assert isinstance(out[1], PromptExecutionError)
-            with pytest.raises(PromptExecutionError):
-                pool.map([{"text": "bad"}, {"text": "fine"}, {"text": "fine"}], timeout=WAIT)
-    finally:
-        stop.set()
-        thread.join(WAIT)
+    with make_pool(Hub(auto=outcome)) as pool:
+        out = pool.map([{"text": "ok"}, {"text": "bad"}, {"text": "ok2"}], timeout=WAIT,
+                       return_exceptions=True)
+        assert out[0].text["1"] == ["ok"] and out[2].text["1"] == ["ok2"]
+        assert isinstance(out[1], PromptExecutionError)
+        with pytest.raises(PromptExecutionError):
+            pool.map([{"text": "bad"}, {"text": "fine"}, {"text": "fine"}], timeout=WAIT)
 
 
 def test_as_completed_and_future_type() -> None:
@@ -345,8 +328,17 @@ def test_close_wait_lets_jobs_finish() -> None:
     pool = make_pool(hub, ["a:1"])
     future = pool.submit({"text": "r"})
     job = hub.wait_jobs(1)[0]
-    threading.Timer(0.1, job.succeed).start()
+    engine = pool._engine
+
+    def finish_once_closing() -> None:  # the job ends only after close() began to wait
+        with engine.lock:
+            assert engine.wait_locked(lambda: engine.closed, time.monotonic() + WAIT)
+        job.succeed()
+
+    finisher = threading.Thread(target=finish_once_closing)
+    finisher.start()
     pool.close(wait=True, timeout=WAIT)
+    finisher.join(WAIT)
     assert future.result(0).text["1"] == ["r"]
 
 
@@ -481,6 +473,7 @@ def test_disconnect_beyond_failover_after_moves_jobs() -> None:
         assert futures[0].server == B
         assert on_a.api.closed  # the abandoned client was dropped (it fails its jobs)
         assert pool.stats()[A].lost == 1 and futures[0].attempts == 2
+        assert hub.pings == []  # a client with a socket is never pinged: its events tell
 
 
 def test_short_disconnect_keeps_jobs_in_place() -> None:
@@ -509,6 +502,115 @@ def test_reconnection_failed_marks_down_at_once() -> None:
         assert moved.api.url == "b:2"
         moved.succeed()
         assert future.result(WAIT).prompt_id == moved.prompt_id
+
+
+def test_http_tracked_server_that_stops_answering_fails_over() -> None:
+    hub = Hub()
+    pool_args = dict(tracker="http", failover_after=0.3, policy="round_robin")
+    with make_pool(hub, ["a:1", "b:2"], **pool_args) as pool:
+        future = pool.submit({"text": "h"})
+        first = hub.wait_jobs(1)[0]
+        assert first.api.url == "a:1" and not first.api.connected  # no socket: no events
+        hub.wait_until(lambda: "a:1" in hub.pings)  # busy and socketless: pinged
+        hub.refusing.add("a:1")  # a's tracker would poll a dead server forever
+        started = time.monotonic()
+        wait_stats(pool, lambda s: s[A].state == "reconnecting")  # a ping went unanswered
+        moved = hub.wait_jobs(2)[1]
+        assert moved.api.url == "b:2" and moved.text == "h"
+        assert time.monotonic() - started < 0.3 + 2  # failover_after + a ping or two
+        moved.succeed()
+        assert future.result(WAIT).prompt_id == moved.prompt_id
+        assert future.attempts == 2 and future.server == B
+        stats = pool.stats()
+        assert stats[A].state == "down" and stats[A].lost == 1
+        assert "did not answer health pings" in (stats[A].last_error or "")
+        hub.wait_until(lambda: first.api.closed)  # dropped like a client whose socket died
+        hub.refusing.discard("a:1")
+        wait_stats(pool, lambda s: s[A].up)  # probed back with a fresh client
+        assert first.prompt_id in hub.api("a:1").deleted  # the moved job never runs twice
+
+
+def test_http_tracked_server_answering_again_keeps_its_jobs() -> None:
+    hub = Hub()
+    # failover_after=2: pings every 0.5 s, and an outage of one ping is far from the limit
+    with make_pool(hub, ["a:1", "b:2"], tracker="http", failover_after=2) as pool:
+        future = pool.submit({"text": "k"})
+        job = hub.wait_jobs(1)[0]
+        hub.refusing.add("a:1")
+        wait_stats(pool, lambda s: s[A].state == "reconnecting")
+        assert not pool.servers()[0].up  # no new work meanwhile
+        hub.refusing.discard("a:1")
+        wait_stats(pool, lambda s: s[A].up)  # the next ping got an answer
+        assert pool.stats()[A].queue_remaining == 1  # the ping's status event was booked
+        job.succeed()
+        assert future.result(WAIT).prompt_id == job.prompt_id and len(hub.jobs) == 1
+        assert future.attempts == 1 and pool.stats()[A].lost == 0
+
+
+def test_all_http_tracked_servers_dying_mid_job_fail_within_bounded_time() -> None:
+    hub = Hub()
+    with make_pool(hub, ["a:1", "b:2"], tracker="http", failover_after=0.2,
+                   wait_for_server=0.3) as pool:
+        future = pool.submit({"text": "z"})  # no timeout: it must still end
+        hub.wait_jobs(1)
+        hub.refusing.update({"a:1", "b:2"})
+        started = time.monotonic()
+        with pytest.raises(PromptLostError, match="no server can run it"):
+            future.result(WAIT)
+        assert time.monotonic() - started < 0.2 + 0.3 + 3
+        assert all(s.state == "down" for s in pool.stats().values())
+
+
+def test_a_callback_on_a_pool_thread_cannot_block_on_the_pool() -> None:
+    hub = Hub(auto=True)
+    refused: List[BaseException] = []
+    done = threading.Event()
+
+    def blocking_callback(future: Any) -> None:  # runs on the pool's thread
+        for call in (lambda: pool.run_workflow({"text": "inner"}),
+                     lambda: pool.map([{"text": "inner"}]),
+                     lambda: pool.close(wait=True)):
+            try:
+                call()
+            except RuntimeError as exc:
+                refused.append(exc)
+        done.set()
+
+    with make_pool(hub, ["a:1"]) as pool:
+        pool.submit({"text": "outer"}).add_done_callback(blocking_callback)
+        assert done.wait(WAIT)
+        assert len(refused) == 3 and "ComfyPool thread" in str(refused[0])
+        assert pool.run_workflow({"text": "after"}, timeout=WAIT).text["1"] == ["after"]
+    assert [j.text for j in hub.jobs] == ["outer", "after"]
+
+
+def test_a_declining_policy_is_asked_again_after_a_quiet_spell(monkeypatch: Any) -> None:
+    import comfysync._pool_engine as engine_module
+
+    monkeypatch.setattr(engine_module, "HEARTBEAT", 0.05)
+    hub = Hub(auto=True)
+    gate, asked = threading.Event(), threading.Event()
+
+    def when_gate_opens(servers: Sequence[ServerView], workflow: Any) -> Any:
+        asked.set()
+        return servers[0] if gate.is_set() else None  # depends on what the pool cannot see
+
+    with make_pool(hub, ["a:1"], policy=when_gate_opens) as pool:
+        future = pool.submit({"text": "g"})
+        assert asked.wait(WAIT)
+        gate.set()  # no change of the pool follows: only the quiet spell asks again
+        assert future.result(WAIT).text["1"] == ["g"]
+
+
+def test_a_worker_bug_fails_the_job_instead_of_stranding_it() -> None:
+    hub = Hub(auto=True)
+    with make_pool(hub, ["a:1"]) as pool:
+        api = hub.api("a:1")
+        api.submit = lambda workflow, **kw: object()  # type: ignore[method-assign]
+        with pytest.raises(AttributeError):  # no prompt_id: the pool's step fails
+            pool.run_workflow({"text": "x"}, timeout=WAIT)
+        del api.submit  # the worker thread lived on
+        assert pool.run_workflow({"text": "y"}, timeout=WAIT).text["1"] == ["y"]
 
 
 # ---------------------------------------------------------------------------- events
