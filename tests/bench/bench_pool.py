@@ -8,7 +8,9 @@ on FakeComfyUI, so every job really occupies its server for S seconds (nothing i
 the cache) while costing almost no CPU: the figure measures the pool's scheduling — how close
 it keeps every server busy — not the machine. ``pool.map`` runs the N jobs; throughput is
 N / wall time, for ``max_inflight_per_server`` 1 (the default: the next job is sent when the
-server is free) and 2 (the next job already waits in the server's queue).
+server is free) and 2 (the next job already waits in the server's queue). ``--tracker http``
+follows the prompts by HTTP polling instead of the WebSocket (the pool then also pings each
+busy server for its health).
 """
 
 from __future__ import annotations
@@ -37,9 +39,10 @@ def job(i: int, seconds: float) -> Dict[str, Any]:
 
 
 def run(servers: List[FakeComfyUI], jobs: int, seconds: float, inflight: int,
-        offset: int) -> float:
+        offset: int, tracker: str) -> float:
     """Jobs per second for ``jobs`` jobs on ``servers``."""
-    with ComfyPool([s.url for s in servers], max_inflight_per_server=inflight) as pool:
+    urls = [s.url for s in servers]
+    with ComfyPool(urls, max_inflight_per_server=inflight, tracker=tracker) as pool:
         pool.run_workflow(job(offset - 1, 0.0), timeout=30)  # connect outside the timing
         workflows = [job(offset + i, seconds) for i in range(jobs)]
         started = time.perf_counter()
@@ -55,18 +58,20 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=30, help="jobs per run (default 30)")
     parser.add_argument("--seconds", type=float, default=0.2,
                         help="ProbeSleep time of each job (default 0.2)")
+    parser.add_argument("--tracker", choices=("auto", "http"), default="auto",
+                        help="how the clients follow prompts (default auto: the WebSocket)")
     args = parser.parse_args()
 
     servers = [FakeComfyUI().start() for _ in range(3)]
     try:
         ideal = 1.0 / args.seconds
-        print(f"{args.jobs} jobs of ProbeSleep({args.seconds:g} s); one server's ideal: "
-              f"{ideal:.2f} jobs/s")
+        print(f"{args.jobs} jobs of ProbeSleep({args.seconds:g} s), tracker={args.tracker}; "
+              f"one server's ideal: {ideal:.2f} jobs/s")
         offset = 1_000
         for inflight in (1, 2):
-            one = run(servers[:1], args.jobs, args.seconds, inflight, offset)
+            one = run(servers[:1], args.jobs, args.seconds, inflight, offset, args.tracker)
             offset += 1_000
-            three = run(servers, args.jobs, args.seconds, inflight, offset)
+            three = run(servers, args.jobs, args.seconds, inflight, offset, args.tracker)
             offset += 1_000
             print(f"max_inflight_per_server={inflight}: 1 server {one:.2f} jobs/s "
                   f"({one / ideal:.0%} of ideal), 3 servers {three:.2f} jobs/s "
