@@ -148,9 +148,7 @@ class ComfyPool:
         item = self._make_item(workflow, include, exclude, kwargs)
         engine = self._engine
         with engine.lock:
-            if engine.closed:
-                raise PoolClosedError("this ComfyPool is closed")
-            if len(engine.queue) >= engine.config.max_queued:
+            if not engine.closed and len(engine.queue) >= engine.config.max_queued:
                 raise PoolFullError(
                     f"{len(engine.queue)} jobs already wait for a server "
                     f"(max_queued={engine.config.max_queued}); submit again once some have "
@@ -215,9 +213,7 @@ class ComfyPool:
                             prompt_id="",
                             timeout=timeout,
                         )
-                    if engine.closed:
-                        raise PoolClosedError("this ComfyPool is closed")
-                    engine.enqueue_locked(item)
+                    engine.enqueue_locked(item)  # raises PoolClosedError once closed
                 futures.append(item.future)
             results: List[Any] = []
             for future in futures:

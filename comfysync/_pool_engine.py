@@ -124,6 +124,9 @@ class Engine:
             server.start()
 
     def enqueue_locked(self, item: Item) -> None:
+        """Queue a job, starting the threads with the first one; refused once closed."""
+        if self.closed:
+            raise PoolClosedError("this ComfyPool is closed")
         self.start_locked()
         self.queue.append(item)
         self.bump_locked()

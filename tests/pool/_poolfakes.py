@@ -76,12 +76,16 @@ class FakeApi:
         self.jobs: List[FakeJob] = []
         self.deleted: List[str] = []
 
+    def _answer_or_refuse(self) -> None:
+        """Every request to a server the test put in ``hub.refusing`` is refused."""
+        if self.url in self.hub.refusing:
+            raise ComfyConnectionError(f"connection refused by {self.url}", url=self.url)
+
     def connect(self, timeout: float = 10.0) -> None:
         with self.hub.cond:
             self.hub.connects.append(self.url)
             self.hub.cond.notify_all()
-            if self.url in self.hub.refusing:
-                raise ComfyConnectionError(f"connection refused by {self.url}", url=self.url)
+            self._answer_or_refuse()
             self.connected = not self.polling
 
     def poll_status(self, timeout: float = 1.0) -> ev.Status:
@@ -89,8 +93,7 @@ class FakeApi:
         with self.hub.cond:
             self.hub.pings.append(self.url)
             self.hub.cond.notify_all()
-            if self.url in self.hub.refusing:
-                raise ComfyConnectionError(f"connection refused by {self.url}", url=self.url)
+            self._answer_or_refuse()
             status = ev.Status(queue_remaining=len([j for j in self.jobs if not j.future.done()]))
         self.emit(status)
         return status
@@ -118,8 +121,7 @@ class FakeApi:
     def submit(self, workflow: Any, **kwargs: Any) -> FakeJob:
         hub = self.hub
         with hub.cond:
-            if self.url in hub.refusing:
-                raise ComfyConnectionError(f"connection refused by {self.url}", url=self.url)
+            self._answer_or_refuse()
             error = hub.submit_errors.get(self.url)
             if error is not None:
                 raise error
@@ -134,8 +136,7 @@ class FakeApi:
         return job
 
     def get_models(self, folder: str) -> List[str]:
-        if self.url in self.hub.refusing:
-            raise ComfyConnectionError("refused", url=self.url)
+        self._answer_or_refuse()
         return list(self.hub.models.get((self.url, folder), []))
 
     def delete_from_queue(self, prompt_ids: Any) -> None:

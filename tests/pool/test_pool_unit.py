@@ -320,6 +320,8 @@ def test_close_cancels_waiting_fails_running_and_joins_threads() -> None:
     assert all(api.closed for api in hub.apis)
     with pytest.raises(PoolClosedError):
         pool.submit({})
+    with pytest.raises(PoolClosedError):
+        pool.map([{}])
     pool.close()  # idempotent
 
 
