@@ -35,6 +35,9 @@ __all__ = ["ComfyApi"]
 log = logging.getLogger("comfysync.client")
 
 _TRACKERS = ("auto", "websocket", "http")
+#: How long a concurrent close() waits for the first one (which joins the listener for up
+#: to 5 s and the tracker for up to 30 s).
+_CLOSE_WAIT = 60.0
 
 
 class ComfyApi(RestMethods):
@@ -116,9 +119,10 @@ class ComfyApi(RestMethods):
         )
         self._bus.on("*", self._tracker.handle_event)  # first subscriber: sees events first
         self._listener: Optional[Listener] = None
-        self._lifecycle = threading.Lock()  # connect() / close()
-        self._close_lock = threading.Lock()
+        self._lifecycle = threading.Lock()  # serialises connect()
+        self._close_lock = threading.Lock()  # _closed and the handover of _listener
         self._closed = False
+        self._close_done = threading.Event()
         log.debug("created %r", self)
 
     @property
@@ -158,41 +162,63 @@ class ComfyApi(RestMethods):
         request and emits ``AuthSuccess`` or ``AuthError``. With ``tracker="http"`` only
         checks that the server answers. Raises ``ComfyConnectionError`` /
         ``ComfyTimeoutError`` when the server cannot be reached (in ``"auto"`` mode a
-        server whose HTTP works but whose socket does not is tracked by polling instead)."""
+        server whose HTTP works but whose socket does not is tracked by polling instead),
+        and ``ComfyConnectionError`` when the client was closed meanwhile (a callback may
+        call ``close()``)."""
+        if self._connect_needed() and self._transport.auth_kind is not None:
+            self._check_auth()  # emits events: no lock held, a callback may close() us
         with self._lifecycle:
+            if self._connect_needed():
+                self._connect(timeout)
+        return self
+
+    def _connect_needed(self) -> bool:
+        if self._closed:
+            raise ComfyConnectionError("this ComfyApi is closed", url=self.url)
+        return self._listener is None or not self._listener.alive
+
+    def _connect(self, timeout: float) -> None:
+        if self.tracker_mode == "http":
+            self.poll_status(timeout=timeout)
+            return
+        listener = Listener(
+            self._transport,
+            self.client_id,
+            self._bus,
+            has_pending_work=self._tracker.has_unfinished,
+            on_socket_ready=self._tracker.on_socket_ready,
+            **self._listener_options,  # type: ignore[arg-type]
+        )
+        # Published before start(): close() — maybe from a callback on the listener thread
+        # while start() waits for the greeting — stops it without waiting for this lock.
+        with self._close_lock:
             if self._closed:
                 raise ComfyConnectionError("this ComfyApi is closed", url=self.url)
-            if self._listener is not None and self._listener.alive:
-                return self
-            if self._transport.auth_kind is not None:
-                self._check_auth()
-            if self.tracker_mode == "http":
-                self.poll_status(timeout=timeout)
-                return self
-            listener = Listener(
-                self._transport,
-                self.client_id,
-                self._bus,
-                has_pending_work=self._tracker.has_unfinished,
-                on_socket_ready=self._tracker.on_socket_ready,
-                **self._listener_options,  # type: ignore[arg-type]
-            )
+            previous, self._listener = self._listener, listener
+        try:
+            listener.start(timeout)
+        except ComfyConnectionError as exc:
+            if self._closed:
+                raise self._closed_meanwhile() from None
+            if self.tracker_mode == "websocket":
+                self._listener = previous  # so that submit() tries to connect again
+                raise
             try:
-                listener.start(timeout)
-            except ComfyConnectionError as exc:
-                if self.tracker_mode == "websocket":
-                    raise
-                try:
-                    self.ping()
-                except ComfyError:
-                    raise exc from None
-                log.warning("WebSocket unavailable (%s); tracking prompts by HTTP polling", exc)
-                self._listener = listener  # stopped; remembered so submit() won't retry it
-                self._tracker.set_polling(True)
-                return self
-            self._listener = listener
-            self._tracker.set_polling(False)
-            return self
+                self.ping()
+            except ComfyError:
+                self._listener = previous
+                raise exc from None
+            log.warning("WebSocket unavailable (%s); tracking prompts by HTTP polling", exc)
+            # the stopped listener stays: submit() does not try the socket again
+            self._tracker.set_polling(True)
+            return
+        if self._closed:
+            listener.stop()
+            raise self._closed_meanwhile()
+        self._tracker.set_polling(False)
+
+    def _closed_meanwhile(self) -> ComfyConnectionError:
+        return ComfyConnectionError("this ComfyApi was closed while connecting", url=self.url)
 
     def _check_auth(self) -> None:
         try:
@@ -206,19 +232,35 @@ class ComfyApi(RestMethods):
     def close(self) -> None:
         """Stop the listener and tracker threads (joined), end unfinished waits with
         ``ComfyConnectionError``, release the HTTP session. Idempotent; REST calls afterwards
-        raise :class:`~comfysync.ComfyConnectionError`. Prompts keep running on the server."""
+        raise :class:`~comfysync.ComfyConnectionError`. Prompts keep running on the server.
+
+        Safe from any thread. A second, concurrent ``close()`` returns once the first one
+        finished. Called from a callback (the listener thread) it cannot join that thread,
+        which ends as soon as the callback returns (only ``Disconnected`` follows)."""
         with self._close_lock:
-            if self._closed:
-                return
+            first = not self._closed
             self._closed = True
-        with self._lifecycle:
-            listener, self._listener = self._listener, None
-        if listener is not None:
-            listener.stop()
-        self._tracker.close()
-        self._bus.interrupt_waiters()
-        self._transport.close()
+            listener = self._listener
+        if not first:
+            if not self._on_own_thread():  # the first close() may be joining this thread
+                self._close_done.wait(_CLOSE_WAIT)
+            return
+        try:
+            if listener is not None:
+                listener.stop()
+            self._tracker.close()
+            self._bus.interrupt_waiters()
+            self._transport.close()
+        finally:
+            self._close_done.set()
         log.debug("closed %r", self)
+
+    def _on_own_thread(self) -> bool:
+        """True on this client's listener or tracker thread (user callbacks run there)."""
+        listener = self._listener
+        return (listener is not None and listener.owns_current_thread()) or (
+            self._tracker.owns_current_thread()
+        )
 
     def __enter__(self) -> ComfyApi:
         try:

@@ -18,7 +18,8 @@ socket closes, which would silence the new one), ``feature_flags`` sent again, a
 greeting ``Reconnected`` plus ``on_socket_ready(reconnected=True)`` so the tracker can
 reconcile what happened during the gap. Attempts are unlimited while ``has_pending_work()``
 says so, else at most ``max_attempts``; giving up emits ``ReconnectionFailed`` and ends the
-thread.
+thread. With ``reconnect=False`` a drop is followed by ``ReconnectionFailed(attempts=0)`` at
+once: the socket is gone for good either way.
 
 A socket that fails or closes before its greeting is a failed attempt, and the attempt
 counter only resets once a connection has stayed up for ``stable_after`` seconds, so a server
@@ -211,6 +212,10 @@ class Listener:
         thread = self._thread
         return thread is not None and thread.is_alive()
 
+    def owns_current_thread(self) -> bool:
+        """True when called on the listener thread (from a callback)."""
+        return self._thread is threading.current_thread()
+
     @property
     def url(self) -> str:
         """The socket URL without its query (safe to show)."""
@@ -255,7 +260,7 @@ class Listener:
         """Stop the thread: close the socket (waking a blocked ``recv``), interrupt a backoff
         wait, join the thread for up to ``timeout`` seconds. Idempotent; callable from a
         callback (then the thread ends after the callback returns, without a join)."""
-        if self._thread is threading.current_thread():
+        if self.owns_current_thread():
             self._signal_stop()  # no lock: a stop() in another thread may be joining us
             return
         with self._lifecycle:
@@ -320,6 +325,9 @@ class Listener:
             logger.warning("WebSocket %s dropped: %s", self.url, reason)
             self._bus.emit(Disconnected(reason, code))
             if not self.reconnect:
+                # The socket will not come back: say so, as after failed attempts, so that
+                # prompts are followed over HTTP from now on.
+                self._bus.emit(ReconnectionFailed(0, f"reconnect is disabled ({reason})"))
                 return
             if time.monotonic() - up_since >= self.stable_after:
                 failures = 0
@@ -458,6 +466,8 @@ class Listener:
         pinged = False
         while True:
             for opcode, payload in messages:
+                if self._stop.is_set():  # stop() from a callback: no events after it
+                    return "closed by the client", None
                 if opcode == OP_TEXT or opcode == OP_BINARY:
                     event = self._decode(opcode, payload)
                     if event is not None:
@@ -502,6 +512,13 @@ class Listener:
         except FrameError as exc:
             # The reason names the type/field only; the payload may hold secrets.
             logger.warning("skipped a malformed frame (%d bytes): %s", len(payload), exc)
+        except Exception as exc:  # a decoder bug must not end the thread; no payload logged
+            logger.error(
+                "skipped a frame (%d bytes) the decoder failed on: %s",
+                len(payload),
+                type(exc).__name__,
+                exc_info=logger.isEnabledFor(logging.DEBUG),
+            )
         return None
 
     def _dispatch(self, event: Event) -> None:

@@ -163,6 +163,9 @@ class PromptResult:
     ``outputs`` is node id → the node's UI output dict as the server sent it; ``files`` every
     file of every output key, ``images`` the image files among them, ``text`` node id → the
     strings of its ``text`` output. Timing comes from the server's timestamps.
+    ``node_errors``: output nodes the server refused at queue time while running the rest
+    (``POST /prompt`` answered 200 with ``node_errors``; node id → ``{"errors", "class_type",
+    "dependent_outputs"}``), so their outputs are missing; usually empty.
     """
 
     prompt_id: str
@@ -175,6 +178,7 @@ class PromptResult:
     started_at: Optional[_dt.datetime] = None
     finished_at: Optional[_dt.datetime] = None
     raw: Optional[Mapping[str, Any]] = field(default=None, repr=False)  #: the history entry
+    node_errors: Mapping[str, Any] = field(factory=dict, repr=False)
 
     @property
     def duration(self) -> Optional[float]:
@@ -230,6 +234,7 @@ def build_result(
     cached_nodes: Iterable[str] = (),
     started_ms: Optional[float] = None,
     finished_ms: Optional[float] = None,
+    node_errors: Optional[Mapping[str, Any]] = None,
     client: Optional[FileClient] = None,
 ) -> PromptResult:
     """Merge the live ``executed`` outputs with the history entry into a :class:`PromptResult`.
@@ -286,4 +291,5 @@ def build_result(
         started_at=_ms_to_datetime(start_ts),
         finished_at=_ms_to_datetime(end_ts),
         raw=history,
+        node_errors=dict(node_errors or {}),
     )

@@ -185,7 +185,16 @@ class PromptJob:
 
     def wait(self, timeout: Optional[float] = None) -> PromptResult:
         """The result, once the prompt ended; raises its error, or ``PromptTimeoutError``
-        after ``timeout`` seconds (the prompt keeps running unless cancelled)."""
+        after ``timeout`` seconds (the prompt keeps running unless cancelled; the job stays
+        registered, so a later ``wait()`` can still return the result).
+
+        Without a timeout it waits as long as the server may still answer: while the server
+        is unreachable the listener keeps reconnecting and the tracker keeps asking
+        ``/queue`` and ``/history/{id}``; once the server answers without the prompt (a
+        restart), the wait ends with ``PromptLostError``. A server that never comes back
+        cannot be told from a slow restart, so bound the wait with ``timeout`` or end it
+        with ``api.close()`` (``ComfyConnectionError``). Do not wait inside an event
+        callback: it blocks the listener thread that delivers this prompt's events."""
         state = self._state
         if not state.done.wait(timeout):
             raise PromptTimeoutError(
@@ -309,7 +318,7 @@ class Tracker:
             state.future = future
         with self._lock:
             if self._closed:
-                raise ComfyError("this ComfyApi is closed")
+                raise ComfyConnectionError("this ComfyApi is closed")
             self._jobs[prompt_id] = state
             self._ensure_thread()
         try:
@@ -327,8 +336,34 @@ class Tracker:
             if self._polling:
                 state.poll_delay = self._poll_min
                 state.next_check = now + self._poll_min
+            server_id = getattr(answer, "prompt_id", None)
+            if isinstance(server_id, str) and server_id and server_id != prompt_id:
+                self._rekey(state, server_id, now)
             self._wake.notify()
         return PromptJob(state, self)
+
+    def _rekey(self, state: JobState, server_id: str, now: float) -> None:
+        """The server queued the prompt under an id of its own (a server that ignores the
+        client's ``prompt_id``, or an on-prompt hook that changed it): its events carry that
+        id, so follow it. Events that came before the answer were not recognised; ask the
+        server at once instead of waiting for them. Lock held."""
+        log.warning(
+            "%s: the server queued prompt %s under id %s; following its id",
+            self._name, state.prompt_id, server_id,
+        )
+        if self._jobs.get(state.prompt_id) is state:
+            del self._jobs[state.prompt_id]
+        if state.finished:
+            return
+        if server_id in self._jobs:  # two jobs cannot share one id: their events would mix
+            raise ComfyError(
+                f"the server queued the prompt under id {server_id}, which another job of "
+                "this client already has; it cannot be followed"
+            )
+        state.prompt_id = server_id
+        self._jobs[server_id] = state
+        state.needs_check = True
+        state.next_check = now
 
     def cancel(self, state: JobState) -> bool:
         with self._lock:
@@ -379,11 +414,16 @@ class Tracker:
             log.debug("%s: socket back, reconciling %d prompt(s)", self._name, len(jobs))
         self._request_check(jobs, delay=0.0)
 
+    def owns_current_thread(self) -> bool:
+        """True on the tracker thread (future callbacks may run there). Stays true after
+        close(), which keeps the reference for this check."""
+        return self._thread is threading.current_thread()
+
     def close(self, timeout: float = 30.0) -> None:
         """Stop and join the thread; unfinished jobs end with ``ComfyConnectionError``."""
         with self._lock:
             self._closed = True
-            thread, self._thread = self._thread, None
+            thread = self._thread  # kept: _ensure_thread() starts nothing once closed
             self._wake.notify_all()
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
@@ -553,6 +593,7 @@ class Tracker:
             cached_nodes=cached,
             started_ms=started,
             finished_ms=finished,
+            node_errors=state.node_errors,
             client=self._files,
         )
         self._finish(state, result=result)
@@ -662,8 +703,13 @@ class Tracker:
                 state.prompt_id,
             )
             self._finish_from_history(state, {})
-        else:
-            self._finish_missing(state)
+            return
+        # An end signal but no history entry: never conclude from one message; the queue
+        # (then history once more) decides between "still there" and lost.
+        with self._lock:
+            state.end_signal = None
+            state.needs_check = True
+            state.next_check = time.monotonic()
 
     def _reconcile(self, states: List[JobState]) -> None:
         try:
@@ -684,11 +730,16 @@ class Tracker:
             else:
                 with self._lock:
                     now = time.monotonic()
-                    if finding.where == "running" or state.status == "running":
+                    if finding.where == "running":
                         state.status = "running"
                     state.needs_check = False
                     state.retry_delay = RETRY_MIN
                     state.last_news = now
+                    if state.end_signal is not None:
+                        # it ended after GET /queue answered: read its history now
+                        state.history_tries = 0
+                        state.next_check = now
+                        continue
                     state.poll_delay = min(
                         self._poll_max, max(self._poll_min, state.poll_delay * 1.5)
                     )

@@ -275,6 +275,8 @@ def decode_text(text: Union[str, bytes, bytearray]) -> Event:
     """
     try:
         message = json.loads(text)
+    except RecursionError:
+        raise FrameError("text frame is too deeply nested") from None
     except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
         # Only the position, never the text: the payload may hold secrets.
         where = (
@@ -359,6 +361,8 @@ def _preview_with_metadata(data: bytes) -> Event:
         )
     try:
         meta = json.loads(data[8:end])
+    except RecursionError:
+        raise FrameError("preview frame (type 4) metadata is too deeply nested") from None
     except (ValueError, UnicodeDecodeError):
         raise FrameError("preview frame (type 4) metadata is not valid JSON") from None
     if not isinstance(meta, dict):

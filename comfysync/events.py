@@ -302,7 +302,8 @@ class Reconnected(Event):
 
 @define(frozen=True)
 class ReconnectionFailed(Event):
-    """The listener gave up after ``attempts`` attempts; it does not try again."""
+    """The listener gave up after ``attempts`` attempts (0 when ``reconnect=False``); it does
+    not try again, and prompts are followed by HTTP polling from then on."""
 
     TYPE: ClassVar[str] = "reconnection_failed"
     attempts: int

@@ -310,11 +310,18 @@ def test_stop_from_inside_a_callback(scripted: ScriptedServer, make_listener: An
     listener, bus, rec = make_listener(scripted.url)
     listener.start(timeout=WAIT)
     bus.on("progress", lambda e: listener.stop())
-    scripted.send_json({"type": "progress", "data": {"value": 1, "max": 2, "node": "1"}})
+    frames = b""
+    for message in ({"type": "progress", "data": {"value": 1, "max": 2, "node": "1"}},
+                    status(9)):
+        text = json.dumps(message).encode()
+        frames += bytes([0x81, len(text)]) + text  # unmasked text frames, one TCP write
+    scripted.send_raw(frames)
     rec.wait_count(ev.Disconnected)
     for t in _listener_threads():
         t.join(WAIT)
     assert _listener_threads() == []
+    # nothing is dispatched after stop(), not even what came in the same read
+    assert [e.type for e in rec.events[-2:]] == ["progress", "disconnected"]
 
 
 def test_handshake_carries_auth_and_extra_headers(
@@ -426,6 +433,29 @@ def test_malformed_truncated_and_unknown_frames_are_skipped(
     warnings = [r for r in caplog.records if r.name == "comfysync.listener"]
     assert len(warnings) == 5
     assert all("skipped a malformed frame" in r.getMessage() for r in warnings)
+
+
+def test_a_frame_that_breaks_the_decoder_is_skipped(
+    scripted: ScriptedServer, make_listener: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Nothing a frame contains may end the thread: absurd nesting (RecursionError inside
+    json) and any other decoder failure are logged and skipped like malformed frames."""
+    listener, bus, rec = make_listener(scripted.url)
+    listener.start(timeout=WAIT)
+    scripted.send_text('{"type": "x.deep", "data": ' + "[" * 100_000 + "]" * 100_000 + "}")
+    scripted.send_json(status(5))
+    rec.wait(lambda evs: any(isinstance(e, ev.Status) and e.queue_remaining == 5 for e in evs))
+    import comfysync._listener as listener_module
+
+    def broken(payload: Any) -> ev.Event:
+        raise KeyError("decoder bug")
+
+    monkeypatch.setattr(listener_module, "decode_text", broken)
+    scripted.send_json(status(6))
+    scripted.send_bytes(struct.pack(">II", 1, 1) + JPEG)  # binary frames still decode
+    rec.wait_count(ev.Preview)
+    assert listener.connected and listener.alive
+    assert rec.of(ev.Disconnected) == []
 
 
 def test_raising_callback_does_not_stop_the_listener(
@@ -576,6 +606,9 @@ def test_reconnect_false_ends_the_thread(scripted: ScriptedServer, make_listener
             t.join(0.1)
     assert not listener.alive
     assert rec.of(ev.Reconnecting) == []
+    failed = rec.wait_count(ev.ReconnectionFailed)
+    assert failed[0].attempts == 0 and "disabled" in (failed[0].last_error or "")
+    assert isinstance(rec.events[-1], ev.ReconnectionFailed)
 
 
 def _rate_is_bounded(times: List[float], base: float, cap: float) -> None:

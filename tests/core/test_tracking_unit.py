@@ -48,16 +48,31 @@ class FakeOps:
         self.post_error: Optional[BaseException] = None
         self.down = 0  # number of next queue/history calls that fail
         self.history_hidden: Dict[str, int] = {}  # prompt id → reads that still see nothing
+        self.server_id: Optional[str] = None  # an id the server picks instead of ours
         self.lock = threading.Lock()
+        self.called = threading.Condition(self.lock)
+
+    def _record(self, *call: str) -> None:
+        with self.lock:
+            self.calls.append(call)
+            self.called.notify_all()
+
+    def wait_calls(self, call: Tuple[str, ...], count: int, timeout: float = 5.0) -> None:
+        with self.lock:
+            assert self.called.wait_for(lambda: self.calls.count(call) >= count, timeout), (
+                f"{call} not made {count} time(s): {self.calls}"
+            )
 
     def post_prompt(self, workflow: Mapping[str, Any], prompt_id: str,
                     options: Mapping[str, Any]) -> Any:
-        self.calls.append(("post", prompt_id))
+        self._record("post", prompt_id)
+        prompt_id = self.server_id or prompt_id
+        if self.post_error is None:
+            self.pending.add(prompt_id)  # queued before any event of it can be sent
         if self.on_post is not None:
             self.on_post(prompt_id)
         if self.post_error is not None:
             raise self.post_error
-        self.pending.add(prompt_id)
         return SimpleNamespace(prompt_id=prompt_id, number=7, node_errors={})
 
     def _maybe_fail(self) -> None:
@@ -67,12 +82,12 @@ class FakeOps:
                 raise ComfyConnectionError("server down")
 
     def queue_ids(self) -> Tuple[FrozenSet[str], FrozenSet[str]]:
-        self.calls.append(("queue",))
+        self._record("queue")
         self._maybe_fail()
         return frozenset(self.running), frozenset(self.pending)
 
     def history_entry(self, prompt_id: str) -> Optional[Mapping[str, Any]]:
-        self.calls.append(("history", prompt_id))
+        self._record("history", prompt_id)
         self._maybe_fail()
         with self.lock:
             hidden = self.history_hidden.get(prompt_id, 0)
@@ -82,7 +97,7 @@ class FakeOps:
         return self.history.get(prompt_id)
 
     def cancel_prompt(self, prompt_id: str) -> None:
-        self.calls.append(("cancel", prompt_id))
+        self._record("cancel", prompt_id)
         self.pending.discard(prompt_id)
 
     def finish(self, prompt_id: str, e: Mapping[str, Any]) -> None:
@@ -414,6 +429,8 @@ def test_close_ends_waits_and_joins_the_thread(ops: FakeOps, make_tracker: Any) 
     assert not any(th.name.startswith("comfysync-tracker-t") for th in threading.enumerate())
     with pytest.raises(ComfyConnectionError):
         job.wait(1)
+    with pytest.raises(ComfyConnectionError):
+        t.submit(WF, {})
     t.close()  # idempotent
 
 
@@ -455,3 +472,59 @@ def test_queue_change_checks_prompts_that_have_not_started(
         waiting.wait(5)
     assert not started.done()
     assert ("history", started.prompt_id) not in ops.calls
+
+
+def test_end_signal_alone_never_makes_a_prompt_lost(ops: FakeOps, make_tracker: Any) -> None:
+    """``executing(None)`` without ``execution_success`` and without a history entry: the
+    queue is asked before calling the prompt lost (never trust one message alone)."""
+    t = make_tracker()
+    job = t.submit(WF, {})
+    pid = job.prompt_id
+    ops.pending.discard(pid)
+    ops.running.add(pid)  # the server still runs it (e.g. a misattributed end signal)
+    t.handle_event(ev.Executing(node=None, prompt_id=pid))
+    ops.wait_calls(("queue",), 1)
+    assert not job.done() and job.status == "running"
+    ops.finish(pid, entry(outputs={"2": {"text": ["later"]}}))
+    t.handle_event(ev.Executing(node=None, prompt_id=pid))
+    assert job.wait(5).text == {"2": ["later"]}
+
+
+def test_end_signal_then_nowhere_is_lost(ops: FakeOps, make_tracker: Any) -> None:
+    t = make_tracker()
+    job = t.submit(WF, {})
+    pid = job.prompt_id
+    ops.pending.discard(pid)
+    t.handle_event(ev.Executing(node=None, prompt_id=pid))
+    with pytest.raises(PromptLostError):
+        job.wait(5)
+    assert ("queue",) in ops.calls
+
+
+def test_a_prompt_id_chosen_by_the_server_is_followed(ops: FakeOps, make_tracker: Any) -> None:
+    """A server (or an on-prompt handler) that ignores our prompt_id answers with its own:
+    the job follows the server's id instead of waiting for events that never come."""
+    t = make_tracker()
+    ops.server_id = "server-chosen-id"
+    job = t.submit(WF, {})
+    assert job.prompt_id == "server-chosen-id"
+    run_success_events(t, "server-chosen-id", {"text": ["mine"]})
+    ops.finish("server-chosen-id", entry(outputs={"2": {"text": ["mine"]}}))
+    assert job.wait(5).text == {"2": ["mine"]}
+    assert not t.has_unfinished()
+
+
+def test_a_server_chosen_id_whose_run_ended_before_the_answer(
+    ops: FakeOps, make_tracker: Any
+) -> None:
+    """Its events came before we knew the id: reconciliation finds the result."""
+    t = make_tracker()
+    ops.server_id = "fast-server-id"
+
+    def during_post(pid: str) -> None:
+        run_success_events(t, pid, {"text": ["fast"]})  # unknown id yet: not ours
+        ops.finish(pid, entry(outputs={"2": {"text": ["fast"]}}))
+
+    ops.on_post = during_post
+    job = t.submit(WF, {})
+    assert job.wait(5).text == {"2": ["fast"]}

@@ -523,3 +523,14 @@ def test_oversized_frame_is_refused_from_its_header() -> None:
     parser = FrameParser(max_message=1000)
     with pytest.raises(ProtocolError):
         parser.feed(bytes([0x82, 127]) + struct.pack(">Q", 1 << 40))
+
+
+def test_absurdly_nested_json_is_a_frame_error_not_a_crash() -> None:
+    """json.loads raises RecursionError on deep nesting: it must not escape the decoder
+    (it would end the listener thread)."""
+    deep = "[" * 100_000 + "]" * 100_000
+    with pytest.raises(FrameError, match="nested"):
+        decode_text('{"type": "x.custom", "data": ' + deep + "}")
+    meta = ('{"prompt_id": ' + deep + "}").encode()
+    with pytest.raises(FrameError, match="nested"):
+        decode_binary(struct.pack(">II", 4, len(meta)) + meta + PNG)
