@@ -17,11 +17,13 @@ import datetime as _dt
 import io
 import logging
 import mimetypes
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple, Union
 
 from attrs import define, field
 
+from ._files import safe_basename, safe_join
 from ._polling import history_messages
 
 if TYPE_CHECKING:  # Pillow is optional (the ``pil`` extra)
@@ -36,7 +38,7 @@ __all__ = ["OutputFile", "PromptResult", "build_result"]
 
 log = logging.getLogger("comfysync.results")
 
-PathLike = Union[str, "Path"]
+PathLike = Union[str, "os.PathLike[str]"]
 
 #: Extensions treated as images when a file dict carries no usable ``format``.
 _IMAGE_EXTENSIONS = frozenset(
@@ -109,13 +111,22 @@ class OutputFile:
         return self._api().get_image(self)
 
     def save(self, dest: PathLike) -> Path:
-        """Stream the file to ``dest`` and return the path written.
+        """Stream the file to disk and return the path written.
 
-        ``dest`` is a directory (existing, or given with a trailing separator): the file keeps
-        the basename of its server-side name inside it, and a name that would escape it is
-        refused. Otherwise ``dest`` is the file path to write.
+        ``dest`` names a **directory** when it exists as one, ends with a path separator, or
+        has no file suffix (``"out"``, ``"out/"``, ``"~/renders"``): the directory is created
+        (parents too) and the file keeps the basename of its server-side name, which can
+        never lead outside it (:class:`~comfysync.errors.UnsafePathError` otherwise, before
+        anything is created). A ``dest`` with a suffix (``"out/cat.png"``) is the exact
+        **file** path to write (its parent is created). Nothing is left half-written.
         """
-        return self._api().download(self, dest)
+        api = self._api()
+        return self._write(api, _save_target(dest, self.filename))
+
+    def _write(self, api: FileClient, target: Path) -> Path:
+        if target.is_dir():  # the client would save *into* it: refuse instead of nesting
+            raise IsADirectoryError(f"cannot save {self.filename!r}: {target} is a directory")
+        return api.download(self, target)
 
     def to_pil(self) -> Image:
         """The file decoded as a ``PIL.Image.Image`` (needs Pillow: ``comfysync[pil]``)."""
@@ -148,6 +159,28 @@ class OutputFile:
         except Exception as exc:  # a display hook must not raise into the notebook
             log.warning("cannot render %s for display: %s", self.filename, exc)
             return None
+
+
+def _save_target(dest: PathLike, server_filename: str) -> Path:
+    """Where :meth:`OutputFile.save` writes (see its docstring for the rule)."""
+    text = os.fspath(dest)
+    path = Path(text).expanduser()
+    if path.is_dir() or text.endswith(("/", os.sep)) or not path.suffix:
+        safe_join(path, server_filename)  # refuse a bad name before creating anything
+        path.mkdir(parents=True, exist_ok=True)
+        return safe_join(path, server_filename)  # again: now symlinks in it are real
+    return path
+
+
+def _free_name(name: str, used: Set[str]) -> str:
+    """``name``, or ``stem-N.suffix`` when that is taken (case-insensitively, for file
+    systems that are); records the choice in ``used``."""
+    candidate, stem, suffix, n = name, Path(name).stem, Path(name).suffix, 0
+    while candidate.casefold() in used:
+        n += 1
+        candidate = f"{stem}-{n}{suffix}"
+    used.add(candidate.casefold())
+    return candidate
 
 
 def _ms_to_datetime(value: Any) -> Optional[_dt.datetime]:
@@ -197,10 +230,18 @@ class PromptResult:
         return tuple(f for f in self.files if f.node_id == node_id)
 
     def save_all(self, directory: PathLike) -> List[Path]:
-        """Save every file into ``directory`` (created if needed); the paths written."""
-        target = Path(directory)
+        """Save every file into ``directory`` — always a directory, created if needed — and
+        return the paths written, in the order of :attr:`files`. Each file keeps its
+        server basename; files of this result that share one (same name in different
+        subfolders) get ``-1``, ``-2``… before the suffix instead of overwriting each other."""
+        target = Path(directory).expanduser()
+        used: Set[str] = set()
+        planned = []
+        for f in self.files:
+            name = _free_name(safe_basename(f.filename), used)
+            planned.append((f, safe_join(target, name)))
         target.mkdir(parents=True, exist_ok=True)
-        return [f.save(target) for f in self.files]
+        return [f._write(f._api(), safe_join(target, path.name)) for f, path in planned]
 
 
 def _file_items(

@@ -12,6 +12,7 @@ import pytest
 
 from comfysync._files import safe_join, stream_to_path
 from comfysync._results import OutputFile, build_result
+from comfysync.errors import UnsafePathError
 
 
 class FakeFiles:
@@ -170,3 +171,68 @@ def test_outputfile_is_frozen_and_repr_hides_the_client() -> None:
     assert f == OutputFile("a.png", "", "output", "2", "u")
     with pytest.raises(RuntimeError):
         OutputFile("a.png", "", "output", "2", "u").read()
+
+
+def one_file(name: str = "a.png", data: bytes = b"data") -> OutputFile:
+    files = FakeFiles({name: data})
+    r = build_result("p", history=history({"2": {"images": [{"filename": name}]}}),
+                     executed={}, client=files)
+    return r.files[0]
+
+
+def test_save_destination_rule(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A directory when it exists, ends with a separator or has no suffix (created, file
+    keeps its server basename); otherwise the exact file path (parent created)."""
+    f = one_file("nested/a.png")
+    assert f.save(tmp_path / "out") == tmp_path / "out" / "a.png"  # not a file named "out"
+    assert (tmp_path / "out").is_dir()
+    assert f.save(str(tmp_path / "deep" / "er.d") + "/") == tmp_path / "deep" / "er.d" / "a.png"
+    (tmp_path / "existing.dir").mkdir()
+    assert f.save(tmp_path / "existing.dir") == tmp_path / "existing.dir" / "a.png"
+    exact = f.save(tmp_path / "new" / "parent" / "picture.png")
+    assert exact == tmp_path / "new" / "parent" / "picture.png" and exact.read_bytes() == b"data"
+    assert f.save(tmp_path / "result.bin").is_file()
+    monkeypatch.chdir(tmp_path)
+    assert f.save("relative").resolve() == (tmp_path / "relative" / "a.png").resolve()
+    assert f.save("plain.png").resolve() == (tmp_path / "plain.png").resolve()
+
+
+def test_save_refuses_before_creating_anything(tmp_path: Path) -> None:
+    bad = one_file("..")
+    with pytest.raises(UnsafePathError):
+        bad.save(tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+    clash = one_file("a.png")
+    (tmp_path / "out" / "a.png").mkdir(parents=True)  # a directory where the file would go
+    with pytest.raises(IsADirectoryError):
+        clash.save(tmp_path / "out")
+    hostile = one_file("../../x/evil.png")
+    assert hostile.save(tmp_path / "fresh") == tmp_path / "fresh" / "evil.png"
+    assert sorted(p.name for p in tmp_path.rglob("evil.png")) == ["evil.png"]
+
+
+class SubfolderFiles(FakeFiles):
+    """Serves by subfolder + filename, like /view."""
+
+    def __init__(self, data: Dict[str, bytes]) -> None:
+        super().__init__(data)
+
+    def download(self, ref: Any, dest: Any) -> Path:
+        return stream_to_path([self.data[f"{ref.subfolder}/{ref.filename}"]], Path(dest))
+
+
+def test_save_all_keeps_files_with_the_same_name_apart(tmp_path: Path) -> None:
+    """Two SaveImage nodes with prefixes "a/img" and "b/img" both write img_00001_.png:
+    save_all must not let the second overwrite the first."""
+    files = SubfolderFiles({"a/img_00001_.png": b"A", "b/img_00001_.png": b"B",
+                            "a/IMG_00001_.PNG": b"C"})
+    r = build_result("p", history=history({
+        "2": {"images": [{"filename": "img_00001_.png", "subfolder": "a"}]},
+        "3": {"images": [{"filename": "img_00001_.png", "subfolder": "b"},
+                         {"filename": "IMG_00001_.PNG", "subfolder": "a"}]}}),
+        executed={}, client=files)
+    paths = r.save_all(tmp_path / "all.v2")  # always a directory, suffix or not
+    assert [p.name for p in paths] == ["img_00001_.png", "img_00001_-1.png",
+                                       "IMG_00001_-2.PNG"]
+    assert [p.read_bytes() for p in paths] == [b"A", b"B", b"C"]
+    assert all(p.parent == tmp_path / "all.v2" for p in paths)

@@ -279,3 +279,20 @@ def test_seed_compatible_entry_points(fake_server: FakeComfyUI, tmp_path: Path,
         image = result.output_images[0].image
         assert image.size == (8, 8)
         assert result.text["3"][0] == "seed"
+
+
+def test_saving_outputs_into_a_new_directory(make_api: Callable[..., ComfyApi],
+                                             tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """save("out") with no ./out yet creates the directory (it used to write a file named
+    "out"); save_all keeps the server basenames."""
+    api = make_api()
+    result = api.run_workflow(text_wf("files", save=True), timeout=30)
+    image = result.images[0]
+    monkeypatch.chdir(tmp_path)
+    saved = image.save("out")
+    assert saved.resolve() == (tmp_path / "out" / Path(image.filename).name).resolve()
+    assert saved.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    exact = image.save(tmp_path / "named" / "cover.png")
+    assert exact.read_bytes() == saved.read_bytes()
+    assert [p.name for p in result.save_all(tmp_path / "all")] == [Path(image.filename).name]
