@@ -59,7 +59,7 @@ from ._wire import (
     decode_binary,
     decode_text,
 )
-from .errors import ComfyConnectionError, ComfyTimeoutError
+from .errors import ComfyConnectionError, ConnectTimeoutError
 from .events import (
     Connected,
     Disconnected,
@@ -105,11 +105,6 @@ class WebSocketSource(Protocol):
     def ws_headers(self) -> List[str]: ...
 
     def ws_sslopt(self) -> Dict[str, Any]: ...
-
-
-class ConnectTimeoutError(ComfyConnectionError, ComfyTimeoutError):
-    """The socket did not open and greet within ``connect(timeout)``: both a connection
-    failure and a timeout, so either ``except`` clause catches it."""
 
 
 class _AttemptFailed(Exception):

@@ -8,6 +8,7 @@ raised", or one of the few concrete classes when you want to react to a specific
     ComfyError
     ├── ComfyConnectionError      server unreachable (refused, DNS, TLS, socket never opened)
     ├── ComfyTimeoutError         an HTTP call or a connect() took too long
+    │   └── ConnectTimeoutError   the WebSocket did not open in time (also a ComfyConnectionError)
     ├── ComfyHTTPError            any non-2xx answer (status, url, body)
     │   └── PromptValidationError POST /prompt answered 400 (error, node_errors)
     ├── PromptError               a submitted prompt did not succeed (prompt_id)
@@ -31,6 +32,7 @@ __all__ = [
     "ComfyError",
     "ComfyConnectionError",
     "ComfyTimeoutError",
+    "ConnectTimeoutError",
     "ComfyHTTPError",
     "PromptValidationError",
     "PromptError",
@@ -86,6 +88,11 @@ class ComfyTimeoutError(ComfyError):
     def __init__(self, message: str, *, url: Optional[str] = None) -> None:
         super().__init__(message)
         self.url = url
+
+
+class ConnectTimeoutError(ComfyConnectionError, ComfyTimeoutError):
+    """The WebSocket did not open and greet within ``connect(timeout)``: both a connection
+    failure and a timeout, so either ``except`` clause catches it."""
 
 
 class ComfyHTTPError(ComfyError):

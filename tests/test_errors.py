@@ -14,6 +14,7 @@ from comfysync.errors import (
     ComfyError,
     ComfyHTTPError,
     ComfyTimeoutError,
+    ConnectTimeoutError,
     PromptError,
     PromptExecutionError,
     PromptInterruptedError,
@@ -36,6 +37,18 @@ def test_hierarchy() -> None:
                 PromptTimeoutError):
         assert issubclass(cls, PromptError)
     assert issubclass(PromptTimeoutError, ComfyTimeoutError)
+    assert issubclass(ConnectTimeoutError, ComfyConnectionError)
+    assert issubclass(ConnectTimeoutError, ComfyTimeoutError)
+
+
+def test_connect_timeout_error_carries_the_url() -> None:
+    err = ConnectTimeoutError("WebSocket ws://h:8188/ws did not open within 5 s",
+                              url="ws://h:8188/ws")
+    assert err.url == "ws://h:8188/ws" and "did not open" in str(err)
+    assert comfysync.ConnectTimeoutError is ConnectTimeoutError
+    from comfysync._listener import ConnectTimeoutError as from_listener
+
+    assert from_listener is ConnectTimeoutError  # the old import path keeps working
     assert issubclass(WorkflowFormatError, ValueError)
     assert issubclass(UnsafePathError, ValueError)
 
