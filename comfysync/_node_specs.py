@@ -6,8 +6,8 @@ what order (the order of a save file's ``widgets_values``), which INT widgets ar
 the editor-only "control after generate" value, what a widget holds when the file has no value,
 and the range a seed may take. Both read definitions through this module, so they agree.
 
-Definitions arrive in two forms, ``api.object_info()`` (class → ``NodeDef`` with ``.raw``) or
-the raw ``/object_info`` JSON; :func:`raw_node_defs` turns either into the wire dicts the rest
+Definitions arrive in two forms, ``api.get_node_defs()`` (class → ``NodeDef`` with ``.raw``)
+or the raw ``/object_info`` JSON; :func:`raw_node_defs` turns either into the wire dicts the rest
 of this module reads.
 """
 
@@ -35,7 +35,8 @@ __all__ = [
     "widget_slots",
 ]
 
-#: ``api.object_info()`` (class → ``NodeDef`` with ``.raw``) or the raw ``/object_info`` JSON.
+#: ``api.get_node_defs()`` (class → ``NodeDef`` with ``.raw``) or the raw ``/object_info``
+#: JSON.
 NodeDefsLike = Mapping[str, Any]
 
 #: Input names ComfyUI uses for seeds (randomized by ``Workflow.randomize_seeds``; an INT of
@@ -56,7 +57,7 @@ def raw_node_defs(node_defs: NodeDefsLike) -> Dict[str, Mapping[str, Any]]:
     """class_type → the wire dict of ``/object_info``, from either accepted form."""
     if not isinstance(node_defs, Mapping):
         raise WorkflowFormatError(
-            "node_defs must map class_type to its definition (api.object_info() or the "
+            "node_defs must map class_type to its definition (api.get_node_defs() or the "
             f"/object_info JSON), not {type(node_defs).__name__}"
         )
     out: Dict[str, Mapping[str, Any]] = {}

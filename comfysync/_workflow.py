@@ -101,7 +101,7 @@ class Workflow:
             raise WorkflowFormatError(
                 "this is a UI-format workflow (as saved by the ComfyUI editor: nodes/links); "
                 "convert it with Workflow.from_ui(data, node_defs) — node_defs from "
-                "api.object_info() — or pass it to api.run_workflow(), which converts it"
+                "api.get_node_defs() — or pass it to api.run_workflow(), which converts it"
             )
         self._data = {str(k): _copy.deepcopy(v) for k, v in data.items()}
         check_api_shape(self._data)
@@ -111,14 +111,14 @@ class Workflow:
     @classmethod
     def load(cls, path: PathLike, node_defs: Optional[NodeDefsLike] = None) -> Workflow:
         """Read a workflow JSON file. An API-format file is used as is; a UI-format file is
-        converted with ``node_defs`` (``api.object_info()``), and refused without them."""
+        converted with ``node_defs`` (``api.get_node_defs()``), and refused without them."""
         data = _read_json(path)
         if is_ui_format(data):
             if node_defs is None:
                 raise WorkflowFormatError(
                     f"{os.fspath(path)} is a UI-format workflow (as saved by the ComfyUI "
                     "editor); converting it needs the server's node definitions: "
-                    "Workflow.load(path, node_defs=api.object_info()), or export it with "
+                    "Workflow.load(path, node_defs=api.get_node_defs()), or export it with "
                     "'Export (API)' in the editor"
                 )
             return cls.from_ui(data, node_defs)
@@ -127,8 +127,9 @@ class Workflow:
     @classmethod
     def from_ui(cls, ui_workflow: Mapping[str, Any], node_defs: NodeDefsLike) -> Workflow:
         """Convert a UI-format workflow (editor save file) to API format, as the editor's
-        *Queue* button does. ``node_defs``: ``api.object_info()`` or the raw ``/object_info``
-        JSON. Raises :class:`WorkflowFormatError` for anything it cannot convert faithfully."""
+        *Queue* button does. ``node_defs``: ``api.get_node_defs()`` or the raw
+        ``/object_info`` JSON. Raises :class:`WorkflowFormatError` for anything it cannot
+        convert faithfully."""
         return cls._adopt(convert_ui_to_api(ui_workflow, node_defs))
 
     @classmethod

@@ -109,7 +109,8 @@ class _NodeDef:
 def test_raw_node_defs_accepts_both_forms_and_refuses_others() -> None:
     wire: Dict[str, Any] = {"input": {}}
     assert raw_node_defs({"A": _NodeDef(wire), "B": wire, "C": 3}) == {"A": wire, "B": wire}
-    with pytest.raises(WorkflowFormatError, match="node_defs must map class_type"):
+    with pytest.raises(WorkflowFormatError, match=r"node_defs must map class_type.*"
+                       r"api\.get_node_defs\(\)"):
         raw_node_defs([wire])  # type: ignore[arg-type]
 
 

@@ -137,8 +137,9 @@ def test_constructor_refuses_non_api_shapes(bad: Any, words: str) -> None:
 
 
 def test_constructor_refuses_ui_format_with_a_hint(default_ui: Dict[str, Any]) -> None:
-    with pytest.raises(WorkflowFormatError, match="UI-format.*from_ui"):
+    with pytest.raises(WorkflowFormatError, match="UI-format.*from_ui") as info:
         Workflow(default_ui)
+    assert "api.get_node_defs()" in str(info.value) and "object_info()" not in str(info.value)
 
 
 # ---------------------------------------------------------------- paths
@@ -450,7 +451,8 @@ def test_load_ui_file_needs_node_defs(
 ) -> None:
     path = tmp_path / "ui.json"
     path.write_text(json.dumps(default_ui), encoding="utf-8")
-    with pytest.raises(WorkflowFormatError, match="UI-format workflow.*node_defs=api.object_info"):
+    with pytest.raises(WorkflowFormatError,
+                       match=r"UI-format workflow.*node_defs=api\.get_node_defs\(\)"):
         Workflow.load(path)
     wf = Workflow.load(path, node_defs=node_defs)
     assert wf.get("Positive prompt.text").startswith("beautiful scenery")
