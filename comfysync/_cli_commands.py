@@ -2,7 +2,8 @@
 interrupt, upload, download.
 
 Each prints a short human-readable answer on stdout, or with ``--json`` the same facts as one
-JSON document (see ``_cli_output.to_jsonable``).
+JSON document (see ``_cli_output.to_jsonable``). None of them opens the WebSocket
+(``rest_api``): they work through proxies that refuse sockets, and fail with the HTTP error.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from ._cli_common import open_api
+from ._cli_common import rest_api
 from ._cli_output import free_path, print_json
 from ._models import FileRef, HistoryEntry, InputSpec, NodeDef, QueueItem
 from .cli import EXIT_FAILED, EXIT_OK, UsageError
@@ -26,7 +27,7 @@ def _queue_item(item: QueueItem) -> Dict[str, Any]:
 
 
 def cmd_queue(args: argparse.Namespace) -> int:
-    with open_api(args) as api:
+    with rest_api(args) as api:
         state = api.get_queue()
     if args.json:
         print_json({"running": [_queue_item(i) for i in state.running],
@@ -54,7 +55,7 @@ def _history_item(prompt_id: str, entry: HistoryEntry) -> Dict[str, Any]:
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    with open_api(args) as api:
+    with rest_api(args) as api:
         entries = api.get_histories(max_items=args.max_items)
     newest_first = list(reversed(list(entries.items())))
     if args.json:
@@ -76,7 +77,7 @@ def _gib(value: Optional[int]) -> str:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    with open_api(args) as api:
+    with rest_api(args) as api:
         stats = api.get_system_stats()
     if args.json:
         print_json(stats.raw)
@@ -122,7 +123,7 @@ def _print_node(node: NodeDef) -> None:
 
 
 def cmd_nodes(args: argparse.Namespace) -> int:
-    with open_api(args) as api:
+    with rest_api(args) as api:
         defs = api.get_node_defs(args.node_class) if args.node_class else api.get_node_defs()
     if args.node_class:
         node = defs.get(args.node_class)
@@ -145,7 +146,7 @@ def cmd_nodes(args: argparse.Namespace) -> int:
 
 
 def cmd_interrupt(args: argparse.Namespace) -> int:
-    with open_api(args) as api:
+    with rest_api(args) as api:
         api.interrupt(args.prompt_id)
     what = f"prompt {args.prompt_id}" if args.prompt_id else "the running prompt"
     if args.json:
@@ -175,7 +176,7 @@ def cmd_upload(args: argparse.Namespace) -> int:
         raise UsageError("--mask needs --original-ref (the image the mask applies to)")
     if args.original_ref and not args.mask:
         raise UsageError("--original-ref only makes sense with --mask")
-    with open_api(args) as api:
+    with rest_api(args) as api:
         if args.mask:
             original = parse_file_ref(args.original_ref, args.original_type)
             ref = api.upload_mask(path, original_ref=original, subfolder=args.subfolder,
@@ -196,7 +197,7 @@ def cmd_download(args: argparse.Namespace) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     ref = FileRef(filename=args.filename, subfolder=args.subfolder, type=args.file_type)
     target = free_path(out_dir, args.filename)
-    with open_api(args) as api:
+    with rest_api(args) as api:
         path = api.download(ref, target)
     if args.json:
         print_json({**_ref_json(ref), "path": str(path)})

@@ -1,23 +1,26 @@
 """Turning the command line's server options into a :class:`ComfyApi`.
 
 Credentials come from options or the environment and go straight into the client; nothing
-here prints or logs them.
+here prints or logs them. :func:`rest_api` is the client of the commands that only make REST
+calls: it never opens the WebSocket, so a server (or proxy) that refuses sockets, or a
+socket-specific failure, cannot get in their way.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import os
 import sys
-from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional, Tuple, Union
 
 from .cli import UsageError, resolve_server
 
 if TYPE_CHECKING:
     from ._client import ComfyApi
 
-__all__ = ["client_options", "open_api"]
+__all__ = ["client_options", "open_api", "rest_api"]
 
 
 def _password(args: argparse.Namespace) -> str:
@@ -69,3 +72,15 @@ def open_api(args: argparse.Namespace, **extra: Any) -> ComfyApi:
         return ComfyApi(resolve_server(args), **options, **extra)
     except (ValueError, TypeError) as exc:  # a malformed --server / $COMFYUI_URL
         raise UsageError(str(exc)) from None
+
+
+@contextlib.contextmanager
+def rest_api(args: argparse.Namespace) -> Iterator[ComfyApi]:
+    """A client for REST calls only, closed at the end: unlike ``with open_api(args)`` it
+    never calls ``connect()`` (the REST methods do not need the socket), so errors are those
+    of the HTTP request the command makes."""
+    api = open_api(args)
+    try:
+        yield api
+    finally:
+        api.close()
