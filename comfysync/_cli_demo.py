@@ -11,10 +11,9 @@ import argparse
 import json
 import sys
 from importlib import resources
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict
 
-from ._cli_run import run_and_report
+from ._cli_run import prepare_out_dir, run_and_report
 from ._workflow import Workflow
 from .cli import EXIT_OK, UsageError
 
@@ -54,7 +53,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             'pip install "comfysync[testing,cli]"') from None
     from ._client import ComfyApi
 
-    out_dir = Path(args.out)
+    out_dir = prepare_out_dir(args.out)
     err = sys.stderr
     with FakeComfyUI() as server:
         err.write(f"comfysync demo: started an embedded FakeComfyUI at {server.url} "

@@ -4,13 +4,15 @@ The steps a user would otherwise script by hand, with the guarantees of the libr
 the workflow may be in UI format (converted with the server's node definitions), ``--set``
 and ``--randomize-seeds`` edit it, progress is drawn on stderr while the main thread waits,
 Ctrl-C cancels the prompt on the server, and every output file is saved under ``--out``
-without overwriting earlier runs.
+without overwriting earlier runs. ``--out`` is created and checked before the prompt is
+submitted, and a save that fails anyway still reports the prompt (id, ``--json`` document).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence
@@ -24,12 +26,12 @@ from ._format import is_ui_format, read_json_file
 from ._results import PromptResult
 from ._tracking import PromptJob
 from ._workflow import Workflow, coerce_cli_value
-from .cli import EXIT_INTERRUPTED, EXIT_OK, UsageError
+from .cli import EXIT_INTERRUPTED, EXIT_OK, CommandFailed, UsageError, describe_error
 
 if TYPE_CHECKING:
     from ._client import ComfyApi
 
-__all__ = ["cmd_run", "read_workflow_file", "parse_sets", "prepare_workflow",
+__all__ = ["cmd_run", "read_workflow_file", "parse_sets", "prepare_workflow", "prepare_out_dir",
            "PromptEvents", "save_outputs", "run_and_report"]
 
 #: After Ctrl-C, how long to wait for the server to confirm the cancellation.
@@ -46,6 +48,32 @@ def read_workflow_file(path: str) -> Dict[str, Any]:
     if not isinstance(data, dict):
         raise UsageError(f"{path} does not hold a workflow (a JSON object)")
     return data
+
+
+def prepare_out_dir(out: str) -> Path:
+    """``--out`` as a directory that exists (created, parents too) and takes new files.
+
+    Checked before anything is submitted, so a prompt never runs only to have its outputs
+    lost to an unusable ``--out`` (a file, a path through a file, a read-only place): those
+    are a :class:`UsageError` (exit 2) naming ``--out`` and the reason.
+    """
+    path = Path(out).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {out}: is a file, not a directory")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (NotADirectoryError, FileExistsError):
+        raise UsageError(f"--out {out}: cannot create it, a part of the path is a file, "
+                         "not a directory") from None
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot create the directory "
+                         f"({exc.strerror or exc})") from None
+    try:  # the only reliable test that files can be written (root ignores permission bits)
+        with tempfile.TemporaryFile(dir=path, prefix=".comfysync-check-"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write files there ({exc.strerror or exc})") from None
+    return path
 
 
 def parse_sets(items: Sequence[str]) -> Dict[str, Any]:
@@ -119,10 +147,14 @@ class PromptEvents:
                     self._sink(event)
 
 
-def save_outputs(result: PromptResult, out_dir: Path) -> List[SavedFile]:
-    """Save every output file of ``result`` into ``out_dir`` (created), never overwriting."""
+def save_outputs(result: PromptResult, out_dir: Path,
+                 saved: Optional[List[SavedFile]] = None) -> List[SavedFile]:
+    """Save every output file of ``result`` into ``out_dir`` (created), never overwriting.
+
+    Each saved file is appended to ``saved`` (a new list by default) as soon as it is written,
+    so a caller whose save fails half-way still knows which files were saved."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    saved: List[SavedFile] = []
+    saved = [] if saved is None else saved
     taken: List[Path] = []
     for f in result.files:
         target = free_path(out_dir, f.filename, taken)
@@ -182,13 +214,32 @@ def run_and_report(api: ComfyApi, wf: Workflow, *, out_dir: Path, timeout: Optio
     finally:
         reporter.close()
         subscription.cancel()
-    saved = save_outputs(result, out_dir)
+    saved: List[SavedFile] = []
+    try:
+        save_outputs(result, out_dir, saved)
+    except (OSError, ValueError, errors.ComfyError) as exc:
+        _report(result, state, saved, server, as_json, save_error=exc)
+        raise CommandFailed(f"prompt {result.prompt_id} succeeded, but saving its outputs "
+                            f"into {out_dir} failed: {describe_error(exc)}") from exc
+    _report(result, state, saved, server, as_json)
+    return EXIT_OK
+
+
+def _report(result: PromptResult, state: RunProgress, saved: Sequence[SavedFile], server: str,
+            as_json: bool, save_error: Optional[BaseException] = None) -> None:
+    """Print what a prompt that succeeded produced: the ``--json`` document (status
+    ``save_failed`` with the ``error`` when saving failed) or the human-readable lines."""
     if as_json:
-        print_json(result_document(
+        document = result_document(
             prompt_id=result.prompt_id, status=result.status, server=server,
             duration=result.duration, saved=saved, text=result.text,
-            cached_nodes=list(result.cached_nodes), previews=state.previews))
-        return EXIT_OK
+            cached_nodes=list(result.cached_nodes), previews=state.previews)
+        if save_error is not None:
+            document["status"] = "save_failed"
+            document["error"] = {"type": type(save_error).__name__,
+                                 "message": describe_error(save_error)}
+        print_json(document)
+        return
     facts = describe_counts(state)
     took = f" in {result.duration:.2f} s" if result.duration is not None else ""
     extra = f" ({', '.join(facts)})" if facts else ""
@@ -198,16 +249,16 @@ def run_and_report(api: ComfyApi, wf: Workflow, *, out_dir: Path, timeout: Optio
     for node_id, texts in result.text.items():
         for text in texts:
             print(f"text from node {node_id}: {text}")
-    if not saved and not result.text:
+    if not saved and not result.text and save_error is None:
         print("the prompt produced no output files")
-    return EXIT_OK
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     data = read_workflow_file(args.workflow)
     sets = parse_sets(args.sets)
+    out_dir = prepare_out_dir(args.out)
     with open_api(args) as api:
         wf = prepare_workflow(api, data, sets, args.randomize_seeds)
-        return run_and_report(api, wf, out_dir=Path(args.out), timeout=args.timeout,
+        return run_and_report(api, wf, out_dir=out_dir, timeout=args.timeout,
                               as_json=args.json, progress_mode=args.progress,
                               server=api.url)

@@ -24,8 +24,8 @@ from typing import Callable, Dict, Iterator, List, NoReturn, Optional, Sequence,
 from . import errors
 from ._version import __version__
 
-__all__ = ["main", "build_parser", "UsageError", "EXIT_OK", "EXIT_FAILED", "EXIT_USAGE",
-           "EXIT_CONNECT", "EXIT_INTERRUPTED", "DEFAULT_SERVER", "DEFAULT_OUT"]
+__all__ = ["main", "build_parser", "UsageError", "CommandFailed", "EXIT_OK", "EXIT_FAILED",
+           "EXIT_USAGE", "EXIT_CONNECT", "EXIT_INTERRUPTED", "DEFAULT_SERVER", "DEFAULT_OUT"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -42,6 +42,11 @@ DEFAULT_OUT = "comfysync-out"
 class UsageError(Exception):
     """A mistake in how the command was called (exit 2), found after argument parsing:
     a bad ``--set``, a workflow file that does not exist or is not JSON, …"""
+
+
+class CommandFailed(Exception):
+    """A command failed after part of its work was done (exit 1), with a message that says
+    what did happen: e.g. a prompt that ran but whose outputs could not be saved."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -285,7 +290,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         except KeyboardInterrupt:
             sys.stderr.write("\ncomfysync: interrupted\n")
             return EXIT_INTERRUPTED
-        except (errors.ComfyError, UsageError, OSError) as exc:
+        except (errors.ComfyError, UsageError, CommandFailed, OSError) as exc:
             if debug:
                 traceback.print_exc()
             _error(describe_error(exc))

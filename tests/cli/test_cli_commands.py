@@ -262,3 +262,76 @@ def test_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run_cli(capsys, "--debug", "queue", "--server", f"127.0.0.1:{port}")
     assert code == cli.EXIT_CONNECT and "Traceback (most recent call last)" in err
     assert err.rstrip("\n").splitlines()[-1].startswith("comfysync: error: cannot connect")
+
+
+@pytest.mark.parametrize("out", ["taken", "taken/sub"])
+def test_run_unusable_out_is_a_usage_error_before_submitting(
+    fake_server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], out: str,
+) -> None:
+    (tmp_path / "taken").write_text("a file, not a directory", encoding="utf-8")
+    wf = write(tmp_path, INVERT)
+    code, stdout, err = run_cli(capsys, "run", wf, "--server", fake_server.url, "--out", out)
+    assert code == cli.EXIT_USAGE and stdout == ""
+    assert err.count("\n") == 1 and err.startswith(f"comfysync: error: --out {out}: ")
+    assert "not a directory" in err
+    assert not any(r.path == "/prompt" and r.method == "POST" for r in fake_server.requests)
+    assert fake_server.history() == {}
+
+
+def test_run_out_is_created_before_submitting(
+    fake_server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from comfysync import _cli_run
+
+    seen = []
+    real_submit = ComfyApi.submit
+
+    def submit(self: ComfyApi, *args: Any, **kwargs: Any) -> Any:
+        seen.append((tmp_path / "new" / "dir").is_dir())
+        return real_submit(self, *args, **kwargs)
+
+    monkeypatch.setattr(ComfyApi, "submit", submit)
+    assert _cli_run.prepare_out_dir("new/dir") == Path("new/dir")
+    (tmp_path / "new" / "dir").rmdir()
+    code, _, err = run_cli(capsys, "run", write(tmp_path, INVERT), "--server", fake_server.url,
+                           "--out", "new/dir")
+    assert code == 0, err
+    assert seen == [True] and len(list((tmp_path / "new" / "dir").iterdir())) == 1
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_run_save_failure_still_reports_the_prompt(
+    fake_server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, as_json: bool,
+) -> None:
+    import errno
+
+    from comfysync._results import OutputFile
+
+    def full_disk(self: OutputFile, dest: Any) -> Path:
+        raise OSError(errno.ENOSPC, "No space left on device", str(dest))
+
+    monkeypatch.setattr(OutputFile, "save", full_disk)
+    argv = ["run", write(tmp_path, INVERT), "--server", fake_server.url, "--out", "o"]
+    code, out, err = run_cli(capsys, *argv, *(["--json"] if as_json else []))
+    assert code == cli.EXIT_FAILED
+    (prompt_id,) = fake_server.history()
+    assert err.count("\n") == 1 and prompt_id in err and "No space left on device" in err
+    assert "saving its outputs" in err
+    if as_json:
+        doc = json.loads(out)
+        assert doc["prompt_id"] == prompt_id and doc["status"] == "save_failed"
+        assert doc["files"] == [] and "No space left on device" in doc["error"]["message"]
+        assert doc["error"]["type"] == "OSError"
+    else:
+        assert out.startswith(f"prompt {prompt_id} succeeded")
+
+
+def test_demo_unusable_out_is_a_usage_error_before_starting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "taken").write_text("x", encoding="utf-8")
+    code, out, err = run_cli(capsys, "demo", "--out", "taken")
+    assert code == cli.EXIT_USAGE and out == ""
+    assert err == "comfysync: error: --out taken: is a file, not a directory\n"

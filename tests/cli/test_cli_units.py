@@ -108,6 +108,7 @@ def test_resolve_server(monkeypatch: pytest.MonkeyPatch) -> None:
     (errors.PromptLostError("gone", prompt_id="p"), 1),
     (errors.ComfyHTTPError(500, "http://h/x"), 1),
     (errors.WorkflowFormatError("ui"), 1),
+    (cli.CommandFailed("prompt p succeeded, but saving its outputs failed"), 1),
 ])
 def test_exit_codes(exc: BaseException, code: int) -> None:
     assert cli.exit_code_for(exc) == code
