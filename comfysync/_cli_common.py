@@ -15,7 +15,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional, Tuple, Union
 
-from .cli import UsageError, resolve_server
+from ._urls import parse_base_url
+from .cli import UsageError, resolve_server, server_source
 
 if TYPE_CHECKING:
     from ._client import ComfyApi
@@ -34,9 +35,21 @@ def _password(args: argparse.Namespace) -> str:
     raise UsageError("--user needs a password: --password or $COMFYUI_PASSWORD")
 
 
+def _url_has_credentials(url: str) -> bool:
+    try:
+        return parse_base_url(url).username is not None
+    except (TypeError, ValueError):  # open_api reports the malformed address
+        return False
+
+
 def client_options(args: argparse.Namespace) -> Dict[str, Any]:
     """Keyword arguments for :class:`ComfyApi` from ``--user/--password/--token/--insecure/
-    --ca-bundle`` and ``$COMFYUI_PASSWORD`` / ``$COMFYUI_TOKEN``."""
+    --ca-bundle`` and ``$COMFYUI_PASSWORD`` / ``$COMFYUI_TOKEN``.
+
+    Explicit credentials beat the environment: ``--user`` or a ``user:password@`` in the
+    server URL wins over ``$COMFYUI_TOKEN``. Two explicit ones (``--user`` and ``--token``,
+    URL credentials and ``--token``) are a usage error naming the options.
+    """
     auth: Optional[Tuple[str, str]] = None
     if args.user:
         auth = (str(args.user), _password(args))
@@ -45,8 +58,12 @@ def client_options(args: argparse.Namespace) -> Dict[str, Any]:
     token = args.token or os.environ.get("COMFYUI_TOKEN") or None
     if auth is not None and args.token:
         raise UsageError("use either --user or --token, not both")
-    if auth is not None:
-        token = None  # an explicit --user wins over a token in the environment
+    url_credentials = _url_has_credentials(resolve_server(args))
+    if url_credentials and auth is None and args.token:
+        raise UsageError(f"the {server_source(args)} URL carries credentials (user:password@) "
+                         "and --token is given too: use one of them")
+    if auth is not None or url_credentials:
+        token = None  # explicit credentials win over a token in the environment
     if args.insecure and args.ca_bundle:
         raise UsageError("use either --insecure or --ca-bundle, not both")
     verify: Union[bool, str] = True

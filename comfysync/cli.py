@@ -244,6 +244,14 @@ def resolve_server(args: argparse.Namespace) -> str:
     return str(args.server or os.environ.get("COMFYUI_URL") or DEFAULT_SERVER)
 
 
+def server_source(args: argparse.Namespace) -> str:
+    """Where :func:`resolve_server` found the address, for messages: ``"--server"``,
+    ``"$COMFYUI_URL"`` or ``"the default server"``."""
+    if args.server:
+        return "--server"
+    return "$COMFYUI_URL" if os.environ.get("COMFYUI_URL") else "the default server"
+
+
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes to whatever ``sys.stderr`` is at the time of the record (tests swap it)."""
 

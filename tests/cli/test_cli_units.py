@@ -12,7 +12,7 @@ from typing import Any, List
 import pytest
 
 from comfysync import cli, errors, events
-from comfysync._cli_common import client_options
+from comfysync._cli_common import client_options, open_api
 from comfysync._cli_output import (
     SavedFile,
     failure_document,
@@ -270,6 +270,39 @@ def test_client_options_errors(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     ca = tmp_path / "ca.pem"
     ca.write_text("-", encoding="utf-8")
     assert client_options(parse("queue", "--ca-bundle", str(ca)))["verify"] == str(ca)
+
+
+def test_explicit_credentials_beat_the_token_in_the_environment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COMFYUI_TOKEN", "env-token")
+    monkeypatch.delenv("COMFYUI_URL", raising=False)
+    opts = client_options(parse("queue", "--server", "http://ann:pw@gpu:8188"))
+    assert opts["token"] is None and opts["auth"] is None  # the URL's own credentials apply
+    api = open_api(parse("queue", "--server", "http://ann:pw@gpu:8188"))
+    try:
+        assert api._transport.auth_kind == "basic"
+    finally:
+        api.close()
+    monkeypatch.setenv("COMFYUI_URL", "http://ann:pw@gpu:8188")  # the same from $COMFYUI_URL
+    assert client_options(parse("queue"))["token"] is None
+    monkeypatch.setenv("COMFYUI_PASSWORD", "pw2")
+    opts = client_options(parse("queue", "--user", "bob"))  # --user: as before
+    assert opts["auth"] == ("bob", "pw2") and opts["token"] is None
+
+
+def test_explicit_credentials_twice_name_the_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COMFYUI_TOKEN", raising=False)
+    monkeypatch.delenv("COMFYUI_URL", raising=False)
+    with pytest.raises(cli.UsageError) as info:
+        client_options(parse("queue", "--server", "http://ann:pw@gpu", "--token", "t"))
+    message = str(info.value)
+    assert "--server" in message and "--token" in message and "pw" not in message
+    assert "auth=" not in message
+    monkeypatch.setenv("COMFYUI_URL", "http://ann:pw@gpu")
+    with pytest.raises(cli.UsageError, match=r"\$COMFYUI_URL.*--token"):
+        client_options(parse("queue", "--token", "t"))
+    with pytest.raises(cli.UsageError, match="either --user or --token"):
+        client_options(parse("queue", "--user", "ann", "--password", "x", "--token", "t"))
 
 
 def test_cli_logging_is_scoped(capsys: pytest.CaptureFixture[str]) -> None:
