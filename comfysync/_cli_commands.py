@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 from ._cli_common import rest_api
 from ._cli_output import free_path, print_json
 from ._models import FileRef, HistoryEntry, InputSpec, NodeDef, QueueItem
 from .cli import EXIT_FAILED, EXIT_OK, UsageError
+
+if TYPE_CHECKING:
+    from ._client import ComfyApi
 
 __all__ = ["cmd_queue", "cmd_history", "cmd_stats", "cmd_nodes", "cmd_interrupt",
            "cmd_upload", "cmd_download", "parse_file_ref"]
@@ -145,14 +148,39 @@ def cmd_nodes(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _interrupt(api: ComfyApi, prompt_id: Optional[str]) -> Tuple[str, Optional[str], str]:
+    """Interrupt the running prompt (only ``prompt_id``, when given) after asking ``GET
+    /queue`` what runs: ``(status, interrupted prompt id or None, message)``. Status is
+    ``interrupted``, ``idle`` (nothing runs), ``pending``, ``finished`` or ``unknown``.
+
+    The interrupt names the prompt seen running, so one that starts in between is spared.
+    """
+    state = api.get_queue()
+    running = [item.prompt_id for item in state.running]
+    target = prompt_id if prompt_id is not None else (running[0] if running else None)
+    if target is None:
+        return "idle", None, "nothing is running: nothing to interrupt"
+    if target in running:
+        api.interrupt(target)
+        return "interrupted", target, f"interrupt sent for the running prompt {target}"
+    if any(item.prompt_id == target for item in state.pending):
+        return "pending", None, (
+            f"prompt {target} is pending, not running: nothing was interrupted; to drop it "
+            f'from the queue: POST {api.url}/queue {{"delete": ["{target}"]}} '
+            "(ComfyApi.delete_from_queue)")
+    if api.get_history(target) is not None:
+        return "finished", None, f"prompt {target} has already finished: nothing was interrupted"
+    return "unknown", None, (f"prompt {target} is neither running nor queued on this server: "
+                             "nothing was interrupted")
+
+
 def cmd_interrupt(args: argparse.Namespace) -> int:
     with rest_api(args) as api:
-        api.interrupt(args.prompt_id)
-    what = f"prompt {args.prompt_id}" if args.prompt_id else "the running prompt"
+        status, interrupted, message = _interrupt(api, args.prompt_id)
     if args.json:
-        print_json({"interrupted": args.prompt_id})
+        print_json({"interrupted": interrupted, "status": status, "prompt_id": args.prompt_id})
     else:
-        print(f"interrupt sent for {what}")
+        print(message)
     return EXIT_OK
 
 

@@ -84,10 +84,15 @@ def open_api(args: argparse.Namespace, **extra: Any) -> ComfyApi:
         import urllib3
 
         urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+    server = resolve_server(args)
+    try:
+        parse_base_url(server)
+    except (ValueError, TypeError) as exc:  # a malformed --server / $COMFYUI_URL
+        raise UsageError(f"{server_source(args)}: {exc}") from None
     options = client_options(args)
     try:
-        return ComfyApi(resolve_server(args), **options, **extra)
-    except (ValueError, TypeError) as exc:  # a malformed --server / $COMFYUI_URL
+        return ComfyApi(server, **options, **extra)
+    except (ValueError, TypeError) as exc:
         raise UsageError(str(exc)) from None
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Dict
 
 from ._cli_run import prepare_out_dir, run_and_report
 from ._workflow import Workflow
-from .cli import EXIT_OK, UsageError
+from .cli import EXIT_OK, SERVER_OPTIONS, UsageError
 
 if TYPE_CHECKING:
     from ._client import ComfyApi
@@ -44,7 +44,18 @@ def _use_available_checkpoint(api: ComfyApi, wf: Workflow) -> None:
             node.inputs["ckpt_name"] = available[0]
 
 
+def _refuse_server_options(args: argparse.Namespace) -> None:
+    """``--server``/``--token``/… given before ``demo`` would be ignored: say so instead."""
+    given = [f"--{name.replace('_', '-')}" for name, default in SERVER_OPTIONS.items()
+             if getattr(args, name, default) != default]
+    if given:
+        raise UsageError(f"demo runs its own embedded server and takes no server options "
+                         f"({', '.join(given)}); to use your server: comfysync run "
+                         "WORKFLOW.json --server URL")
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
+    _refuse_server_options(args)
     try:
         from .testing import FakeComfyUI
     except ImportError as exc:

@@ -22,7 +22,7 @@ from ._cli_common import open_api
 from ._cli_interrupt import CtrlC, wait_interruptibly
 from ._cli_output import SavedFile, failure_document, free_path, print_json, result_document
 from ._cli_progress import ProgressReporter, RunProgress, describe_counts, labels_for, make_renderer
-from ._format import is_ui_format, read_json_file
+from ._format import check_api_shape, is_ui_format, read_json_file
 from ._results import PromptResult
 from ._tracking import PromptJob
 from ._workflow import Workflow, coerce_cli_value
@@ -39,14 +39,23 @@ _CANCEL_GRACE = 5.0
 
 
 def read_workflow_file(path: str) -> Dict[str, Any]:
-    """The JSON object in ``path``; :class:`UsageError` when it is missing or not JSON (a bad
-    file is a usage error on the command line: exit code 2)."""
+    """The workflow in ``path``; :class:`UsageError` when it is missing, not JSON, empty, or
+    not a workflow (a bad file is a usage error on the command line: exit code 2, before any
+    connection). An API-format file is checked node by node here; a UI-format one is
+    checked when it is converted."""
     try:
         data = read_json_file(path)
     except errors.WorkflowFormatError as exc:
         raise UsageError(str(exc)) from None
     if not isinstance(data, dict):
         raise UsageError(f"{path} does not hold a workflow (a JSON object)")
+    if not is_ui_format(data):
+        if not data:
+            raise UsageError(f"{path} has no nodes: nothing to run")
+        try:
+            check_api_shape(data)
+        except errors.WorkflowFormatError as exc:
+            raise UsageError(f"{path}: {exc}") from None
     return data
 
 

@@ -19,7 +19,7 @@ import logging
 import os
 import sys
 import traceback
-from typing import Callable, Dict, Iterator, List, NoReturn, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, NoReturn, Optional, Sequence, Tuple
 
 from . import errors
 from ._version import __version__
@@ -57,17 +57,35 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"comfysync: error: {message}\n")
 
 
-def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+#: The connection options (``dest`` names) and their defaults: ``demo``, which runs its own
+#: embedded server, neither offers nor accepts them.
+SERVER_OPTIONS: Dict[str, object] = {"server": None, "user": None, "password": None,
+                                     "token": None, "insecure": False, "ca_bundle": None}
+
+
+def _add_common(parser: argparse.ArgumentParser, *, suppress: bool,
+                server_options: bool = True) -> None:
     """Connection and output options, accepted both before and after the command name.
 
     The copies on the sub-commands use ``SUPPRESS`` defaults, so an option given before the
-    command is not overwritten by the sub-command's default.
+    command is not overwritten by the sub-command's default. ``server_options`` false leaves
+    out the connection options (for ``demo``).
     """
 
     def d(value: object) -> object:
         return argparse.SUPPRESS if suppress else value
 
-    g = parser.add_argument_group("server and output options")
+    g = parser.add_argument_group("server and output options" if server_options
+                                  else "output options")
+    if server_options:
+        _add_server_options(g, d)
+    g.add_argument("--json", action="store_true", default=d(False),
+                   help="print a machine-readable JSON result on stdout")
+    g.add_argument("--debug", action="store_true", default=d(False),
+                   help="show tracebacks and debug logging on errors")
+
+
+def _add_server_options(g: Any, d: Callable[[object], object]) -> None:
     g.add_argument("--server", metavar="URL", default=d(None),
                    help="ComfyUI address: host, host:port or http(s)://host[:port][/prefix] "
                         f"(default: $COMFYUI_URL, else {DEFAULT_SERVER})")
@@ -83,10 +101,6 @@ def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
                    help="do not verify the server's TLS certificate")
     g.add_argument("--ca-bundle", metavar="PATH", default=d(None),
                    help="verify TLS against this CA bundle instead of the system's")
-    g.add_argument("--json", action="store_true", default=d(False),
-                   help="print a machine-readable JSON result on stdout")
-    g.add_argument("--debug", action="store_true", default=d(False),
-                   help="show tracebacks and debug logging on errors")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,9 +118,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
 
-    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+    def add(name: str, help_text: str, server_options: bool = True) -> argparse.ArgumentParser:
         p: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=help_text)
-        _add_common(p, suppress=True)
+        _add_common(p, suppress=True, server_options=server_options)
         return p
 
     run = add("run", "run a workflow (API or UI format), show progress, save its outputs")
@@ -157,7 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("--out", metavar="DIR", default=DEFAULT_OUT,
                       help=f"target directory (default: ./{DEFAULT_OUT})")
 
-    demo = add("demo", "run the default text-to-image workflow on an embedded FakeComfyUI")
+    demo = add("demo", "run the default text-to-image workflow on an embedded FakeComfyUI "
+                       "(takes no server options: it starts its own server)",
+               server_options=False)
     demo.add_argument("--out", metavar="DIR", default=DEFAULT_OUT,
                       help=f"where to save the image (default: ./{DEFAULT_OUT})")
     demo.add_argument("--progress", choices=PROGRESS_MODES, default="auto",

@@ -12,7 +12,7 @@ from typing import Any, Dict, Tuple
 
 import pytest
 
-from comfysync import ComfyApi, cli
+from comfysync import ComfyApi, cli, errors
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples" / "workflows"
 
@@ -197,11 +197,45 @@ def test_nodes(fake_server: Any, capsys: pytest.CaptureFixture[str]) -> None:
     assert code == cli.EXIT_USAGE and "no node class 'Nope'" in err
 
 
-def test_interrupt(fake_server: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = run_cli(capsys, "interrupt", "--server", fake_server.url)
-    assert (code, out) == (0, "interrupt sent for the running prompt\n")
-    code, out, _ = run_cli(capsys, "interrupt", "abc", "--json", "--server", fake_server.url)
-    assert code == 0 and json.loads(out) == {"interrupted": "abc"}
+def _slow(seed: int) -> Dict[str, Any]:
+    slow: Dict[str, Any] = json.loads((SAMPLES / "slow.json").read_text(encoding="utf-8"))
+    slow["2"]["inputs"]["seed"] = seed  # never cached; ProbeSleep wakes on interrupt
+    return slow
+
+
+def test_interrupt_says_what_happened(fake_server: Any, capsys: pytest.CaptureFixture[str]
+                                      ) -> None:
+    server = ["--server", fake_server.url]
+    code, out, _ = run_cli(capsys, "interrupt", *server)
+    assert (code, out) == (0, "nothing is running: nothing to interrupt\n")
+    code, out, _ = run_cli(capsys, "interrupt", "abc", "--json", *server)
+    assert code == 0 and json.loads(out) == {"interrupted": None, "status": "unknown",
+                                             "prompt_id": "abc"}
+    code, out, _ = run_cli(capsys, "interrupt", "abc", *server)
+    assert code == 0 and out == ("prompt abc is neither running nor queued on this server: "
+                                 "nothing was interrupted\n")
+
+    with ComfyApi(fake_server.url) as api:
+        first = api.submit(_slow(101))
+        second = api.submit(_slow(102))
+        fake_server.wait_for_running(first.prompt_id)
+        code, out, _ = run_cli(capsys, "interrupt", second.prompt_id, *server)
+        assert code == 0 and out.startswith(f"prompt {second.prompt_id} is pending, not "
+                                            "running: nothing was interrupted")
+        assert f'{{"delete": ["{second.prompt_id}"]}}' in out
+        code, out, _ = run_cli(capsys, "interrupt", "--json", *server)  # the running one
+        assert code == 0 and json.loads(out) == {
+            "interrupted": first.prompt_id, "status": "interrupted", "prompt_id": None}
+        with pytest.raises(errors.PromptInterruptedError):
+            first.wait(timeout=10)
+
+        fake_server.wait_for_running(second.prompt_id)  # by id, when it is the running one
+        code, out, _ = run_cli(capsys, "interrupt", second.prompt_id, *server)
+        assert (code, out) == (0, f"interrupt sent for the running prompt {second.prompt_id}\n")
+        with pytest.raises(errors.PromptInterruptedError):
+            second.wait(timeout=10)
+    code, out, _ = run_cli(capsys, "interrupt", first.prompt_id, *server)
+    assert out == f"prompt {first.prompt_id} has already finished: nothing was interrupted\n"
 
 
 def test_upload_and_download(fake_server: Any, tmp_path: Path,

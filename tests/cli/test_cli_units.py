@@ -209,6 +209,56 @@ def test_read_workflow_file_errors(tmp_path: Path) -> None:
     assert read_workflow_file(str(good)) == {"1": {"class_type": "X", "inputs": {}}}
 
 
+@pytest.mark.parametrize("data, words", [
+    ({}, "has no nodes"),
+    ({"1": 3}, "node 1: expected an object with class_type"),
+    ({"1": {"inputs": {}}}, "node 1 is missing the class_type property"),
+    ({"1": {"class_type": "X", "inputs": [1]}}, "inputs must be an object"),
+])
+def test_invalid_workflow_file_is_a_usage_error_before_connecting(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+        data: Any, words: str) -> None:
+    from comfysync import ComfyApi
+
+    def no_client(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("a client was created for an invalid workflow file")
+
+    monkeypatch.setattr(ComfyApi, "__init__", no_client)
+    path = tmp_path / "wf.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(cli.UsageError, match=words):
+        read_workflow_file(str(path))
+    assert cli.main(["run", str(path)]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err and str(path) in err
+
+
+def test_demo_takes_no_server_options(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["demo", "--help"]) == 0
+    out = capsys.readouterr().out
+    for option in ("--server", "--user", "--password", "--token", "--insecure", "--ca-bundle"):
+        assert option not in out
+    assert "--json" in out and "--out" in out
+    assert cli.main(["demo", "--server", "h:1"]) == cli.EXIT_USAGE  # argparse refuses it
+    assert "unrecognized arguments: --server" in capsys.readouterr().err
+    for argv in (["--server", "h:1", "demo"], ["--token", "t", "demo"],
+                 ["--insecure", "demo"]):
+        assert cli.main(argv) == cli.EXIT_USAGE
+        err = capsys.readouterr().err
+        assert err.startswith("comfysync: error: demo runs its own embedded server")
+        assert argv[0] in err and err.count("\n") == 1
+
+
+def test_malformed_comfyui_url_names_the_variable(monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("COMFYUI_URL", "ftp://gpu:8188")
+    assert cli.main(["queue"]) == cli.EXIT_USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("comfysync: error: $COMFYUI_URL: unsupported URL scheme 'ftp'")
+    assert cli.main(["queue", "--server", "gpu:x"]) == cli.EXIT_USAGE
+    assert capsys.readouterr().err.startswith("comfysync: error: --server: invalid server URL")
+
+
 def test_prompt_events_buffers_until_bound_and_filters() -> None:
     got: List[Any] = []
     forward = PromptEvents(got.append)
