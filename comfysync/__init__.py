@@ -23,7 +23,7 @@ from ._models import (
 from ._pool import ComfyPool, PoolFuture, PoolSubscription
 from ._pool_policies import ServerSpec, ServerStats, ServerView
 from ._results import OutputFile, PromptResult
-from ._tracking import JobProgress, PromptJob
+from ._job import JobProgress, PromptJob
 from ._version import __version__
 from ._workflow import Node, Workflow
 from .errors import (

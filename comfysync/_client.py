@@ -24,7 +24,8 @@ from ._listener import Listener
 from ._polling import RestOps
 from ._rest import RestMethods, WorkflowInput, to_api_prompt
 from ._results import PromptResult
-from ._tracking import PromptJob, Tracker
+from ._job import PromptJob
+from ._tracking import Tracker
 from ._transport import HttpTransport, TimeoutArg, VerifyArg
 from ._workflow import NodeDefsCache, ensure_api_format
 from .errors import ComfyConnectionError, ComfyError, ComfyHTTPError

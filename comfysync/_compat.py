@@ -20,7 +20,7 @@ from typing import Any, Optional
 from ._client import ComfyApi
 from ._rest import WorkflowInput
 from ._results import PromptResult
-from ._tracking import PromptJob
+from ._job import PromptJob
 
 __all__ = ["ComfyClient", "create_client"]
 

@@ -7,16 +7,22 @@ atomically, so in that order a prompt that finishes between the two requests is 
 history; the other order could see it in neither and call it lost. Only per-prompt history
 is ever requested, never the whole ``/history``.
 
-Everything here runs on the tracker thread; nothing touches tracker state.
+What an ended prompt means is decided here too, once for both sources: :func:`prompt_error`
+turns a terminal event (from the socket, or decoded back from a history entry's
+``status.messages`` by :func:`history_outcome`) into the prompt's error.
+
+The HTTP calls here run on the tracker thread; nothing here touches tracker state.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Iterable, List, Mapping, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, FrozenSet, Iterable, Mapping, Optional, Tuple, Union
 
 from attrs import define
 
+from . import events as ev
+from ._wire import FrameError, decode_message
 from .errors import (
     ComfyError,
     ComfyHTTPError,
@@ -39,6 +45,7 @@ __all__ = [
     "check_prompts",
     "history_outcome",
     "history_messages",
+    "prompt_error",
     "RestOps",
 ]
 
@@ -111,38 +118,41 @@ def history_messages(entry: Optional[Mapping[str, Any]]) -> Dict[str, Mapping[st
     return found
 
 
-def _str_list(value: Any) -> Optional[List[str]]:
-    if isinstance(value, (list, tuple)):
-        return [str(v) for v in value]
-    return None
-
-
-def _opt_str(value: Any) -> Optional[str]:
-    return None if value is None else str(value)
-
-
-def execution_error(prompt_id: str, data: Mapping[str, Any]) -> PromptExecutionError:
-    """A :class:`PromptExecutionError` from an ``execution_error`` payload (wire or history)."""
+def prompt_error(
+    prompt_id: str, event: Union[ev.ExecutionError, ev.ExecutionInterrupted]
+) -> PromptError:
+    """The error a terminal event stands for — the same whether the event came over the
+    socket or was read back from a history entry. ``PromptExecutionError.raw`` is the
+    server's ``execution_error`` payload (``current_inputs`` and all)."""
+    if isinstance(event, ev.ExecutionInterrupted):
+        return PromptInterruptedError(
+            prompt_id=prompt_id,
+            node_id=event.node_id,
+            node_type=event.node_type,
+            executed=list(event.executed),
+        )
+    data = (event.raw or {}).get("data")
     return PromptExecutionError(
         prompt_id=prompt_id,
-        node_id=_opt_str(data.get("node_id")),
-        node_type=_opt_str(data.get("node_type")),
-        exception_type=_opt_str(data.get("exception_type")),
-        exception_message=str(data.get("exception_message") or ""),
-        traceback=_str_list(data.get("traceback")),
-        executed=_str_list(data.get("executed")),
-        raw=data,
+        node_id=event.node_id,
+        node_type=event.node_type,
+        exception_type=event.exception_type,
+        exception_message=event.exception_message,
+        traceback=list(event.traceback),
+        executed=list(event.executed),
+        raw=data if isinstance(data, Mapping) else None,
     )
 
 
-def interrupted_error(prompt_id: str, data: Mapping[str, Any]) -> PromptInterruptedError:
-    """A :class:`PromptInterruptedError` from an ``execution_interrupted`` payload."""
-    return PromptInterruptedError(
-        prompt_id=prompt_id,
-        node_id=_opt_str(data.get("node_id")),
-        node_type=_opt_str(data.get("node_type")),
-        executed=_str_list(data.get("executed")),
-    )
+def _recorded_error(prompt_id: str, name: str, data: Mapping[str, Any]) -> PromptError:
+    """The error of a terminal message kept in history (decoded like a frame; a record too
+    malformed to decode still tells how the prompt ended)."""
+    try:
+        event = decode_message(name, dict(data))
+    except FrameError:
+        event = decode_message(name, {})
+    assert isinstance(event, (ev.ExecutionError, ev.ExecutionInterrupted))
+    return prompt_error(prompt_id, event)
 
 
 def history_outcome(prompt_id: str, entry: Mapping[str, Any]) -> Optional[PromptError]:
@@ -154,10 +164,10 @@ def history_outcome(prompt_id: str, entry: Mapping[str, Any]) -> Optional[Prompt
     status = entry.get("status")
     status_str = status.get("status_str") if isinstance(status, Mapping) else None
     messages = history_messages(entry)
-    if "execution_interrupted" in messages:
-        return interrupted_error(prompt_id, messages["execution_interrupted"])
-    if "execution_error" in messages and status_str != "success":
-        return execution_error(prompt_id, messages["execution_error"])
+    for name in ("execution_interrupted", "execution_error"):
+        # an execution_error next to success is the non-fatal ExecutionBlocker message
+        if name in messages and (name == "execution_interrupted" or status_str != "success"):
+            return _recorded_error(prompt_id, name, messages[name])
     if status_str == "error":
         return PromptExecutionError(
             prompt_id=prompt_id,

@@ -49,6 +49,7 @@ __all__ = [
     "OP_PING",
     "OP_PONG",
     "decode_text",
+    "decode_message",
     "decode_binary",
     "BINARY_PREVIEW_IMAGE",
     "BINARY_TEXT",
@@ -290,14 +291,23 @@ def decode_text(text: Union[str, bytes, bytearray]) -> Event:
     kind = message.get("type")
     if type(kind) is not str or not kind:
         raise FrameError('text frame has no "type" string')
+    return decode_message(kind, message.get("data"), message)
+
+
+def decode_message(kind: str, data: Any, raw: Optional[_Raw] = None) -> Event:
+    """Decode a message already split into its ``type`` and ``data``: the body of a text
+    frame, or one ``[type, data]`` pair of a history entry's ``status.messages`` (the server
+    stores the same payloads it sends). ``raw`` defaults to ``{"type": kind, "data": data}``.
+    Same rules and errors as :func:`decode_text`."""
+    if raw is None:
+        raw = {"type": kind, "data": data}
     parser = _PARSERS.get(kind)
     if parser is None:
-        return UnknownEvent(kind, message.get("data"), raw=message)
-    data = message.get("data")
+        return UnknownEvent(kind, data, raw=raw)
     if not isinstance(data, dict):
         raise FrameError(f"{kind}: 'data' should be an object, got {type(data).__name__}")
     try:
-        return parser(data, message)
+        return parser(data, raw)
     except FrameError as exc:
         raise FrameError(f"{kind}: {exc}") from None
 

@@ -6,9 +6,10 @@ refused. Every wait is bounded; the tests wait on events, never on sleeps."""
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Dict, Iterator, List, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
+from _core_workflows import sleep_wf
 
 from comfysync import ComfyApi, events
 from comfysync.errors import (
@@ -22,16 +23,6 @@ from comfysync.testing import FakeComfyUI
 pytestmark = pytest.mark.timeout(60)
 
 WAIT = 10.0
-
-
-def sleep_wf(seconds: float, seed: int = 0) -> Dict[str, Any]:
-    return {
-        "1": {"class_type": "EmptyImage",
-              "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
-        "2": {"class_type": "ProbeSleep",
-              "inputs": {"image": ["1", 0], "seconds": seconds, "seed": seed}},
-        "3": {"class_type": "ProbeText", "inputs": {"text": "slept", "image": ["2", 0]}},
-    }
 
 
 def client_threads(api: ComfyApi) -> List[threading.Thread]:
@@ -52,25 +43,6 @@ def run_in_thread(fn: Callable[[], Any]) -> Tuple[threading.Thread, Dict[str, An
     thread = threading.Thread(target=go, daemon=True)
     thread.start()
     return thread, out
-
-
-@pytest.fixture
-def make_api(fake_server: FakeComfyUI) -> Iterator[Callable[..., ComfyApi]]:
-    made: List[ComfyApi] = []
-
-    def make(tracker: str = "websocket", connect: bool = True, **kw: Any) -> ComfyApi:
-        kw.setdefault("backoff_base", 0.05)
-        kw.setdefault("backoff_cap", 0.2)
-        kw.setdefault("poll_interval", (0.02, 0.2))
-        api = ComfyApi(fake_server.url, tracker=tracker, **kw)
-        made.append(api)
-        if connect:
-            api.connect(timeout=WAIT)
-        return api
-
-    yield make
-    for api in made:
-        api.close()
 
 
 # --------------------------------------------------------------------------- close() races

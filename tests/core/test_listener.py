@@ -763,7 +763,9 @@ def test_no_answer_to_ping_is_a_dead_connection(make_listener: Any) -> None:
 # --------------------------------------------------------------------------- against FakeComfyUI
 
 
-def _post_prompt(server: Any, client_id: str, steps: int = 2, preview: str = "JPEG") -> str:
+def _post_prompt(server: Any, client_id: str, steps: int = 2, preview: str = "JPEG",
+                 delay_ms: int = 0) -> str:
+    """POST a prompt (progress bar with previews, then SaveImage) as ``client_id``."""
     prompt_id = str(uuid.uuid4())
     workflow = {
         "1": {
@@ -775,7 +777,7 @@ def _post_prompt(server: Any, client_id: str, steps: int = 2, preview: str = "JP
             "inputs": {
                 "image": ["1", 0],
                 "steps": steps,
-                "delay_ms": 0,
+                "delay_ms": delay_ms,
                 "preview": preview,
                 "seed": random.randint(0, 1 << 30),
             },
@@ -964,29 +966,7 @@ def test_fake_server_reconnect_mid_run_keeps_attribution(
     listener.start(timeout=WAIT)
     first_progress = threading.Event()
     bus.on("progress", lambda e: first_progress.set())
-    prompt_id = str(uuid.uuid4())
-    workflow = {
-        "1": {
-            "class_type": "EmptyImage",
-            "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 1},
-        },
-        "2": {
-            "class_type": "ProbeProgress",
-            "inputs": {
-                "image": ["1", 0],
-                "steps": 6,
-                "delay_ms": 150,
-                "preview": "JPEG",
-                "seed": random.randint(0, 1 << 30),
-            },
-        },
-        "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "t"}},
-    }
-    requests.post(
-        f"{fake_server.url}/prompt",
-        json={"prompt": workflow, "client_id": "midrunclient0001", "prompt_id": prompt_id},
-        timeout=WAIT,
-    ).raise_for_status()
+    prompt_id = _post_prompt(fake_server, "midrunclient0001", steps=6, delay_ms=150)
     assert first_progress.wait(WAIT)
     fake_server.drop_websockets()
     rec.wait_count(ev.Reconnected)

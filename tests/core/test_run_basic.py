@@ -7,9 +7,10 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict, List
 
 import pytest
+from _core_workflows import sleep_wf, text_wf
 
 from comfysync import (
     ComfyApi,
@@ -33,50 +34,6 @@ from comfysync.testing import FakeComfyUI
 pytestmark = pytest.mark.timeout(60)
 
 TRACKERS = ["websocket", "http"]
-
-
-def text_wf(text: str = "hello", *, steps: int = 2, delay_ms: int = 0, preview: str = "none",
-            seed: int = 0, save: bool = False) -> Dict[str, Any]:
-    wf: Dict[str, Any] = {
-        "1": {"class_type": "EmptyImage",
-              "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0x336699}},
-        "2": {"class_type": "ProbeProgress",
-              "inputs": {"image": ["1", 0], "steps": steps, "delay_ms": delay_ms,
-                         "preview": preview, "seed": seed}},
-        "3": {"class_type": "ProbeText", "inputs": {"text": text, "image": ["2", 0]}},
-    }
-    if save:
-        wf["4"] = {"class_type": "SaveImage",
-                   "inputs": {"images": ["2", 0], "filename_prefix": "core/run"}}
-    return wf
-
-
-def sleep_wf(seconds: float, seed: int = 0) -> Dict[str, Any]:
-    return {
-        "1": {"class_type": "EmptyImage",
-              "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
-        "2": {"class_type": "ProbeSleep",
-              "inputs": {"image": ["1", 0], "seconds": seconds, "seed": seed}},
-        "3": {"class_type": "ProbeText", "inputs": {"text": "slept", "image": ["2", 0]}},
-    }
-
-
-@pytest.fixture
-def make_api(fake_server: FakeComfyUI) -> Iterator[Callable[..., ComfyApi]]:
-    made: List[ComfyApi] = []
-
-    def make(tracker: str = "websocket", **kw: Any) -> ComfyApi:
-        kw.setdefault("backoff_base", 0.05)
-        kw.setdefault("backoff_cap", 0.2)
-        kw.setdefault("poll_interval", (0.02, 0.2))
-        api = ComfyApi(fake_server.url, tracker=tracker, **kw)
-        made.append(api)
-        api.connect(timeout=10)
-        return api
-
-    yield make
-    for api in made:
-        api.close()
 
 
 @pytest.mark.parametrize("flavour", ["metadata", "legacy"])

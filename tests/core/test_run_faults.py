@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, Callable, Dict, Iterator, List
+from typing import Any, Callable, Dict
 
 import pytest
 import requests
+from _core_workflows import sleep_wf
 
 from comfysync import ComfyApi, events
 from comfysync.errors import (
@@ -29,16 +30,6 @@ JOBS_API = [
 ]
 
 
-def sleep_wf(seconds: float, seed: int = 0, text: str = "slept") -> Dict[str, Any]:
-    return {
-        "1": {"class_type": "EmptyImage",
-              "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
-        "2": {"class_type": "ProbeSleep",
-              "inputs": {"image": ["1", 0], "seconds": seconds, "seed": seed}},
-        "3": {"class_type": "ProbeText", "inputs": {"text": text, "image": ["2", 0]}},
-    }
-
-
 def assert_cancel_route(server: FakeComfyUI, jobs_api: bool) -> None:
     posted = [r.path.replace("/api/api/", "/api/") for r in server.requests
               if r.method == "POST"]
@@ -46,25 +37,6 @@ def assert_cancel_route(server: FakeComfyUI, jobs_api: bool) -> None:
         assert "/api/jobs/cancel" in posted and "/interrupt" not in posted
     else:
         assert "/queue" in posted and "/interrupt" in posted
-
-
-@pytest.fixture
-def make_api(fake_server: FakeComfyUI) -> Iterator[Callable[..., ComfyApi]]:
-    made: List[ComfyApi] = []
-
-    def make(tracker: str = "websocket", connect: bool = True, **kw: Any) -> ComfyApi:
-        kw.setdefault("backoff_base", 0.05)
-        kw.setdefault("backoff_cap", 0.2)
-        kw.setdefault("poll_interval", (0.02, 0.2))
-        api = ComfyApi(fake_server.url, tracker=tracker, **kw)
-        made.append(api)
-        if connect:
-            api.connect(timeout=10)
-        return api
-
-    yield make
-    for api in made:
-        api.close()
 
 
 @pytest.mark.parametrize("jobs_api", JOBS_API)
