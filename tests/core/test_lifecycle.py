@@ -193,3 +193,27 @@ def test_outputs_refused_at_queue_time_are_reported_on_the_result(
     assert result.node_errors["4"]["class_type"] == "ProbeText"
     with pytest.raises(ComfyError):
         api.submit({"4": wf["4"], "1": wf["1"]})  # nothing valid left: refused outright
+
+
+@pytest.mark.parametrize("tracker", ["websocket", "http"])
+def test_close_from_a_future_callback(
+    make_api: Callable[..., ComfyApi], tracker: str
+) -> None:
+    """Future callbacks run on the thread that ended the job (tracker or listener):
+    close() there must neither deadlock nor leave a thread behind."""
+    api = make_api(tracker)
+    threads = client_threads(api)
+    closed = threading.Event()
+
+    def close_client(future: Any) -> None:
+        api.close()
+        closed.set()
+
+    job = api.submit(sleep_wf(0.0))
+    assert job.future is not None
+    job.future.add_done_callback(close_client)
+    assert closed.wait(WAIT)
+    assert job.wait(WAIT).text["3"][0] == "slept"
+    for thread in threads + client_threads(api):
+        thread.join(WAIT)
+    assert client_threads(api) == []

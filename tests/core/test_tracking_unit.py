@@ -528,3 +528,40 @@ def test_a_server_chosen_id_whose_run_ended_before_the_answer(
     ops.on_post = during_post
     job = t.submit(WF, {})
     assert job.wait(5).text == {"2": ["fast"]}
+
+
+def test_a_malformed_error_record_in_history_still_ends_the_job(
+    ops: FakeOps, make_tracker: Any
+) -> None:
+    t = make_tracker()
+    job = t.submit(WF, {})
+    ops.finish(job.prompt_id, entry("error", messages=[
+        ["execution_error", {"node_id": ["not", "an", "id"], "exception_type": "X"}]]))
+    t.on_socket_ready(reconnected=True)
+    with pytest.raises(PromptExecutionError) as info:
+        job.wait(5)
+    assert info.value.prompt_id == job.prompt_id and job.status == "error"
+
+
+def test_socket_and_history_errors_carry_the_same_payload(
+    ops: FakeOps, make_tracker: Any
+) -> None:
+    payload = {"node_id": "2", "node_type": "ProbeFail", "exception_type": "RuntimeError",
+               "exception_message": "x\n", "traceback": ["tb"], "executed": [],
+               "current_inputs": {"message": ["x"]}}
+    t = make_tracker()
+    live, recorded = t.submit(WF, {}), t.submit(WF, {})
+    t.handle_event(ev.ExecutionError(
+        node_id="2", node_type="ProbeFail", exception_type="RuntimeError",
+        exception_message="x\n", traceback=("tb",), prompt_id=live.prompt_id,
+        raw={"type": "execution_error", "data": dict(payload, prompt_id=live.prompt_id)}))
+    ops.finish(recorded.prompt_id, entry("error", messages=[
+        ["execution_error", dict(payload, prompt_id=recorded.prompt_id)]]))
+    t.on_socket_ready(reconnected=True)
+    errors = []
+    for job in (live, recorded):
+        with pytest.raises(PromptExecutionError) as info:
+            job.wait(5)
+        errors.append(info.value)
+    assert [e.raw and e.raw["current_inputs"] for e in errors] == [{"message": ["x"]}] * 2
+    assert [(e.node_id, e.exception_message) for e in errors] == [("2", "x")] * 2

@@ -28,6 +28,7 @@ from comfysync._wire import (
     FrameParser,
     ProtocolError,
     decode_binary,
+    decode_message,
     decode_text,
 )
 
@@ -534,3 +535,17 @@ def test_absurdly_nested_json_is_a_frame_error_not_a_crash() -> None:
     meta = ('{"prompt_id": ' + deep + "}").encode()
     with pytest.raises(FrameError, match="nested"):
         decode_binary(struct.pack(">II", 4, len(meta)) + meta + PNG)
+
+
+def test_decode_message_reads_history_pairs_like_frames() -> None:
+    """History keeps ``[type, data]`` pairs with the payloads the socket carried."""
+    data = {"prompt_id": "p", "node_id": "2", "node_type": "ProbeFail",
+            "exception_type": "RuntimeError", "exception_message": "boom\n",
+            "traceback": ["tb"], "executed": [], "timestamp": 5}
+    from_history = decode_message("execution_error", data)
+    from_socket = decode_text(json.dumps({"type": "execution_error", "data": data}))
+    assert from_history == from_socket
+    assert from_history.raw == {"type": "execution_error", "data": data}
+    assert isinstance(decode_message("x.custom", [1]), ev.UnknownEvent)
+    with pytest.raises(FrameError, match="execution_error: 'data' should be an object"):
+        decode_message("execution_error", "oops")
