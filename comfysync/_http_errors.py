@@ -20,7 +20,9 @@ from .errors import ComfyConnectionError, ComfyError, ComfyHTTPError, ComfyTimeo
 
 __all__ = [
     "ERROR_BODY_LIMIT",
+    "ca_bundle_failure",
     "decode_json",
+    "is_ca_bundle_error",
     "describe_timeout",
     "http_error",
     "reading_failure",
@@ -55,6 +57,26 @@ def request_failure(
     )
 
 
+def ca_bundle_failure(exc: OSError, method: str, display_url: str,
+                      base_url: str) -> ComfyConnectionError:
+    """The typed error for the ``OSError`` requests raises before connecting when the CA
+    bundle (``verify=`` or ``$REQUESTS_CA_BUNDLE``/``$CURL_CA_BUNDLE``) or a client
+    certificate file it was given does not exist."""
+    return ComfyConnectionError(
+        f"cannot reach ComfyUI at {base_url} ({method} {display_url}): the CA bundle or "
+        f"certificate file cannot be used ({exc}) — check verify= and the REQUESTS_CA_BUNDLE "
+        "/ CURL_CA_BUNDLE environment variables",
+        url=display_url,
+    )
+
+
+def is_ca_bundle_error(exc: BaseException) -> bool:
+    """True for requests' own ``OSError`` about a missing CA bundle / certificate file (not a
+    ``RequestException``: it is raised before any connection is tried)."""
+    text = str(exc)
+    return text.startswith("Could not find") and "TLS" in text
+
+
 def reading_failure(
     exc: requests.exceptions.RequestException, method: str, display_url: str
 ) -> ComfyError:
@@ -72,16 +94,18 @@ def reading_failure(
 
 
 def http_error(
-    response: requests.Response, method: str, display_url: str, stream: bool
+    response: requests.Response, method: str, display_url: str, stream: bool,
+    prefix: str = "",
 ) -> ComfyHTTPError:
     """The :class:`ComfyHTTPError` for a non-2xx ``response`` to ``method`` ``display_url``
     (redacted): status, URL, the decoded body
     (JSON when it parses, else text; at most :data:`ERROR_BODY_LIMIT` bytes read when
     ``stream`` is true, and the response closed) and a message with the body's first lines
-    plus a hint for statuses that have a usual cause."""
+    plus a hint for statuses that have a usual cause. ``prefix`` is the base URL's path
+    prefix: a 404 below one suggests checking it."""
     raw = _read_limited(response, ERROR_BODY_LIMIT) if stream else response.content
     body = _body_from_bytes(raw, response.headers.get("Content-Type", ""))
-    hint = _status_hint(response.status_code)
+    hint = _status_hint(response.status_code, prefix)
     message = f"{method} {display_url} failed with HTTP {response.status_code}"
     preview = _preview(body) if isinstance(body, str) else _preview(_compact(body))
     if preview:
@@ -134,10 +158,26 @@ def describe_timeout(timeout: Any) -> str:
     return f"{timeout:g}s"
 
 
+#: What OpenSSL says when the other side answers a TLS ClientHello in plain HTTP.
+_PLAIN_HTTP_MARKERS = ("WRONG_VERSION_NUMBER", "record layer failure", "packet length too long")
+
+
 def _connection_reason(exc: BaseException) -> Tuple[str, str]:
     """A short reason and a hint for a connection failure, from the ``requests`` exception."""
     text = repr(exc)
     if isinstance(exc, requests.exceptions.SSLError):
+        for marker in _PLAIN_HTTP_MARKERS:
+            if marker in text:
+                return (
+                    "TLS handshake failed",
+                    f"is the server really speaking HTTPS? ({marker}) — ComfyUI serves plain "
+                    "HTTP unless started with --tls-keyfile/--tls-certfile: try http://",
+                )
+        if "NO_CERTIFICATE_OR_CRL_FOUND" in text:
+            return (
+                "TLS handshake failed",
+                "the CA bundle given with verify= holds no certificate (is it a PEM file?)",
+            )
         return (
             "TLS handshake failed",
             "check the certificate, pass verify='/path/to/ca.pem' for a private CA, "
@@ -169,7 +209,11 @@ def _connection_reason(exc: BaseException) -> Tuple[str, str]:
     )
 
 
-def _status_hint(status: int) -> str:
+def _status_hint(status: int, prefix: str = "") -> str:
+    if status == 404 and prefix:
+        return (
+            f"if every route answers 404, check the path prefix {prefix!r} in the server URL"
+        )
     if status in (401, 407):
         return (
             "the server or a proxy in front of it wants credentials: "

@@ -25,8 +25,23 @@ import requests
 import requests.adapters
 import requests.auth
 
-from ._http_errors import decode_json, http_error, reading_failure, request_failure
-from ._urls import DEFAULT_PORT, ParsedURL, clean_params, parse_base_url, strip_userinfo
+from ._http_errors import (
+    ca_bundle_failure,
+    decode_json,
+    http_error,
+    is_ca_bundle_error,
+    reading_failure,
+    request_failure,
+)
+from ._urls import (
+    DEFAULT_PORT,
+    ParsedURL,
+    clean_params,
+    parse_base_url,
+    redact_userinfo,
+    strip_userinfo,
+)
+from ._version import __version__
 from .errors import ComfyConnectionError
 
 __all__ = [
@@ -34,6 +49,7 @@ __all__ = [
     "HttpTransport",
     "ParsedURL",
     "TimeoutArg",
+    "USER_AGENT",
     "VerifyArg",
     "decode_json",
     "iter_response",
@@ -49,6 +65,10 @@ VerifyArg = Union[bool, str, "os.PathLike[str]"]
 """TLS verification: ``True`` (system/certifi CAs), ``False`` (no check) or a CA bundle path."""
 
 _POOL_MAXSIZE = 32
+
+USER_AGENT = f"comfysync/{__version__} {requests.utils.default_user_agent()}"
+"""Sent with every HTTP request unless ``headers=`` names another ``User-Agent``: lets a
+server or proxy log tell comfysync's traffic from other clients'."""
 
 
 def _basic_header(username: str, password: str) -> str:
@@ -136,6 +156,11 @@ class HttpTransport:
         session: Optional[requests.Session] = None,
     ) -> None:
         parsed = parse_base_url(url)
+        if parsed.ws_path_stripped:
+            log.warning(
+                "the server URL %s ends with the WebSocket route /ws; using %s as the base URL "
+                "(comfysync adds /ws itself)", redact_userinfo(url.strip()), parsed.base_url,
+            )
         if auth is None and parsed.username is not None:
             auth = (parsed.username, parsed.password or "")
         if auth is not None and token is not None:
@@ -161,6 +186,8 @@ class HttpTransport:
             verify = os.fspath(verify)
         if not isinstance(verify, (bool, str)):
             raise TypeError("verify must be True, False or the path of a CA bundle")
+        if isinstance(verify, str) and not os.path.exists(verify):
+            raise ValueError(f"verify={verify!r}: no such CA bundle file or directory")
         self.verify: Union[bool, str] = verify
         self._closed = False
 
@@ -169,6 +196,8 @@ class HttpTransport:
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
         self._session.verify = verify
+        if session is None:
+            self._session.headers["User-Agent"] = USER_AGENT
         self._session.headers.update(self._extra_headers)
         if authorization is not None:
             self._session.auth = _AuthorizationHeader(authorization)
@@ -295,11 +324,17 @@ class HttpTransport:
             error = request_failure(exc, method, display_url, self.base_url, effective_timeout)
             log.debug("request failed: %s", error)
             raise error from exc
+        except OSError as exc:  # requests checks CA bundle paths itself, before connecting
+            if not is_ca_bundle_error(exc):
+                raise  # e.g. reading a local file to upload: the caller's OSError
+            error = ca_bundle_failure(exc, method, display_url, self.base_url)
+            log.debug("request failed: %s", error)
+            raise error from exc
         elapsed = time.monotonic() - started
         log.debug("%s %s -> %s in %.3fs", method, display_url, response.status_code, elapsed)
         if 200 <= response.status_code < 300:
             return response
-        raise http_error(response, method, display_url, stream)
+        raise http_error(response, method, display_url, stream, prefix=self.prefix)
 
     def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
         """:meth:`request` of ``method`` ``path`` (same keyword arguments and errors), then

@@ -38,7 +38,9 @@ class ParsedURL:
     written without a port, where the scheme default applies), ``prefix`` the path prefix
     without trailing slash (``""`` or e.g. ``"/comfy"``). ``username``/``password`` are the
     decoded user info of the URL, if any; they are never part of a URL built from this object
-    nor of its ``repr``.
+    nor of its ``repr``. ``ws_path_stripped`` is true when the given URL was the WebSocket
+    route (``…/ws``) and that last segment was dropped from ``prefix`` (not part of equality:
+    ``ws://h:8188/ws`` and ``http://h:8188`` are the same server).
     """
 
     scheme: str
@@ -48,6 +50,7 @@ class ParsedURL:
     prefix: str
     username: Optional[str] = field(default=None, repr=False)
     password: Optional[str] = field(default=None, repr=False)
+    ws_path_stripped: bool = field(default=False, repr=False, eq=False)
 
     @property
     def netloc(self) -> str:
@@ -91,7 +94,10 @@ def parse_base_url(url: str) -> ParsedURL:
 
     A bare host (no scheme) means ``http://host:8188``. An explicit scheme without a port keeps
     that scheme's default port (80/443), because a reverse proxy at ``https://comfy.example.com/``
-    listens there, not on 8188. ``ws://``/``wss://`` are accepted as aliases of ``http``/``https``.
+    listens there, not on 8188. ``ws://``/``wss://`` are accepted as aliases of ``http``/``https``,
+    and a path ending in the WebSocket route ``/ws`` (the socket's URL given instead of the
+    server's) is read without that segment (``ParsedURL.ws_path_stripped``; the transport
+    warns), since every route, ``/ws`` included, is built below the base URL.
     Raises :class:`TypeError` for a non-string and :class:`ValueError` for anything else that
     is not such an address (the message never repeats a password).
     """
@@ -132,9 +138,13 @@ def parse_base_url(url: str) -> ParsedURL:
     prefix = parts.path.rstrip("/")
     if prefix and not prefix.startswith("/"):
         prefix = "/" + prefix
+    ws_path_stripped = prefix == "/ws" or prefix.endswith("/ws")
+    if ws_path_stripped:
+        prefix = prefix[: -len("/ws")].rstrip("/")
     username = unquote(parts.username) if parts.username is not None else None
     password = unquote(parts.password) if parts.password is not None else None
-    return ParsedURL(scheme, host, port, explicit_port, prefix, username, password)
+    return ParsedURL(scheme, host, port, explicit_port, prefix, username, password,
+                     ws_path_stripped=ws_path_stripped)
 
 
 def redact_userinfo(url: str) -> str:

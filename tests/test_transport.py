@@ -4,9 +4,12 @@ and error mapping."""
 from __future__ import annotations
 
 import base64
+import http.server
 import logging
 import socket
 import ssl
+import threading
+from pathlib import Path
 from typing import Generator, Iterator, Tuple, cast
 
 import pytest
@@ -215,12 +218,14 @@ def test_ws_headers_carry_auth_and_extra_headers() -> None:
     ]
 
 
-def test_ws_sslopt_follows_verify(tmp_path: object) -> None:
+def test_ws_sslopt_follows_verify(tmp_path: Path) -> None:
     assert HttpTransport("https://h").ws_sslopt() == {}
     off = HttpTransport("https://h", verify=False).ws_sslopt()
     assert off["cert_reqs"] == ssl.CERT_NONE and off["check_hostname"] is False
-    ca = HttpTransport("https://h", verify="/etc/ca.pem").ws_sslopt()
-    assert ca == {"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": "/etc/ca.pem"}
+    pem = tmp_path / "ca.pem"
+    pem.write_text("-", encoding="utf-8")
+    ca = HttpTransport("https://h", verify=str(pem)).ws_sslopt()
+    assert ca == {"cert_reqs": ssl.CERT_REQUIRED, "ca_certs": str(pem)}
     ca_dir = HttpTransport("https://h", verify=str(tmp_path)).ws_sslopt()
     assert ca_dir["ca_cert_path"] == str(tmp_path)
 
@@ -499,3 +504,111 @@ def test_iter_response_closes_when_the_caller_stops_early() -> None:
     assert next(chunks) == b"xx"
     chunks.close()
     assert body.closed
+
+
+# -- TLS options, hints, User-Agent, WebSocket URLs given as the base -----------------------------
+
+
+def test_missing_ca_bundle_refused_at_construction(tmp_path: Path) -> None:
+    missing = str(tmp_path / "nope.pem")
+    with pytest.raises(ValueError, match=r"verify=.*nope\.pem.*no such CA bundle"):
+        HttpTransport("https://h", verify=missing)
+    with pytest.raises(ValueError, match="verify="):
+        HttpTransport("https://h", verify=tmp_path / "nope.pem")  # PathLike too
+    HttpTransport("https://h", verify=str(tmp_path))  # a directory of CA certificates is fine
+
+
+def test_ca_bundle_oserror_from_requests_is_a_connection_error(
+    tmp_path: Path, refused_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pem = tmp_path / "ca.pem"
+    pem.write_text("-", encoding="utf-8")
+    t = HttpTransport(f"https://127.0.0.1:{refused_port}", verify=str(pem))
+    pem.unlink()  # gone after construction
+    with pytest.raises(ComfyConnectionError, match="CA bundle") as info:
+        t.request("GET", "/queue")
+    assert info.value.url == f"https://127.0.0.1:{refused_port}/queue"
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "env.pem"))  # verify=True + env
+    with pytest.raises(ComfyConnectionError, match="REQUESTS_CA_BUNDLE"):
+        HttpTransport(f"https://127.0.0.1:{refused_port}").request("GET", "/queue")
+
+
+class _Quiet(http.server.BaseHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def plain_http_port() -> Iterator[int]:
+    """A plain-HTTP server on 127.0.0.1 (answers every TLS ClientHello with an HTTP 400)."""
+    server = http.server.HTTPServer(("127.0.0.1", 0), _Quiet)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        thread.join(10)
+        server.server_close()
+
+
+def test_https_against_plain_http_says_so(plain_http_port: int) -> None:
+    t = HttpTransport(f"https://127.0.0.1:{plain_http_port}", verify=False, timeout=5)
+    with pytest.raises(ComfyConnectionError) as info:
+        t.request("GET", "/queue")
+    assert "is the server really speaking HTTPS? (WRONG_VERSION_NUMBER)" in str(info.value)
+    assert "http://" in str(info.value)
+
+
+@responses.activate
+def test_certificate_failure_keeps_the_certificate_hint() -> None:
+    responses.get("https://h/queue", body=requests.exceptions.SSLError(
+        "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"))
+    with pytest.raises(ComfyConnectionError) as info:
+        HttpTransport("https://h").request("GET", "/queue")
+    assert "verify='/path/to/ca.pem'" in str(info.value) and "HTTPS?" not in str(info.value)
+
+
+@responses.activate
+def test_404_with_a_path_prefix_hints_at_the_prefix() -> None:
+    responses.get("http://h:8188/comfy/queue", status=404, body="404: Not Found")
+    responses.get("http://h:8188/queue", status=404, body="404: Not Found")
+    with pytest.raises(ComfyHTTPError) as info:
+        HttpTransport("h/comfy").request("GET", "/queue")
+    assert "check the path prefix '/comfy' in the server URL" in str(info.value)
+    with pytest.raises(ComfyHTTPError) as info:
+        HttpTransport("h").request("GET", "/queue")
+    assert "prefix" not in str(info.value)
+
+
+@responses.activate
+def test_user_agent_names_comfysync_and_can_be_overridden() -> None:
+    from comfysync import __version__
+
+    responses.get("http://h:8188/queue", json={})
+    HttpTransport("h").request("GET", "/queue")
+    HttpTransport("h", headers={"user-agent": "my-app/2"}).request("GET", "/queue")
+    first, second = (c.request.headers["User-Agent"] for c in responses.calls)
+    assert first == f"comfysync/{__version__} python-requests/{requests.__version__}"
+    assert second == "my-app/2"
+
+
+@pytest.mark.parametrize("given, base", [
+    ("ws://127.0.0.1:8188/ws", "http://127.0.0.1:8188"),
+    ("wss://comfy.example.com/comfy/ws/", "https://comfy.example.com/comfy"),
+    ("h:8188/ws", "http://h:8188"),
+])
+def test_websocket_url_as_base_is_stripped_with_a_warning(
+    given: str, base: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    parsed = parse_base_url(given)
+    assert parsed.base_url == base and parsed.ws_path_stripped
+    assert parsed == parse_base_url(base)  # the same server, for the pool too
+    caplog.set_level(logging.WARNING, logger="comfysync")
+    t = HttpTransport(given)
+    assert t.base_url == base and t.ws_url("c") == parsed.ws_url("c")
+    assert t.ws_url("c").endswith(("/comfy/ws?clientId=c", ":8188/ws?clientId=c"))
+    (record,) = [r for r in caplog.records if r.name == "comfysync.transport"]
+    assert record.levelno == logging.WARNING and "/ws" in record.getMessage()
+    assert base in record.getMessage()
+    assert not parse_base_url("http://h/wsx").ws_path_stripped

@@ -84,4 +84,5 @@ def test_rest_command_with_a_wrong_prefix_is_an_http_404(
     code, _, err = run_cli(capsys, "queue", "--server", fake_server.url + "/wrong")
     assert code == cli.EXIT_FAILED and err.count("\n") == 1
     assert "/wrong/queue failed with HTTP 404" in err
+    assert "check the path prefix '/wrong' in the server URL" in err
     assert "WebSocket" not in err and "ws://" not in err
