@@ -8,6 +8,15 @@ pytest fixture ``comfy_server`` with ``pytest_plugins = ["comfysync.testing.pyte
 
 from __future__ import annotations
 
+try:
+    import aiohttp  # noqa: F401  (the server; checked first for a clear message)
+except ImportError as exc:
+    raise ImportError(
+        f"comfysync.testing needs the 'testing' extra ({exc.name or 'aiohttp'} is missing): "
+        'pip install "comfysync[testing]"',
+        name=exc.name,
+    ) from exc
+
 from ._context import ExecutionContext, NodeInterrupted, ProgressBar, current_context
 from ._server import FakeComfyUI
 
