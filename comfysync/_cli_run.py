@@ -53,9 +53,9 @@ def read_workflow_file(path: str) -> Dict[str, Any]:
         if not data:
             raise UsageError(f"{path} has no nodes: nothing to run")
         try:
-            check_api_shape(data)
+            check_api_shape(data, source=path)
         except errors.WorkflowFormatError as exc:
-            raise UsageError(f"{path}: {exc}") from None
+            raise UsageError(str(exc)) from None
     return data
 
 

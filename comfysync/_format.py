@@ -41,23 +41,32 @@ def read_json_file(path: Union[str, os.PathLike[str]]) -> Any:
         raise WorkflowFormatError(f"{name} is not valid JSON: {exc}") from None
 
 
-def check_api_shape(data: Mapping[str, Any]) -> None:
+def check_api_shape(data: Mapping[str, Any], source: str = "") -> None:
     """Refuse what is plainly not an API-format prompt (the server would 400 or 500): every
-    value must be a node object with a ``class_type`` and, if present, an ``inputs`` object."""
+    value must be a node object with a string ``class_type`` and, if present, an ``inputs``
+    object. The one per-node check of both ``Workflow`` and ``to_api_prompt``; ``source``
+    (e.g. the file's path) is named in the message when given."""
+    where = f" in {source}" if source else ""
     for node_id, entry in data.items():
         if not isinstance(entry, Mapping):
             raise WorkflowFormatError(
-                f"node {node_id}: expected an object with class_type and inputs, "
+                f"node {node_id}{where}: expected an object with class_type and inputs, "
                 f"got {type(entry).__name__} — is this an API-format workflow?"
             )
         if "class_type" not in entry:
             raise WorkflowFormatError(
-                f"node {node_id} is missing the class_type property — is this an API-format "
-                "workflow? (export it with 'Export (API)' in the editor)"
+                f"node {node_id}{where} is missing the class_type property — is this an "
+                "API-format workflow? (export it with 'Export (API)' in the editor)"
+            )
+        class_type = entry["class_type"]
+        if not isinstance(class_type, str):
+            raise WorkflowFormatError(
+                f"node {node_id}{where}: class_type must be a string (the node class name), "
+                f"got {type(class_type).__name__}"
             )
         inputs = entry.get("inputs", {})
         if not isinstance(inputs, Mapping):
             raise WorkflowFormatError(
-                f"node {node_id} ({entry.get('class_type')}): inputs must be an object, "
+                f"node {node_id} ({class_type}){where}: inputs must be an object, "
                 f"got {type(inputs).__name__}"
             )

@@ -23,7 +23,7 @@ import os
 import uuid
 from typing import Any, Dict, Iterable, Mapping, Optional, Union
 
-from ._format import is_ui_format, read_json_file
+from ._format import check_api_shape, is_ui_format, read_json_file
 from ._models import HistoryEntry, QueuedPrompt, QueueState
 from ._rest_base import id_list, segment
 from ._rest_files import FileInput, FileRoutes, RefLike
@@ -67,9 +67,9 @@ def to_api_prompt(workflow: WorkflowInput) -> Dict[str, Any]:
     values that cannot be serialised as JSON. Returns a deep copy: later changes to the
     caller's object do not affect what was submitted.
     """
-    source = ""
+    path = ""
     if isinstance(workflow, (str, os.PathLike)):
-        source = f" in {os.fspath(workflow)}"
+        path = os.fspath(workflow)
         data: Any = read_json_file(workflow)
     elif isinstance(workflow, Mapping):
         data = workflow
@@ -80,6 +80,7 @@ def to_api_prompt(workflow: WorkflowInput) -> Dict[str, Any]:
             "a workflow must be an API-format dict, a path to an API-format JSON file, or an "
             f"object with to_dict(); got {type(workflow).__name__}"
         )
+    source = f" in {path}" if path else ""
     if not isinstance(data, Mapping):
         raise WorkflowFormatError(
             f"the workflow{source} must be a JSON object of nodes, not {type(data).__name__}"
@@ -89,17 +90,7 @@ def to_api_prompt(workflow: WorkflowInput) -> Dict[str, Any]:
                                   _UI_FORMAT_HELP)
     if not data:
         raise WorkflowFormatError(f"the workflow{source} has no nodes")
-    for node_id, node in data.items():
-        if not isinstance(node, Mapping) or not isinstance(node.get("class_type"), str):
-            raise WorkflowFormatError(
-                f"node {node_id!r}{source} is not an API-format node: expected "
-                '{"class_type": "...", "inputs": {...}}'
-            )
-        inputs = node.get("inputs", {})
-        if not isinstance(inputs, Mapping):
-            raise WorkflowFormatError(
-                f"node {node_id!r} ({node['class_type']}){source}: 'inputs' must be an object"
-            )
+    check_api_shape(data, source=path)
     try:
         encoded = json.dumps(data, allow_nan=False)
     except (TypeError, ValueError) as exc:

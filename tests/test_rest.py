@@ -187,8 +187,10 @@ def test_ui_format_refused_before_any_request(h: Harness, tmp_path: Path) -> Non
 @pytest.mark.parametrize(
     "content, words",
     [("{not json", "not valid JSON"), ("[1, 2]", "JSON object"), ("{}", "no nodes"),
-     ('{"1": {"inputs": {}}}', "not an API-format node"),
-     ('{"1": {"class_type": "X", "inputs": [1]}}', "'inputs' must be an object")],
+     ('{"1": {"inputs": {}}}', "node 1 in "),
+     ('{"1": {"inputs": {}}}', "is missing the class_type property"),
+     ('{"1": {"class_type": "X", "inputs": [1]}}', "(X) in "),
+     ('{"1": {"class_type": "X", "inputs": [1]}}', "inputs must be an object")],
 )
 def test_bad_workflow_files_refused(tmp_path: Path, content: str, words: str) -> None:
     path = tmp_path / "broken.json"
@@ -196,6 +198,27 @@ def test_bad_workflow_files_refused(tmp_path: Path, content: str, words: str) ->
     with pytest.raises(WorkflowFormatError) as info:
         to_api_prompt(path)
     assert words in str(info.value) and "broken.json" in str(info.value)
+
+
+@pytest.mark.parametrize("bad", [
+    {"1": 3},
+    {"1": {"inputs": {}}},
+    {"1": {"class_type": ["X"], "inputs": {}}},
+    {"1": {"class_type": "X", "inputs": [1]}},
+])
+def test_to_api_prompt_checks_nodes_like_workflow(bad: Dict[str, Any]) -> None:
+    """One per-node check (``_format.check_api_shape``): the same words for the same mistake,
+    whether the dict is submitted or wrapped in a Workflow first."""
+    from comfysync import Workflow
+    from comfysync._format import check_api_shape
+
+    with pytest.raises(WorkflowFormatError) as submitted:
+        to_api_prompt(bad)
+    with pytest.raises(WorkflowFormatError) as checked:
+        check_api_shape(bad)
+    with pytest.raises(WorkflowFormatError) as wrapped:
+        Workflow(bad)
+    assert str(submitted.value) == str(checked.value) == str(wrapped.value)
 
 
 def test_to_api_prompt_other_inputs(tmp_path: Path) -> None:

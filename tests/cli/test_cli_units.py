@@ -211,8 +211,9 @@ def test_read_workflow_file_errors(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("data, words", [
     ({}, "has no nodes"),
-    ({"1": 3}, "node 1: expected an object with class_type"),
-    ({"1": {"inputs": {}}}, "node 1 is missing the class_type property"),
+    ({"1": 3}, "expected an object with class_type"),
+    ({"1": {"inputs": {}}}, "is missing the class_type property"),
+    ({"1": {"class_type": 7, "inputs": {}}}, "class_type must be a string"),
     ({"1": {"class_type": "X", "inputs": [1]}}, "inputs must be an object"),
 ])
 def test_invalid_workflow_file_is_a_usage_error_before_connecting(

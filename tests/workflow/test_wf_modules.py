@@ -248,9 +248,19 @@ def test_widget_inputs_refuse_shifted_values(node_defs: Dict[str, Any]) -> None:
         ({"1": 3}, "expected an object with class_type"),
         ({"1": {"inputs": {}}}, "missing the class_type property"),
         ({"1": {"class_type": "A", "inputs": []}}, r"node 1 \(A\): inputs must be an object"),
+        ({"1": {"class_type": 3, "inputs": {}}}, "node 1: class_type must be a string"),
     ],
 )
 def test_check_api_shape_names_the_first_bad_node(data: Dict[str, Any], message: str) -> None:
     with pytest.raises(WorkflowFormatError, match=message):
         check_api_shape(data)
     check_api_shape({"1": {"class_type": "A"}, "2": {"class_type": "B", "inputs": {}}})
+
+
+def test_check_api_shape_names_the_source() -> None:
+    with pytest.raises(WorkflowFormatError, match=r"^node 1 in wf\.json: expected an object"):
+        check_api_shape({"1": 3}, source="wf.json")
+    with pytest.raises(WorkflowFormatError,
+                       match=r"^node 2 \(B\) in wf\.json: inputs must be an object, got list"):
+        check_api_shape({"1": {"class_type": "A"}, "2": {"class_type": "B", "inputs": []}},
+                        source="wf.json")
