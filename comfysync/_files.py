@@ -103,15 +103,22 @@ def stream_to_path(
     ``iter_content``; closed at the end) or any iterable of ``bytes``. The data goes to a
     temporary file next to ``path`` that replaces ``path`` only once everything was written;
     on any error the temporary file is removed and the error propagates. Parent directories
-    are created.
+    are created. When the temporary file cannot be created, the ``OSError`` (of the
+    ``errno``'s subclass) names ``path`` and the reason, never the temporary name.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     # Not mkstemp: its 0600 mode would stick to the final file; O_EXCL still refuses to
     # follow or reuse anything already there.
     tmp_name = str(target.parent / f".{target.name[:100]}.{uuid.uuid4().hex[:12]}.part")
-    fd = os.open(tmp_name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0),
-                 0o666)
+    try:
+        fd = os.open(tmp_name,
+                     os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    except OSError as exc:
+        _close(source)
+        # The temporary name is ours, not the caller's: name the file they asked for.
+        raise OSError(exc.errno, f"{exc.strerror or exc} (cannot create a file in "
+                                 f"{target.parent})", str(target)) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             for chunk in _chunks(source, chunk_size):
@@ -124,7 +131,11 @@ def stream_to_path(
             pass
         raise
     finally:
-        close = getattr(source, "close", None)
-        if callable(close):
-            close()
+        _close(source)
     return target
+
+
+def _close(source: object) -> None:
+    close = getattr(source, "close", None)
+    if callable(close):
+        close()

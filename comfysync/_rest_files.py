@@ -175,7 +175,10 @@ class FileRoutes(RestBase):
         response = self._transport.request("GET", "/view", params=params, stream=True)
         chunks = iter_response(response, chunk_size=chunk_size,
                                url=self._transport.url("/view", params))
-        written = stream_to_path(chunks, target, chunk_size)
+        try:
+            written = stream_to_path(chunks, target, chunk_size)
+        finally:  # also when nothing was read (the target cannot be created)
+            response.close()
         log.debug("downloaded %s to %s", server_file.filename, written)
         return written
 

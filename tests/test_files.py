@@ -135,3 +135,31 @@ def test_overwrites_existing_file(tmp_path: Path) -> None:
     assert target.read_bytes() == b"second"
     names: List[str] = os.listdir(tmp_path)
     assert names == ["o.bin"]
+
+
+def test_temp_file_failure_names_the_target_not_the_temp_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import comfysync._files as files_module
+
+    def refuse(path: str, flags: int, mode: int = 0o777) -> int:
+        raise PermissionError(13, "Permission denied", path)
+
+    monkeypatch.setattr(files_module.os, "open", refuse)
+    target = tmp_path / "ComfyUI_00008_.png"
+    response = FakeResponse(b"data")
+    with pytest.raises(PermissionError) as info:
+        stream_to_path(response, target)
+    message = str(info.value)
+    assert info.value.filename == str(target) and str(target) in message
+    assert "Permission denied" in message and ".part" not in message
+    assert response.closed  # the body is released even though nothing was written
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
+def test_unwritable_directory_names_the_target() -> None:
+    with pytest.raises(OSError) as info:
+        stream_to_path([b"x"], "/proc/ComfyUI_00008_.png")
+    assert info.value.filename == "/proc/ComfyUI_00008_.png"
+    assert ".part" not in str(info.value) and "/proc" in str(info.value)

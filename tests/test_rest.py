@@ -13,7 +13,7 @@ import uuid
 from email.parser import BytesParser
 from email.policy import default as email_policy
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -594,6 +594,33 @@ def test_download_unusable_names_refused_before_request(
     with pytest.raises(UnsafePathError):
         h.api.download(FileRef(hostile) if hostile else {"filename": "/"}, tmp_path)
     assert len(h.mock.calls) == 0 and list(tmp_path.iterdir()) == []
+
+
+def test_download_into_an_unwritable_place_names_the_target_and_releases_the_response(
+    h: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import comfysync._files as files_module
+
+    def refuse(path: str, flags: int, mode: int = 0o777) -> int:
+        raise PermissionError(13, "Permission denied", path)
+
+    responses_seen: List[requests.Response] = []
+    real_request = h.api._transport.request
+
+    def request(*args: Any, **kwargs: Any) -> requests.Response:
+        response = real_request(*args, **kwargs)
+        responses_seen.append(response)
+        return response
+
+    monkeypatch.setattr(h.api._transport, "request", request)
+    monkeypatch.setattr(files_module.os, "open", refuse)
+    h.expect("GET", "/view", body=PNG)
+    with pytest.raises(PermissionError) as info:
+        h.api.download("ComfyUI_00008_.png", tmp_path)
+    assert info.value.filename == str(tmp_path.resolve() / "ComfyUI_00008_.png")
+    assert ".part" not in str(info.value)
+    (response,) = responses_seen
+    assert response.raw is not None and response.raw.closed  # not left to the GC
 
 
 def test_download_error_leaves_nothing(h: Harness, tmp_path: Path) -> None:
