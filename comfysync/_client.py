@@ -20,11 +20,11 @@ from types import TracebackType
 from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple, Type
 
 from ._dispatch import Callback, EventBus, ExceptionHandler, Subscription
+from ._job import PromptJob
 from ._listener import Listener
 from ._polling import RestOps
 from ._rest import RestMethods, WorkflowInput, to_api_prompt
 from ._results import PromptResult
-from ._job import PromptJob
 from ._tracking import Tracker
 from ._transport import HttpTransport, TimeoutArg, VerifyArg
 from ._workflow import NodeDefsCache, ensure_api_format
@@ -247,10 +247,10 @@ class ComfyApi(RestMethods):
                 self._close_done.wait(_CLOSE_WAIT)
             return
         try:
+            self._bus.close("this ComfyApi is closed", url=self.url)  # wakes wait_for() first
             if listener is not None:
                 listener.stop()
             self._tracker.close()
-            self._bus.interrupt_waiters()
             self._transport.close()
         finally:
             self._close_done.set()
@@ -283,10 +283,15 @@ class ComfyApi(RestMethods):
     def on(self, key: EventKey, callback: Callback) -> Subscription:
         """Call ``callback(event)`` for every event matching ``key`` (wire name, class,
         ``"*"``) on the listener thread, in arrival order. A slow callback delays later
-        events; one that raises is logged and the listener goes on."""
+        events; one that raises is logged and the listener goes on.
+
+        Allowed before ``connect()`` (the subscription then sees the connection's own
+        events); after ``close()`` it raises ``ComfyConnectionError``: no event would ever
+        come."""
         return self._bus.on(key, callback)
 
     def once(self, key: EventKey, callback: Callback) -> Subscription:
+        """Like :meth:`on`, for the first matching event only."""
         return self._bus.once(key, callback)
 
     def off(self, key: EventKey, callback: Callable[..., Any]) -> None:
@@ -298,8 +303,25 @@ class ComfyApi(RestMethods):
         predicate: Optional[Callable[[Any], object]] = None,
         timeout: Optional[float] = None,
     ) -> Event:
-        """Block until an event matching ``key`` (and ``predicate``) arrives; raises
-        ``ComfyTimeoutError`` after ``timeout`` seconds."""
+        """Block until an event matching ``key`` (and ``predicate``) arrives after this call;
+        raises ``ComfyTimeoutError`` after ``timeout`` seconds.
+
+        Refused at once where the wait could never end: ``ComfyConnectionError`` once the
+        client is closed (and for a wait under way when it closes), and on a client that was
+        never connected — unless its tracker is ``"http"``, whose events come from
+        :meth:`poll_status` without a socket; ``RuntimeError`` inside a callback on the
+        listener thread, the thread that would have to deliver the event."""
+        listener = self._listener
+        if listener is not None and listener.owns_current_thread():
+            raise RuntimeError(
+                "wait_for() called from a callback on the listener thread, which delivers "
+                "the events it would wait for: use api.once(...), or wait on another thread"
+            )
+        if listener is None and self.tracker_mode != "http" and not self._closed:
+            raise ComfyConnectionError(
+                "not connected: call api.connect() or use `with ComfyApi(...) as api`",
+                url=self.url,
+            )
         return self._bus.wait_for(key, predicate, timeout)
 
     def poll_status(self, timeout: float = 1.0) -> Status:

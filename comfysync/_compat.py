@@ -18,9 +18,9 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from ._client import ComfyApi
+from ._job import PromptJob
 from ._rest import WorkflowInput
 from ._results import PromptResult
-from ._job import PromptJob
 
 __all__ = ["ComfyClient", "create_client"]
 

@@ -126,6 +126,7 @@ class EventBus:
         self._snapshots: Dict[Tuple[str, str], Tuple[Subscription, ...]] = {}
         self._seq = itertools.count()
         self._waiters: Set[_Waiter] = set()
+        self._closed: Optional[ComfyConnectionError] = None  # what on()/wait_for() raise
 
     # ------------------------------------------------------------------ subscribing
 
@@ -171,6 +172,8 @@ class EventBus:
             raise TypeError(f"callback must be callable, not {type(callback).__name__}")
         name = normalize_key(key)
         with self._lock:
+            if self._closed is not None:
+                raise self._closed_error()
             sub = Subscription(self, name, callback, next(self._seq), once)
             self._subs.setdefault(name, []).append(sub)
             self._snapshots.clear()
@@ -280,11 +283,15 @@ class EventBus:
 
         Raises :class:`~comfysync.errors.ComfyTimeoutError` when ``timeout`` seconds pass
         first (``None`` waits without limit), the predicate's own exception if it raises, and
-        :class:`~comfysync.errors.ComfyConnectionError` when :meth:`interrupt_waiters` is
-        called (the client was closed). Never call it from a callback: the event it waits for
-        would be emitted on the very thread it blocks.
+        :class:`~comfysync.errors.ComfyConnectionError` when the bus is (or gets) closed.
+        Never call it from a callback: the event it waits for would be emitted on the very
+        thread it blocks.
         """
         waiter = _Waiter()
+        with self._lock:  # registered before the check-free wait: close() cannot miss it
+            if self._closed is not None:
+                raise self._closed_error()
+            self._waiters.add(waiter)
 
         def deliver(event: Event) -> None:
             if waiter.done.is_set():
@@ -298,9 +305,12 @@ class EventBus:
                     return
             waiter.finish(event, None)
 
-        sub = self._add(key, deliver, once=False)
-        with self._lock:
-            self._waiters.add(waiter)
+        try:
+            sub = self._add(key, deliver, once=False)
+        except BaseException:
+            with self._lock:
+                self._waiters.discard(waiter)
+            raise
         try:
             if not waiter.done.wait(timeout):
                 raise ComfyTimeoutError(
@@ -317,14 +327,28 @@ class EventBus:
         assert waiter.event is not None
         return waiter.event
 
-    def interrupt_waiters(self, reason: str = "the client was closed") -> None:
-        """Wake every thread blocked in :meth:`wait_for` with a
-        :class:`~comfysync.errors.ComfyConnectionError` (used by ``close()`` so that no
-        ``wait_for(timeout=None)`` outlives its client). Subscriptions are kept."""
+    def close(self, reason: str, *, url: Optional[str] = None) -> None:
+        """Refuse new subscriptions and waits from now on, and wake every thread blocked in
+        :meth:`wait_for`, each with a :class:`~comfysync.errors.ComfyConnectionError` saying
+        ``reason`` (used by ``ComfyApi.close()``, so that no ``wait_for(timeout=None)``
+        outlives its client). Existing subscriptions are kept: events still emitted (the
+        listener's last ``Disconnected``) reach them. Idempotent."""
         with self._lock:
+            if self._closed is None:
+                self._closed = ComfyConnectionError(reason, url=url)
             waiters = list(self._waiters)
         for waiter in waiters:
-            waiter.finish(None, ComfyConnectionError(f"stopped waiting for an event: {reason}"))
+            waiter.finish(None, self._closed_error("stopped waiting for an event: "))
+
+    @property
+    def closed(self) -> bool:
+        return self._closed is not None
+
+    def _closed_error(self, prefix: str = "") -> ComfyConnectionError:
+        """A fresh exception per raise (a shared one would accumulate tracebacks)."""
+        closed = self._closed
+        assert closed is not None
+        return ComfyConnectionError(prefix + str(closed), url=closed.url)
 
     def __repr__(self) -> str:
         return f"<EventBus {self.subscriber_count()} subscriptions>"

@@ -298,10 +298,11 @@ def test_wait_for_predicate_error_is_raised_in_the_waiter() -> None:
     assert bus.subscriber_count() == 0
 
 
-def test_interrupt_waiters_wakes_an_unbounded_wait() -> None:
+def test_close_wakes_an_unbounded_wait_and_refuses_new_ones() -> None:
     bus = WatchedBus()
     errors: List[BaseException] = []
-    bus.on("*", lambda e: None)  # baseline subscription
+    got: List[ev.Event] = []
+    bus.on("*", got.append)  # baseline subscription
 
     def wait() -> None:
         try:
@@ -312,12 +313,25 @@ def test_interrupt_waiters_wakes_an_unbounded_wait() -> None:
     thread = threading.Thread(target=wait)
     thread.start()
     bus.wait_subscribers(2)
-    bus.interrupt_waiters("client closed")
+    bus.close("client closed", url="http://h:1")
     thread.join(WAIT)
     assert not thread.is_alive()
     assert len(errors) == 1 and isinstance(errors[0], ComfyConnectionError)
-    assert "client closed" in str(errors[0])
-    assert bus.subscriber_count() == 1  # user subscriptions are kept
+    assert "client closed" in str(errors[0]) and errors[0].url == "http://h:1"
+    assert bus.subscriber_count() == 1  # user subscriptions are kept, and still called
+    late = progress()
+    bus.emit(late)
+    assert got == [late]
+    with pytest.raises(ComfyConnectionError, match="client closed"):
+        bus.wait_for("progress", timeout=None)  # at once: nothing could wake it
+    with pytest.raises(ComfyConnectionError, match="client closed"):
+        bus.on("progress", got.append)
+    with pytest.raises(ComfyConnectionError, match="client closed"):
+        bus.once("progress", got.append)
+    bus.close("again")  # idempotent: the first reason stays
+    with pytest.raises(ComfyConnectionError, match="client closed"):
+        bus.on("progress", got.append)
+    assert bus.closed
 
 
 def test_many_waiters_each_get_their_own_event() -> None:

@@ -1,0 +1,149 @@
+"""ComfyApi's event methods in the situations where they cannot work as asked: a closed
+client, a callback on the listener thread, a client that was never connected, a misspelt
+event name, a predicate that rejects every event. Against FakeComfyUI; every wait is bounded
+and event-driven (a hook on the bus says when a wait is in place)."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Dict, Tuple
+
+import pytest
+
+from comfysync import ComfyApi, events
+from comfysync.errors import ComfyConnectionError
+from comfysync.testing import FakeComfyUI
+
+pytestmark = pytest.mark.timeout(60)
+
+WAIT = 10.0
+
+
+def run_in_thread(fn: Callable[[], Any]) -> Tuple[threading.Thread, Dict[str, Any]]:
+    """Run ``fn`` on a daemon thread; the dict gets ``result`` or ``error``."""
+    out: Dict[str, Any] = {}
+
+    def go() -> None:
+        try:
+            out["result"] = fn()
+        except BaseException as exc:  # reported by the test
+            out["error"] = exc
+
+    thread = threading.Thread(target=go, daemon=True)
+    thread.start()
+    return thread, out
+
+
+def when_subscribed(api: ComfyApi, monkeypatch: pytest.MonkeyPatch, name: str) -> threading.Event:
+    """An Event set once something subscribes to ``name`` on ``api``'s bus (a wait_for)."""
+    bus = api._bus
+    added = threading.Event()
+    real_add = bus._add
+
+    def add(key: Any, callback: Any, once: bool) -> Any:
+        sub = real_add(key, callback, once)
+        if sub.key == name:
+            added.set()
+        return sub
+
+    monkeypatch.setattr(bus, "_add", add)
+    return added
+
+
+# --------------------------------------------------------------------------- closed client
+
+
+def test_wait_for_on_a_closed_client_raises_at_once(make_api: Callable[..., ComfyApi]) -> None:
+    """It used to wait forever with timeout=None: nothing would ever wake it."""
+    api = make_api()
+    api.close()
+    thread, out = run_in_thread(lambda: api.wait_for("status", timeout=None))
+    thread.join(WAIT)
+    assert not thread.is_alive(), "wait_for() on a closed client hangs"
+    error = out.get("error")
+    assert isinstance(error, ComfyConnectionError) and "closed" in str(error)
+
+
+def test_on_and_once_on_a_closed_client_raise(make_api: Callable[..., ComfyApi]) -> None:
+    api = make_api()
+    api.close()
+    with pytest.raises(ComfyConnectionError, match="closed"):
+        api.on("progress", print)
+    with pytest.raises(ComfyConnectionError, match="closed"):
+        api.once(events.Status, print)
+    api.off("progress", print)  # removing is always allowed
+
+
+def test_close_while_waiting_ends_the_wait(
+    make_api: Callable[..., ComfyApi], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = make_api()
+    waiting = when_subscribed(api, monkeypatch, "x.never")
+    thread, out = run_in_thread(lambda: api.wait_for("x.never", timeout=None))
+    assert waiting.wait(WAIT)
+    api.close()
+    thread.join(WAIT)
+    assert isinstance(out.get("error"), ComfyConnectionError)
+
+
+# --------------------------------------------------------------------------- listener thread
+
+
+def test_wait_for_inside_a_callback_raises_runtime_error(
+    fake_server: FakeComfyUI, make_api: Callable[..., ComfyApi]
+) -> None:
+    """The callback runs on the listener thread, the one that would deliver the awaited
+    event: the wait can never end, so it is refused at once."""
+    api = make_api()
+    out: Dict[str, Any] = {}
+    done = threading.Event()
+
+    def callback(event: events.Event) -> None:
+        try:
+            out["result"] = api.wait_for("status", timeout=None)
+        except BaseException as exc:  # reported by the test
+            out["error"] = exc
+        done.set()
+
+    api.on("x.probe", callback)
+    fake_server.send_unknown_message("x.probe", client_id=api.client_id)
+    assert done.wait(WAIT), "wait_for() blocked the listener thread"
+    error = out.get("error")
+    assert isinstance(error, RuntimeError) and "listener thread" in str(error)
+    # the listener goes on delivering events
+    assert api.poll_status(timeout=5).queue_remaining == 0
+
+
+# --------------------------------------------------------------------------- never connected
+
+
+def test_wait_for_on_a_never_connected_client_says_so(make_api: Callable[..., ComfyApi]) -> None:
+    api = make_api("auto", connect=False)
+    with pytest.raises(ComfyConnectionError) as info:
+        api.wait_for("status", timeout=30)  # used to time out after 30 s without a word
+    assert str(info.value) == (
+        "not connected: call api.connect() or use `with ComfyApi(...) as api`"
+    )
+
+
+def test_on_before_connect_is_allowed_and_sees_the_connection(
+    make_api: Callable[..., ComfyApi]
+) -> None:
+    api = make_api("websocket", connect=False)
+    connected = threading.Event()
+    api.on(events.Connected, lambda e: connected.set())
+    api.connect(timeout=WAIT)
+    assert connected.wait(WAIT)
+
+
+def test_wait_for_without_connect_is_allowed_with_the_http_tracker(
+    make_api: Callable[..., ComfyApi], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With tracker="http" there is no socket to open: poll_status() emits the events."""
+    api = make_api("http", connect=False)
+    waiting = when_subscribed(api, monkeypatch, "status")
+    thread, out = run_in_thread(lambda: api.wait_for(events.Status, timeout=WAIT))
+    assert waiting.wait(WAIT)
+    status = api.poll_status(timeout=5)
+    thread.join(WAIT)
+    assert out.get("result") is status
