@@ -12,6 +12,9 @@ event before user callbacks do.
 Snapshots are cached per event type and dropped on every subscription change, so the common
 path of ``emit`` is one lock round trip, one dict lookup and the calls themselves.
 
+Subscribing to an unknown name is allowed (custom nodes send their own message types), but a
+name close to a known one (``"progres"``) is logged as a probable typo, once per name.
+
 A callback that raises is logged on ``comfysync.dispatch`` and passed to the optional
 ``exception_handler(exc, event, callback)``; the remaining callbacks still run.
 """
@@ -35,13 +38,17 @@ from typing import (
 )
 
 from .errors import ComfyConnectionError, ComfyTimeoutError
-from .events import ALL, Event, EventKey, normalize_key
+from .events import ALL, Event, EventKey, closest_name, normalize_key
 
 __all__ = ["EventBus", "Subscription", "Callback", "ExceptionHandler"]
 
 logger = logging.getLogger("comfysync.dispatch")
 
 E = TypeVar("E", bound=Event)
+
+#: Misspelt names already warned about (once per process: a job's bus is made per prompt).
+_warned_names: Set[str] = set()
+_warned_lock = threading.Lock()
 
 #: A subscriber. Its return value is ignored.
 Callback = Callable[[Any], object]
@@ -52,6 +59,19 @@ ExceptionHandler = Callable[[BaseException, Event, Callable[..., Any]], object]
 def _describe(callback: Callable[..., Any]) -> str:
     name = getattr(callback, "__qualname__", None) or getattr(callback, "__name__", None)
     return str(name) if name else type(callback).__name__
+
+
+def _warn_if_misspelt(name: str) -> None:
+    """Unknown names are allowed (custom node messages), but one close to a known name is
+    most likely a typo that would never fire: say so, once per name."""
+    suggestion = closest_name(name)
+    if suggestion is None:
+        return
+    with _warned_lock:
+        if name in _warned_names:
+            return
+        _warned_names.add(name)
+    logger.warning("no event is called %r — did you mean %r?", name, suggestion)
 
 
 class Subscription:
@@ -171,6 +191,8 @@ class EventBus:
         if not callable(callback):
             raise TypeError(f"callback must be callable, not {type(callback).__name__}")
         name = normalize_key(key)
+        if isinstance(key, str):
+            _warn_if_misspelt(key)
         with self._lock:
             if self._closed is not None:
                 raise self._closed_error()

@@ -16,7 +16,8 @@ The decoding of wire frames into these classes lives in ``comfysync._wire`` (pur
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Dict, Mapping, Optional, Tuple, Type, Union
+import difflib
+from typing import Any, ClassVar, Dict, FrozenSet, Mapping, Optional, Tuple, Type, Union
 
 from attrs import define, field
 
@@ -387,6 +388,14 @@ _ALIASES: Mapping[str, str] = {
     "progress_text": ProgressText.TYPE,  # the official frontend's name for type 3
 }
 
+#: Every name ``on()`` knows: wire names, client events, aliases, ``"*"`` and
+#: ``UnknownEvent``'s key.
+_KNOWN_NAMES: FrozenSet[str] = frozenset(
+    {*WIRE_NAMES, *CLIENT_EVENTS, *_ALIASES, ALL, UnknownEvent.TYPE}
+)
+#: How alike (difflib ratio) an unknown name must be to a known one to look like a typo.
+_TYPO_CUTOFF = 0.8
+
 #: What ``on()`` accepts: a wire name, an alias, ``"*"``, or an event class.
 EventKey = Union[str, Type[Event]]
 
@@ -401,3 +410,16 @@ def normalize_key(key: EventKey) -> str:
     if isinstance(key, type) and issubclass(key, Event):
         return key.TYPE
     raise TypeError(f"event key must be a name or an Event subclass, not {type(key).__name__}")
+
+
+def closest_name(name: str) -> Optional[str]:
+    """The known event name ``name`` is probably a typo of (``"progres"`` → ``"progress"``),
+    or None when ``name`` is known or like none of them (a custom node's message such as
+    ``"crystools.monitor"``). ``on()`` uses it to warn; unknown names stay allowed."""
+    if name in _KNOWN_NAMES:
+        return None
+    lowered = name.lower()
+    if lowered in _KNOWN_NAMES:
+        return lowered
+    close = difflib.get_close_matches(lowered, sorted(_KNOWN_NAMES), n=1, cutoff=_TYPO_CUTOFF)
+    return close[0] if close else None

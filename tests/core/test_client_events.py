@@ -5,12 +5,14 @@ and event-driven (a hook on the bus says when a wait is in place)."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any, Callable, Dict, Tuple
 
 import pytest
 
 from comfysync import ComfyApi, events
+from comfysync import _dispatch as dispatch_module
 from comfysync.errors import ComfyConnectionError
 from comfysync.testing import FakeComfyUI
 
@@ -147,3 +149,23 @@ def test_wait_for_without_connect_is_allowed_with_the_http_tracker(
     status = api.poll_status(timeout=5)
     thread.join(WAIT)
     assert out.get("result") is status
+
+
+# --------------------------------------------------------------------------- misspelt names
+
+
+def test_api_on_warns_about_a_probable_typo(
+    fake_server: FakeComfyUI, make_api: Callable[..., ComfyApi],
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dispatch_module, "_warned_names", set())
+    api = make_api()
+    custom = threading.Event()
+    with caplog.at_level(logging.WARNING, logger="comfysync.dispatch"):
+        api.on("progres", print)
+        api.on("crystools.monitor", lambda e: custom.set())
+    assert [r.getMessage() for r in caplog.records if r.name == "comfysync.dispatch"] == [
+        "no event is called 'progres' — did you mean 'progress'?"
+    ]
+    fake_server.send_unknown_message("crystools.monitor", client_id=api.client_id)
+    assert custom.wait(WAIT)  # unknown names keep working

@@ -8,6 +8,7 @@ from typing import Any, List
 
 import pytest
 
+from comfysync import _dispatch as dispatch_module
 from comfysync import events as ev
 from comfysync._dispatch import EventBus
 from comfysync.errors import ComfyConnectionError, ComfyTimeoutError
@@ -393,3 +394,35 @@ def test_subscribing_and_cancelling_while_emitting_from_several_threads() -> Non
     assert errors == []
     assert len(steady) == 3 * per_emitter
     assert bus.subscriber_count() == 1
+
+
+# --------------------------------------------------------------------------- misspelt names
+
+
+def test_a_misspelt_event_name_is_warned_about_once_per_name(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Unknown names stay allowed (custom node messages), but one close to a known name is
+    most likely a typo that would silently never fire."""
+    monkeypatch.setattr(dispatch_module, "_warned_names", set())
+    bus = EventBus()
+    got: List[ev.Event] = []
+    with caplog.at_level(logging.DEBUG, logger="comfysync.dispatch"):
+        bus.on("progres", got.append)
+        bus.on("progres", got.append)  # the same name again: no second warning
+        bus.once("execution_sucess", got.append)
+        bus.on("crystools.monitor", got.append)  # a custom node's message: nothing close
+        for known in ("progress", "b_text", "execution_complete", "all", "*", "unknown",
+                      "reconnecting", "auth_error", "progress_text"):
+            bus.on(known, got.append)
+        bus.on(ev.Progress, got.append)
+    warnings = [(r.levelno, r.getMessage()) for r in caplog.records
+                if r.name == "comfysync.dispatch"]
+    assert warnings == [
+        (logging.WARNING, "no event is called 'progres' — did you mean 'progress'?"),
+        (logging.WARNING,
+         "no event is called 'execution_sucess' — did you mean 'execution_success'?"),
+    ]
+    typo = ev.UnknownEvent("progres", {})
+    bus.emit(typo)  # still subscribed: a server may really send such a message
+    assert got.count(typo) == 2 + 3  # both "progres" subscriptions, "all", "*" and "unknown"

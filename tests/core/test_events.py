@@ -111,6 +111,25 @@ def test_normalize_key(key: ev.EventKey, name: str) -> None:
     assert ev.normalize_key(key) == name
 
 
+@pytest.mark.parametrize(
+    "name, close",
+    [
+        ("progres", "progress"),
+        ("Progress", "progress"),
+        ("execution_sucess", "execution_success"),
+        ("execution_completed", "execution_complete"),
+        ("reconected", "reconnected"),
+        ("progress", None),  # known
+        ("execution_complete", None),  # an alias
+        ("unknown", None),  # UnknownEvent's key
+        ("crystools.monitor", None),  # nothing close
+        ("x", None),
+    ],
+)
+def test_closest_name(name: str, close: object) -> None:
+    assert ev.closest_name(name) == close
+
+
 @pytest.mark.parametrize("bad", [3, None, object(), dict])
 def test_normalize_key_rejects_non_keys(bad: object) -> None:
     with pytest.raises(TypeError):
