@@ -17,7 +17,18 @@ import logging
 import threading
 import uuid
 from types import TracebackType
-from typing import Any, Callable, Iterable, List, Mapping, Optional, Tuple, Type
+from typing import (
+    Any,
+    Callable,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Tuple,
+    Type,
+    TypeVar,
+    overload,
+)
 
 from ._dispatch import Callback, EventBus, ExceptionHandler, Subscription
 from ._job import PromptJob
@@ -36,6 +47,9 @@ __all__ = ["ComfyApi"]
 log = logging.getLogger("comfysync.client")
 
 _TRACKERS = ("auto", "websocket", "http")
+#: ``connect()`` / ``with`` return the client itself, typed as the caller's (sub)class.
+_Api = TypeVar("_Api", bound="ComfyApi")
+_E = TypeVar("_E", bound=Event)
 #: How long a concurrent close() waits for the first one (which joins the listener for up
 #: to 5 s and the tracker for up to 30 s).
 _CLOSE_WAIT = 60.0
@@ -157,7 +171,7 @@ class ComfyApi(RestMethods):
 
     # ------------------------------------------------------------------ lifetime
 
-    def connect(self, timeout: float = 10.0) -> ComfyApi:
+    def connect(self: _Api, timeout: float = 10.0) -> _Api:
         """Open the WebSocket (listener thread; ``feature_flags`` first) and return once the
         server greeted it. Idempotent. With credentials, first makes one authenticated
         request and emits ``AuthSuccess`` or ``AuthError``. With ``tracker="http"`` only
@@ -263,7 +277,7 @@ class ComfyApi(RestMethods):
             self._tracker.owns_current_thread()
         )
 
-    def __enter__(self) -> ComfyApi:
+    def __enter__(self: _Api) -> _Api:
         try:
             return self.connect()
         except BaseException:
@@ -280,6 +294,12 @@ class ComfyApi(RestMethods):
 
     # ------------------------------------------------------------------ events
 
+    @overload
+    def on(self, key: Type[_E], callback: Callable[[_E], object]) -> Subscription: ...
+
+    @overload
+    def on(self, key: str, callback: Callback) -> Subscription: ...
+
     def on(self, key: EventKey, callback: Callback) -> Subscription:
         """Call ``callback(event)`` for every event matching ``key`` (wire name, class,
         ``"*"``) on the listener thread, in arrival order. A slow callback delays later
@@ -290,12 +310,34 @@ class ComfyApi(RestMethods):
         come."""
         return self._bus.on(key, callback)
 
+    @overload
+    def once(self, key: Type[_E], callback: Callable[[_E], object]) -> Subscription: ...
+
+    @overload
+    def once(self, key: str, callback: Callback) -> Subscription: ...
+
     def once(self, key: EventKey, callback: Callback) -> Subscription:
         """Like :meth:`on`, for the first matching event only."""
         return self._bus.once(key, callback)
 
     def off(self, key: EventKey, callback: Callable[..., Any]) -> None:
         self._bus.off(key, callback)
+
+    @overload
+    def wait_for(
+        self,
+        key: Type[_E],
+        predicate: Optional[Callable[[_E], object]] = None,
+        timeout: Optional[float] = None,
+    ) -> _E: ...
+
+    @overload
+    def wait_for(
+        self,
+        key: str,
+        predicate: Optional[Callable[[Any], object]] = None,
+        timeout: Optional[float] = None,
+    ) -> Event: ...
 
     def wait_for(
         self,
@@ -348,7 +390,6 @@ class ComfyApi(RestMethods):
         *,
         on_progress: Optional[Callable[[Progress], object]] = None,
         on_preview: Optional[Callable[[Preview], object]] = None,
-        return_future: bool = True,
         front: bool = False,
         number: Optional[float] = None,
         extra_data: Optional[Mapping[str, Any]] = None,
@@ -369,9 +410,7 @@ class ComfyApi(RestMethods):
             subscribe.append(("b_preview", on_preview))
         options = dict(front=front, number=number, extra_data=extra_data,
                        partial_execution_targets=partial_execution_targets)
-        return self._tracker.submit(
-            prompt, options, subscribe=subscribe, want_future=return_future
-        )
+        return self._tracker.submit(prompt, options, subscribe=subscribe)
 
     def run_workflow(
         self,

@@ -10,34 +10,68 @@ removed::
         image = result.output_images[0].image
 
 ``ComfyClient`` is a :class:`~comfysync.ComfyApi` with the two extra method names; everything
-else (REST methods, events, ``run_workflow``) is the same object.
+else (REST methods, events, ``run_workflow``) is the same object. The one difference of
+shape: the seed's ``submit_workflow(wf, return_future=False)`` hands back a prompt whose
+``future`` is None; that is :class:`SeedPromptJob`, so that :class:`~comfysync.PromptJob`
+itself can promise a future to every ``ComfyApi.submit`` caller.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from concurrent.futures import Future
+from typing import Any, Literal, Optional, Union, overload
 
 from ._client import ComfyApi
-from ._job import PromptJob
+from ._job import JobHandle, PromptJob
 from ._rest import WorkflowInput
 from ._results import PromptResult
 
-__all__ = ["ComfyClient", "create_client"]
+__all__ = ["ComfyClient", "SeedPromptJob", "create_client"]
 
 _TRACKER_OF = {"websocket": "websocket", "http": "http", None: "http"}
+
+
+class SeedPromptJob(JobHandle):
+    """What ``submit_workflow(wf, return_future=False)`` returns: a handle like
+    :class:`~comfysync.PromptJob` (status, progress, events, ``wait``, ``cancel``) whose
+    ``future`` is None, as in the seed API; get the result with
+    :meth:`ComfyClient.fetch_results`."""
+
+    @property
+    def future(self) -> Optional[Future[PromptResult]]:
+        return None
 
 
 class ComfyClient(ComfyApi):
     """A :class:`~comfysync.ComfyApi` that also answers to the comfy-api-client method names."""
 
+    @overload
+    def submit_workflow(
+        self, workflow: WorkflowInput, return_future: Literal[True] = ..., **kwargs: Any
+    ) -> PromptJob: ...
+
+    @overload
+    def submit_workflow(
+        self, workflow: WorkflowInput, return_future: Literal[False], **kwargs: Any
+    ) -> SeedPromptJob: ...
+
+    @overload
+    def submit_workflow(
+        self, workflow: WorkflowInput, return_future: bool = ..., **kwargs: Any
+    ) -> Union[PromptJob, SeedPromptJob]: ...
+
     def submit_workflow(
         self, workflow: WorkflowInput, return_future: bool = True, **kwargs: Any
-    ) -> PromptJob:
-        """:meth:`ComfyApi.submit`; with ``return_future=False`` the job's ``future`` is None
-        and the result is fetched with :meth:`fetch_results`."""
-        return self.submit(workflow, return_future=return_future, **kwargs)
+    ) -> Union[PromptJob, SeedPromptJob]:
+        """:meth:`ComfyApi.submit`; with ``return_future=False`` the prompt's ``future`` is
+        None (a :class:`SeedPromptJob`) and the result is fetched with
+        :meth:`fetch_results`."""
+        job = self.submit(workflow, **kwargs)
+        if return_future:
+            return job
+        return SeedPromptJob(job._state, job._tracker)
 
-    def fetch_results(self, prompt: PromptJob, timeout: Optional[float] = None) -> PromptResult:
+    def fetch_results(self, prompt: JobHandle, timeout: Optional[float] = None) -> PromptResult:
         """The result of ``prompt`` once it is done (blocks up to ``timeout`` seconds; raises
         the prompt's error like :meth:`PromptJob.wait`)."""
         return prompt.wait(timeout)

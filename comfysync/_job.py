@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from ._job_state import JobState
     from ._tracking import Tracker
 
-__all__ = ["JobProgress", "PromptJob"]
+__all__ = ["JobProgress", "JobHandle", "PromptJob"]
 
 
 @define(frozen=True)
@@ -51,15 +51,11 @@ class JobProgress:
         return max(0.0, min(1.0, (self.nodes_done + min(part, 1.0)) / self.nodes_total))
 
 
-class PromptJob:
-    """A submitted prompt (``api.submit(workflow)``): its status, progress, events, result.
-
-    ``wait()`` blocks until it ends and returns the :class:`PromptResult` or raises
-    ``PromptExecutionError`` / ``PromptInterruptedError`` / ``PromptLostError``;
-    ``wait(timeout)`` raises ``PromptTimeoutError`` on expiry and may be called again.
-    ``future`` is the same outcome as a ``concurrent.futures.Future`` (None when the job was
-    submitted with ``return_future=False``).
-    """
+class JobHandle:
+    """Everything a handle on a submitted prompt offers except ``future``: status, progress,
+    events, ``wait``, ``cancel``. :class:`PromptJob` adds the future; the seed-compatible
+    ``submit_workflow(wf, return_future=False)`` returns a handle whose ``future`` is None
+    (``comfysync._compat``), which is why the future is not declared here."""
 
     def __init__(self, state: JobState, tracker: Tracker) -> None:  # made by Tracker.submit
         self._state = state
@@ -88,10 +84,6 @@ class PromptJob:
     @property
     def progress(self) -> JobProgress:
         return self._tracker.progress_of(self._state)
-
-    @property
-    def future(self) -> Optional[Future[PromptResult]]:
-        return self._state.future
 
     def done(self) -> bool:
         """True once the job ended (whatever the outcome)."""
@@ -141,4 +133,21 @@ class PromptJob:
         self._state.bus.off(key, callback)
 
     def __repr__(self) -> str:
-        return f"<PromptJob {self.prompt_id} {self.status}>"
+        return f"<{type(self).__name__} {self.prompt_id} {self.status}>"
+
+
+class PromptJob(JobHandle):
+    """A submitted prompt (``api.submit(workflow)``): its status, progress, events, result.
+
+    ``wait()`` blocks until it ends and returns the :class:`PromptResult` or raises
+    ``PromptExecutionError`` / ``PromptInterruptedError`` / ``PromptLostError``;
+    ``wait(timeout)`` raises ``PromptTimeoutError`` on expiry and may be called again.
+    ``future`` is the same outcome as a ``concurrent.futures.Future``.
+    """
+
+    @property
+    def future(self) -> Future[PromptResult]:
+        """The outcome as a ``concurrent.futures.Future`` (resolved when the job ends; its
+        callbacks run on the thread that ended it). ``future.cancel()`` does not cancel the
+        prompt — the future is running from the start; use :meth:`cancel`."""
+        return self._state.future

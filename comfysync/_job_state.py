@@ -39,7 +39,9 @@ RETRY_MIN, RETRY_MAX = 0.25, 2.0
 
 class JobState:
     """The mutable record of one prompt. Guarded by the tracker's lock (every method expects
-    it held), except ``done`` / ``bus`` / ``future``, which are thread-safe themselves."""
+    it held), except ``done`` / ``bus`` / ``future``, which are thread-safe themselves.
+    ``future`` (running from the start: only the server can end the prompt) is resolved by
+    :meth:`announce`."""
 
     def __init__(
         self,
@@ -81,7 +83,8 @@ class JobState:
         self.error: Optional[BaseException] = None
         self.done = threading.Event()
         self.bus = EventBus(exception_handler)  # job.on(...) subscribers
-        self.future: Optional[Future[PromptResult]] = None
+        self.future: Future[PromptResult] = Future()
+        self.future.set_running_or_notify_cancel()  # the server owns it: no Future.cancel
 
     # ------------------------------------------------------------------ events
 
@@ -247,7 +250,7 @@ class JobState:
         user code."""
         self.done.set()
         future = self.future
-        if future is not None and not future.done():
+        if not future.done():
             if self.result is not None:
                 future.set_result(self.result)
             else:

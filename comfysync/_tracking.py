@@ -35,7 +35,6 @@ import logging
 import threading
 import time
 import uuid
-from concurrent.futures import Future
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import events as ev
@@ -111,17 +110,12 @@ class Tracker:
         options: Mapping[str, Any],
         *,
         subscribe: Sequence[Tuple[ev.EventKey, Callback]] = (),
-        want_future: bool = True,
     ) -> PromptJob:
         """Register a new prompt id, subscribe ``subscribe`` to it, then POST the prompt."""
         prompt_id = str(uuid.uuid4())
         state = JobState(prompt_id, len(workflow), time.monotonic(), self._exception_handler)
         for key, callback in subscribe:
             state.bus.on(key, callback)
-        if want_future:
-            future: Future[PromptResult] = Future()
-            future.set_running_or_notify_cancel()  # the server owns it now: no Future.cancel
-            state.future = future
         with self._lock:
             if self._closed:
                 raise ComfyConnectionError("this ComfyApi is closed")

@@ -225,13 +225,14 @@ def test_seed_compatible_entry_points(fake_server: FakeComfyUI, tmp_path: Path,
     path.write_text(json.dumps(text_wf("seed", save=True)))
     with create_client(fake_server.url, start_state_tracker=tracker) as client:
         if tracker is None:
-            prompt: PromptJob = client.submit_workflow(utils.read_json(path),
-                                                       return_future=False)
-            assert prompt.future is None
-            result = client.fetch_results(prompt, timeout=30)
+            deferred = client.submit_workflow(utils.read_json(path), return_future=False)
+            assert deferred.future is None  # the seed API's contract
+            assert repr(deferred).startswith(f"<SeedPromptJob {deferred.prompt_id} ")
+            result = client.fetch_results(deferred, timeout=30)
+            assert deferred.status == "success"
         else:
             prompt = client.submit_workflow(utils.read_json(path))
-            assert prompt.future is not None
+            assert isinstance(prompt, PromptJob)
             result = prompt.future.result(timeout=30)
         image = result.output_images[0].image
         assert image.size == (8, 8)
