@@ -31,7 +31,7 @@ from typing import (
 )
 
 from ._dispatch import Callback, EventBus, ExceptionHandler, Subscription
-from ._job import PromptJob
+from ._job import PromptJob, check_timeout
 from ._listener import Listener
 from ._polling import RestOps
 from ._rest import RestMethods, WorkflowInput, to_api_prompt
@@ -352,7 +352,9 @@ class ComfyApi(RestMethods):
         client is closed (and for a wait under way when it closes), and on a client that was
         never connected — unless its tracker is ``"http"``, whose events come from
         :meth:`poll_status` without a socket; ``RuntimeError`` inside a callback on the
-        listener thread, the thread that would have to deliver the event."""
+        listener thread, the thread that would have to deliver the event. A bad ``timeout``
+        raises ``TypeError`` / ``ValueError``."""
+        seconds = check_timeout(timeout)
         listener = self._listener
         if listener is not None and listener.owns_current_thread():
             raise RuntimeError(
@@ -364,7 +366,7 @@ class ComfyApi(RestMethods):
                 "not connected: call api.connect() or use `with ComfyApi(...) as api`",
                 url=self.url,
             )
-        return self._bus.wait_for(key, predicate, timeout)
+        return self._bus.wait_for(key, predicate, seconds)
 
     def poll_status(self, timeout: float = 1.0) -> Status:
         """Read the queue state over HTTP (``GET /prompt``), emit it as a ``status`` event
@@ -423,6 +425,8 @@ class ComfyApi(RestMethods):
         """Submit ``workflow`` and block until it ends: the :class:`PromptResult`, or
         ``PromptExecutionError`` / ``PromptInterruptedError`` / ``PromptLostError`` /
         ``PromptTimeoutError`` (after ``timeout`` seconds; the prompt keeps running).
-        Safe to call from many threads at once."""
+        Safe to call from many threads at once. A ``timeout`` that is not None or a
+        non-negative number raises ``TypeError`` / ``ValueError`` before anything is sent."""
+        check_timeout(timeout)
         job = self.submit(workflow, on_progress=on_progress, on_preview=on_preview, **kwargs)
         return job.wait(timeout)

@@ -8,6 +8,9 @@ and waits on its ``threading.Event``; everything that changes a job goes through
 
 from __future__ import annotations
 
+import math
+import numbers
+import threading
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional
 
@@ -22,7 +25,28 @@ if TYPE_CHECKING:
     from ._job_state import JobState
     from ._tracking import Tracker
 
-__all__ = ["JobProgress", "JobHandle", "PromptJob"]
+__all__ = ["JobProgress", "JobHandle", "PromptJob", "check_timeout"]
+
+
+def check_timeout(timeout: object, name: str = "timeout") -> Optional[float]:
+    """``timeout`` as the seconds to give ``threading`` waits: None (no limit) or a
+    non-negative real number (not a bool). Checked before anything is sent, so that a bad
+    value never leaves a prompt queued behind a ``TypeError``; infinity, and anything longer
+    than ``threading.TIMEOUT_MAX``, means no limit."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
+        raise TypeError(
+            f"{name} must be None or a number of seconds, not {type(timeout).__name__} "
+            f"({timeout!r})"
+        )
+    seconds = float(timeout)
+    if math.isnan(seconds) or seconds < 0:
+        raise ValueError(
+            f"{name} must be a non-negative number of seconds (None waits without limit), "
+            f"not {timeout!r}"
+        )
+    return None if seconds > threading.TIMEOUT_MAX else seconds
 
 
 @define(frozen=True)
@@ -100,7 +124,10 @@ class JobHandle:
         restart), the wait ends with ``PromptLostError``. A server that never comes back
         cannot be told from a slow restart, so bound the wait with ``timeout`` or end it
         with ``api.close()`` (``ComfyConnectionError``). Do not wait inside an event
-        callback: it blocks the listener thread that delivers this prompt's events."""
+        callback: it blocks the listener thread that delivers this prompt's events.
+        ``timeout`` must be None or a non-negative number (``TypeError`` / ``ValueError``
+        otherwise)."""
+        timeout = check_timeout(timeout)
         state = self._state
         if not state.done.wait(timeout):
             raise PromptTimeoutError(

@@ -254,3 +254,36 @@ def test_saving_outputs_into_a_new_directory(make_api: Callable[..., ComfyApi],
     exact = image.save(tmp_path / "named" / "cover.png")
     assert exact.read_bytes() == saved.read_bytes()
     assert [p.name for p in result.save_all(tmp_path / "all")] == [Path(image.filename).name]
+
+
+BAD_TIMEOUTS = [
+    pytest.param("10", TypeError, id="str"),
+    pytest.param(True, TypeError, id="bool"),
+    pytest.param([1], TypeError, id="list"),
+    pytest.param(-1, ValueError, id="negative"),
+    pytest.param(float("nan"), ValueError, id="nan"),
+]
+
+
+@pytest.mark.parametrize("bad, error", BAD_TIMEOUTS)
+@pytest.mark.parametrize("tracker", TRACKERS)
+def test_a_bad_timeout_is_refused_before_anything_is_sent(
+    fake_server: FakeComfyUI, make_api: Callable[..., ComfyApi], tracker: str,
+    bad: Any, error: type,
+) -> None:
+    """run_workflow(timeout="10") used to post the prompt and then fail in threading;
+    timeout=-1 posted it and raised PromptTimeoutError."""
+    api = make_api(tracker)
+    with pytest.raises(error, match="timeout"):
+        api.run_workflow(text_wf("never sent"), timeout=bad)
+    assert [r.path for r in fake_server.requests if r.method == "POST"] == []
+    assert not api._tracker.has_unfinished()
+    with pytest.raises(error, match="timeout"):
+        api.wait_for("status", timeout=bad)
+    fake_server.pause()
+    job = api.submit(text_wf("waited"))
+    with pytest.raises(error, match="timeout"):
+        job.wait(bad)
+    fake_server.resume()
+    assert job.wait(float("inf")).text["3"][0] == "waited"  # inf: no limit
+    assert job.wait(0).text["3"][0] == "waited"  # 0: a look, done by now
