@@ -39,7 +39,7 @@ from ._results import PromptResult
 from ._tracking import Tracker
 from ._transport import HttpTransport, TimeoutArg, VerifyArg
 from ._workflow import NodeDefsCache, ensure_api_format
-from .errors import ComfyConnectionError, ComfyError, ComfyHTTPError
+from .errors import ComfyConnectionError, ComfyError, ComfyHTTPError, ConnectTimeoutError
 from .events import AuthError, AuthSuccess, Event, EventKey, Preview, Progress, Status
 
 __all__ = ["ComfyApi"]
@@ -53,6 +53,16 @@ _E = TypeVar("_E", bound=Event)
 #: How long a concurrent close() waits for the first one (which joins the listener for up
 #: to 5 s and the tracker for up to 30 s).
 _CLOSE_WAIT = 60.0
+
+
+def _unreachable(ws_error: ComfyConnectionError, http_error: ComfyError) -> ComfyConnectionError:
+    """Neither the socket nor HTTP works: the HTTP message leads (it says what to check:
+    host, port, ``--listen``, TLS, proxy), the socket's failure follows. Same class as the
+    socket's error (a ``ConnectTimeoutError`` stays one)."""
+    message = f"{http_error} (the socket failed too: {ws_error})"
+    if isinstance(ws_error, ConnectTimeoutError):
+        return ConnectTimeoutError(message, url=ws_error.url)
+    return ComfyConnectionError(message, url=ws_error.url)
 
 
 class ComfyApi(RestMethods):
@@ -176,8 +186,10 @@ class ComfyApi(RestMethods):
         server greeted it. Idempotent. With credentials, first makes one authenticated
         request and emits ``AuthSuccess`` or ``AuthError``. With ``tracker="http"`` only
         checks that the server answers. Raises ``ComfyConnectionError`` /
-        ``ComfyTimeoutError`` when the server cannot be reached (in ``"auto"`` mode a
-        server whose HTTP works but whose socket does not is tracked by polling instead),
+        ``ComfyTimeoutError`` when the server cannot be reached (when the socket fails, one
+        HTTP request tells a dead server — its message, with what to check, leads the
+        error — from a socket-less one; in ``"auto"`` mode a server whose HTTP works but
+        whose socket does not is tracked by polling instead),
         and ``ComfyConnectionError`` when the client was closed meanwhile (a callback may
         call ``close()``)."""
         if self._connect_needed() and self._transport.auth_kind is not None:
@@ -215,14 +227,14 @@ class ComfyApi(RestMethods):
         except ComfyConnectionError as exc:
             if self._closed:
                 raise self._closed_meanwhile() from None
-            if self.tracker_mode == "websocket":
-                self._listener = previous  # so that submit() tries to connect again
-                raise
             try:
-                self.ping()
-            except ComfyError:
+                self.ping()  # is it the socket, or the whole server?
+            except ComfyError as http_exc:
+                self._listener = previous  # so that submit() tries to connect again
+                raise _unreachable(exc, http_exc) from http_exc
+            if self.tracker_mode == "websocket":
                 self._listener = previous
-                raise exc from None
+                raise
             log.warning("WebSocket unavailable (%s); tracking prompts by HTTP polling", exc)
             # the stopped listener stays: submit() does not try the socket again
             self._tracker.set_polling(True)

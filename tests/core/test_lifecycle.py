@@ -5,6 +5,7 @@ refused. Every wait is bounded; the tests wait on events, never on sleeps."""
 
 from __future__ import annotations
 
+import socket
 import threading
 from typing import Any, Callable, Dict, List, Tuple
 
@@ -217,3 +218,34 @@ def test_close_from_a_future_callback(
     for thread in threads + client_threads(api):
         thread.join(WAIT)
     assert client_threads(api) == []
+
+
+# --------------------------------------------------------------------------- unreachable server
+
+
+@pytest.mark.parametrize("tracker", ["auto", "websocket"])
+def test_an_unreachable_server_keeps_the_http_hint(tracker: str) -> None:
+    """The socket fails first; connect() then asks over HTTP, whose message says what to
+    check. It used to be dropped in favour of a bare "connection refused"."""
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(ComfyConnectionError) as info:
+        with ComfyApi(f"127.0.0.1:{port}", tracker=tracker):
+            pass
+    message = str(info.value)
+    assert "is ComfyUI running" in message and "--listen/--port" in message
+    assert f"ws://127.0.0.1:{port}/ws" in message  # the socket's failure is still named
+    assert isinstance(info.value.__cause__, ComfyConnectionError)  # the HTTP error
+    assert info.value.url is not None and str(port) in info.value.url
+
+
+def test_a_refused_socket_with_working_http_names_the_socket(
+    fake_server: FakeComfyUI, make_api: Callable[..., ComfyApi]
+) -> None:
+    fake_server.refuse_websockets(None)
+    api = make_api("websocket", connect=False)
+    with pytest.raises(ComfyConnectionError) as info:
+        api.connect(timeout=WAIT)
+    assert "WebSocket" in str(info.value) and "is ComfyUI running" not in str(info.value)
+    fake_server.accept_websockets()
