@@ -129,7 +129,7 @@ class JobState:
                 return None  # an ExecutionBlocker message: execution goes on
             return prompt_error(self.prompt_id, event)
         elif isinstance(event, ev.ExecutionInterrupted):
-            return prompt_error(self.prompt_id, event)
+            return prompt_error(self.prompt_id, event, cancelled=self.cancel_requested)
         elif isinstance(event, ev.Preview):
             self.preview = event
         return None
@@ -271,8 +271,8 @@ class JobState:
 
     def missing_error(self) -> PromptError:
         """The server has the prompt in neither its queue nor its history."""
-        if self.cancel_requested:
-            return PromptInterruptedError(prompt_id=self.prompt_id)
+        if self.cancel_requested:  # deleted by our cancel(): it never ran
+            return PromptInterruptedError.removed_from_queue(self.prompt_id)
         return PromptLostError(
             f"prompt {self.prompt_id} is in neither the queue nor the history: it was "
             "deleted from the queue, or the server restarted or cleared its history",

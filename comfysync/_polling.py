@@ -119,17 +119,22 @@ def history_messages(entry: Optional[Mapping[str, Any]]) -> Dict[str, Mapping[st
 
 
 def prompt_error(
-    prompt_id: str, event: Union[ev.ExecutionError, ev.ExecutionInterrupted]
+    prompt_id: str,
+    event: Union[ev.ExecutionError, ev.ExecutionInterrupted],
+    *,
+    cancelled: bool = False,
 ) -> PromptError:
     """The error a terminal event stands for — the same whether the event came over the
     socket or was read back from a history entry. ``PromptExecutionError.raw`` is the
-    server's ``execution_error`` payload (``current_inputs`` and all)."""
+    server's ``execution_error`` payload (``current_inputs`` and all). ``cancelled``: the
+    client's ``job.cancel()`` asked for the interrupt."""
     if isinstance(event, ev.ExecutionInterrupted):
         return PromptInterruptedError(
             prompt_id=prompt_id,
             node_id=event.node_id,
             node_type=event.node_type,
             executed=list(event.executed),
+            cancelled=cancelled,
         )
     data = (event.raw or {}).get("data")
     return PromptExecutionError(
@@ -144,7 +149,9 @@ def prompt_error(
     )
 
 
-def _recorded_error(prompt_id: str, name: str, data: Mapping[str, Any]) -> PromptError:
+def _recorded_error(
+    prompt_id: str, name: str, data: Mapping[str, Any], cancelled: bool
+) -> PromptError:
     """The error of a terminal message kept in history (decoded like a frame; a record too
     malformed to decode still tells how the prompt ended)."""
     try:
@@ -152,11 +159,14 @@ def _recorded_error(prompt_id: str, name: str, data: Mapping[str, Any]) -> Promp
     except FrameError:
         event = decode_message(name, {})
     assert isinstance(event, (ev.ExecutionError, ev.ExecutionInterrupted))
-    return prompt_error(prompt_id, event)
+    return prompt_error(prompt_id, event, cancelled=cancelled)
 
 
-def history_outcome(prompt_id: str, entry: Mapping[str, Any]) -> Optional[PromptError]:
-    """None when the history entry says success, else the error it describes.
+def history_outcome(
+    prompt_id: str, entry: Mapping[str, Any], *, cancelled: bool = False
+) -> Optional[PromptError]:
+    """None when the history entry says success, else the error it describes
+    (``cancelled``: as in :func:`prompt_error`).
 
     ComfyUI records interrupts as ``status_str: "error"`` too; the terminal message in
     ``status.messages`` tells them apart.
@@ -167,7 +177,7 @@ def history_outcome(prompt_id: str, entry: Mapping[str, Any]) -> Optional[Prompt
     for name in ("execution_interrupted", "execution_error"):
         # an execution_error next to success is the non-fatal ExecutionBlocker message
         if name in messages and (name == "execution_interrupted" or status_str != "success"):
-            return _recorded_error(prompt_id, name, messages[name])
+            return _recorded_error(prompt_id, name, messages[name], cancelled)
     if status_str == "error":
         return PromptExecutionError(
             prompt_id=prompt_id,

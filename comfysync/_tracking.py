@@ -41,7 +41,7 @@ from . import events as ev
 from ._dispatch import Callback, ExceptionHandler
 from ._job import JobProgress, PromptJob
 from ._job_state import JobState
-from ._polling import ServerOps, check_prompts, history_outcome
+from ._polling import Finding, ServerOps, check_prompts, history_outcome
 from ._results import FileClient, PromptResult
 from .errors import ComfyConnectionError, ComfyError
 
@@ -159,17 +159,31 @@ class Tracker:
         state.request_check(now)
 
     def cancel(self, state: JobState) -> bool:
+        """Dequeue or interrupt the prompt (on the calling thread). A prompt not yet started
+        sends nothing once deleted, so the server is asked at once, here, whether it is gone
+        (``/queue``, then its history): when it is, the job has ended as cancelled by the
+        time this returns. A running prompt ends with its ``execution_interrupted`` event;
+        a failed check is left to the tracker thread."""
         with self._lock:
             if state.finished:
                 return False
             state.cancel_requested = True
+            pending = state.status == "pending"
         try:
             self._ops.cancel_prompt(state.prompt_id)
         except BaseException:
             with self._lock:
                 state.cancel_requested = False  # not cancelled: a vanished prompt is lost
             raise
-        # A dequeued prompt sends nothing more: find out what happened.
+        if pending:
+            try:
+                findings = check_prompts(self._ops, [state.prompt_id])
+            except ComfyError as exc:
+                log.debug("%s: checking cancelled prompt %s failed: %s",
+                          self._name, state.prompt_id, exc)
+            else:
+                self._settle(state, findings[state.prompt_id])
+                return True
         self._request_check([state], delay=0.0)
         return True
 
@@ -281,7 +295,7 @@ class Tracker:
         return True
 
     def _finish_from_history(self, state: JobState, entry: Mapping[str, Any]) -> None:
-        error = history_outcome(state.prompt_id, entry)
+        error = history_outcome(state.prompt_id, entry, cancelled=state.cancel_requested)
         if error is not None:
             self._finish(state, error=error)
             return
@@ -386,16 +400,20 @@ class Tracker:
             self._retry_later(states)
             return
         for state in states:
-            finding = findings[state.prompt_id]
-            if finding.where == "history" and finding.entry is not None:
-                self._finish_from_history(state, finding.entry)
-            elif finding.where == "missing":
-                if state.success_seen:
-                    self._finish_live(state)
-                else:  # cancelled, or lost
-                    self._finish(state, error=state.missing_error())
-            else:
-                with self._lock:
+            self._settle(state, findings[state.prompt_id])
+
+    def _settle(self, state: JobState, finding: Finding) -> None:
+        """Act on where the server has the prompt: end it, or schedule the next check."""
+        if finding.where == "history" and finding.entry is not None:
+            self._finish_from_history(state, finding.entry)
+        elif finding.where == "missing":
+            if state.success_seen:
+                self._finish_live(state)
+            else:  # cancelled, or lost
+                self._finish(state, error=state.missing_error())
+        else:
+            with self._lock:
+                if not state.finished:
                     state.still_queued(
                         finding.where, time.monotonic(), self._poll_min, self._poll_max
                     )

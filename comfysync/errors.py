@@ -13,7 +13,7 @@ raised", or one of the few concrete classes when you want to react to a specific
     │   └── PromptValidationError POST /prompt answered 400 (error, node_errors)
     ├── PromptError               a submitted prompt did not succeed (prompt_id)
     │   ├── PromptExecutionError  a node raised on the server
-    │   ├── PromptInterruptedError
+    │   ├── PromptInterruptedError interrupted, or cancelled (``cancelled``)
     │   ├── PromptLostError       deleted from the queue, or the server forgot it
     │   └── PromptTimeoutError    wait(timeout) expired (the prompt may still run)
     ├── WorkflowFormatError       the workflow cannot be sent as it is
@@ -223,7 +223,13 @@ class PromptExecutionError(PromptError):
 
 
 class PromptInterruptedError(PromptError):
-    """The prompt was interrupted on the server (``execution_interrupted``)."""
+    """The prompt was interrupted on the server (``execution_interrupted``), or removed from
+    the queue by ``job.cancel()`` before it ran.
+
+    ``cancelled`` is True when this client's ``job.cancel()`` asked for it (an interrupt from
+    elsewhere — the UI, ``api.interrupt()`` — leaves it False); ``node_id`` / ``node_type``
+    name the node that was running, None when the prompt never started.
+    """
 
     def __init__(
         self,
@@ -232,12 +238,27 @@ class PromptInterruptedError(PromptError):
         node_id: Optional[str] = None,
         node_type: Optional[str] = None,
         executed: Optional[List[str]] = None,
+        cancelled: bool = False,
+        message: Optional[str] = None,
     ) -> None:
         self.node_id = node_id
         self.node_type = node_type
         self.executed = list(executed or [])
-        where = f" in node {node_id} ({node_type})" if node_id is not None else ""
-        super().__init__(f"prompt {prompt_id} was interrupted{where}", prompt_id=prompt_id)
+        self.cancelled = cancelled
+        if message is None:
+            where = f" in node {node_id} ({node_type})" if node_id is not None else ""
+            how = "was cancelled: interrupted" if cancelled else "was interrupted"
+            message = f"prompt {prompt_id} {how}{where}"
+        super().__init__(message, prompt_id=prompt_id)
+
+    @classmethod
+    def removed_from_queue(cls, prompt_id: str) -> PromptInterruptedError:
+        """``job.cancel()`` took the prompt out of the queue: it never ran."""
+        return cls(
+            prompt_id=prompt_id,
+            cancelled=True,
+            message=f"prompt {prompt_id} was cancelled (removed from the queue before it ran)",
+        )
 
 
 class PromptLostError(PromptError):

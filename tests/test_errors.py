@@ -113,8 +113,16 @@ def test_connection_timeout_and_prompt_errors() -> None:
         exception_message="boom from probe\n", traceback=["a\n", "b\n"], executed=["1"])
     assert str(exec_err) == "prompt p failed in node 2 (ProbeFail): RuntimeError: boom from probe"
     assert exec_err.traceback_text == "a\nb\n" and exec_err.prompt_id == "p"
-    assert "interrupted in node 2 (ProbeSleep)" in str(
-        PromptInterruptedError(prompt_id="p", node_id="2", node_type="ProbeSleep"))
+    interrupted = PromptInterruptedError(prompt_id="p", node_id="2", node_type="ProbeSleep")
+    assert str(interrupted) == "prompt p was interrupted in node 2 (ProbeSleep)"
+    assert interrupted.cancelled is False
+    cancelled = PromptInterruptedError(prompt_id="p", node_id="2", node_type="ProbeSleep",
+                                       cancelled=True)
+    assert str(cancelled) == "prompt p was cancelled: interrupted in node 2 (ProbeSleep)"
+    assert cancelled.cancelled is True
+    dequeued = PromptInterruptedError.removed_from_queue("p")
+    assert str(dequeued) == "prompt p was cancelled (removed from the queue before it ran)"
+    assert dequeued.cancelled is True and dequeued.node_id is None and dequeued.executed == []
     assert PromptLostError("gone", prompt_id="p").prompt_id == "p"
     timeout = PromptTimeoutError("late", prompt_id="p", timeout=3.0)
     assert timeout.timeout == 3.0 and timeout.url is None

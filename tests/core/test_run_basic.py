@@ -128,6 +128,8 @@ def test_interrupt_running(fake_server: FakeComfyUI, make_api: Callable[..., Com
     with pytest.raises(PromptInterruptedError) as info:
         job.wait(20)
     assert info.value.node_id in ("1", "2") and job.status == "interrupted"
+    assert info.value.cancelled is False  # not by job.cancel()
+    assert "was interrupted in node" in str(info.value)
 
 
 @pytest.mark.parametrize("tracker", TRACKERS)

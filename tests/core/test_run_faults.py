@@ -48,9 +48,15 @@ def test_cancel_pending(fake_server: FakeComfyUI, make_api: Callable[..., ComfyA
     fake_server.pause()
     job = api.submit(sleep_wf(0.01))
     assert job.cancel() is True
-    with pytest.raises(PromptInterruptedError):
-        job.wait(10)
+    # confirmed with the server before cancel() returned: no "pending" left behind
     assert job.status == "interrupted" and job.done()
+    with pytest.raises(PromptInterruptedError) as info:
+        job.wait(0)
+    assert info.value.cancelled is True and info.value.node_id is None
+    assert str(info.value) == (
+        f"prompt {job.prompt_id} was cancelled (removed from the queue before it ran)"
+    )
+    assert job.future.exception(0) is info.value
     running, pending = fake_server.queue_state()
     assert running == [] and pending == []
     assert job.cancel() is False
@@ -69,6 +75,8 @@ def test_cancel_running(fake_server: FakeComfyUI, make_api: Callable[..., ComfyA
     with pytest.raises(PromptInterruptedError) as info:
         job.wait(10)
     assert info.value.node_id in ("1", "2") and job.status == "interrupted"
+    assert info.value.cancelled is True
+    assert str(info.value).startswith(f"prompt {job.prompt_id} was cancelled: interrupted in ")
     assert_cancel_route(fake_server, jobs_api)
     fake_server.wait_for_idle()
 

@@ -410,15 +410,49 @@ def test_timeout_then_later_wait_succeeds(ops: FakeOps, make_tracker: Any) -> No
     assert job.wait(5).status == "success"
 
 
-def test_cancel_pending_ends_interrupted(ops: FakeOps, make_tracker: Any) -> None:
+def test_cancel_pending_ends_interrupted_before_cancel_returns(
+    ops: FakeOps, make_tracker: Any
+) -> None:
     t = make_tracker()
     job = t.submit(WF, {})
     assert job.cancel() is True
-    with pytest.raises(PromptInterruptedError):
-        job.wait(5)
-    assert job.status == "interrupted"
-    assert ("cancel", job.prompt_id) in ops.calls
+    assert job.status == "interrupted" and job.done()  # confirmed on the calling thread
+    with pytest.raises(PromptInterruptedError) as info:
+        job.wait(0)
+    assert info.value.cancelled and "removed from the queue before it ran" in str(info.value)
+    pid = job.prompt_id
+    assert ops.calls[-3:] == [("cancel", pid), ("queue",), ("history", pid)]
     assert job.cancel() is False
+
+
+def test_cancel_pending_whose_check_fails_ends_through_the_tracker(
+    ops: FakeOps, make_tracker: Any
+) -> None:
+    t = make_tracker()
+    job = t.submit(WF, {})
+    ops.down = 1  # the check right after the cancel fails
+    assert job.cancel() is True
+    with pytest.raises(PromptInterruptedError) as info:
+        job.wait(5)
+    assert info.value.cancelled and job.status == "interrupted"
+
+
+def test_cancel_of_a_prompt_that_started_meanwhile_waits_for_its_interrupt(
+    ops: FakeOps, make_tracker: Any
+) -> None:
+    t = make_tracker()
+    job = t.submit(WF, {})
+    pid = job.prompt_id
+    ops.pending.discard(pid)
+    ops.running.add(pid)  # started after our last news: the delete does nothing
+    assert job.cancel() is True
+    assert not job.done() and job.status == "running"
+    t.handle_event(ev.ExecutionInterrupted(prompt_id=pid, node_id="2", node_type="X",
+                                           executed=("1",), timestamp=1))
+    with pytest.raises(PromptInterruptedError) as info:
+        job.wait(5)
+    assert info.value.cancelled and info.value.node_id == "2"
+    assert str(info.value) == f"prompt {pid} was cancelled: interrupted in node 2 (X)"
 
 
 def test_close_ends_waits_and_joins_the_thread(ops: FakeOps, make_tracker: Any) -> None:

@@ -25,6 +25,7 @@ from concurrent.futures import Future
 from typing import Any, Dict, Optional
 
 from comfysync import ComfyApi, ComfyClient, PromptJob, PromptResult, create_client, events
+from comfysync.errors import PromptInterruptedError
 
 
 def seed_style(url: str, wf: Dict[str, Any]) -> str:
@@ -44,7 +45,10 @@ def api_style(url: str, wf: Dict[str, Any]) -> int:
         future.add_done_callback(lambda f: print(f.result().prompt_id))
         status = api.wait_for(events.Status, lambda ev: ev.queue_remaining == 0, timeout=5)
         api.on(events.Progress, lambda ev: print(ev.value / ev.max))
-        api.run_workflow(wf, timeout=10)
+        try:
+            api.run_workflow(wf, timeout=10)
+        except PromptInterruptedError as exc:
+            print(exc.cancelled)
         return status.queue_remaining
 
 
