@@ -127,14 +127,16 @@ class JobHandle:
         callback: it blocks the listener thread that delivers this prompt's events.
         ``timeout`` must be None or a non-negative number (``TypeError`` / ``ValueError``
         otherwise)."""
-        timeout = check_timeout(timeout)
+        seconds = check_timeout(timeout)
         state = self._state
-        if not state.done.wait(timeout):
+        if not state.done.wait(seconds):
             raise PromptTimeoutError(
                 f"prompt {state.prompt_id} did not finish within {timeout} s "
-                f"(status {state.status}; it keeps running unless cancelled)",
+                f"(status {state.status}; it keeps running unless cancelled with "
+                "job.cancel())",
                 prompt_id=state.prompt_id,
-                timeout=timeout,
+                timeout=seconds,
+                job=self if isinstance(self, PromptJob) else PromptJob(state, self._tracker),
             )
         if state.error is not None:
             raise state.error

@@ -26,7 +26,10 @@ Messages never contain credentials: the URL in an error is always the redacted o
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
+
+if TYPE_CHECKING:  # for the annotation only: errors.py imports nothing of comfysync
+    from ._job import PromptJob
 
 __all__ = [
     "ComfyError",
@@ -271,12 +274,25 @@ class PromptLostError(PromptError):
 
 class PromptTimeoutError(PromptError, ComfyTimeoutError):
     """``wait(timeout)`` expired. The prompt keeps running on the server unless cancelled;
-    a later ``wait()`` on the same job can still succeed."""
+    a later ``wait()`` on the same job can still succeed.
 
-    def __init__(self, message: str, *, prompt_id: str, timeout: Optional[float] = None) -> None:
+    ``job`` is the :class:`~comfysync.PromptJob` that was waited for (set by ``job.wait``
+    and ``run_workflow``; None where there is no job, e.g. a pool still waiting for a
+    server), so that ``except PromptTimeoutError as e: e.job.cancel()`` stops the prompt.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        prompt_id: str,
+        timeout: Optional[float] = None,
+        job: Optional[PromptJob] = None,
+    ) -> None:
         PromptError.__init__(self, message, prompt_id=prompt_id)
         self.url = None
         self.timeout = timeout
+        self.job = job
 
 
 class WorkflowFormatError(ComfyError, ValueError):

@@ -125,7 +125,7 @@ def test_connection_timeout_and_prompt_errors() -> None:
     assert dequeued.cancelled is True and dequeued.node_id is None and dequeued.executed == []
     assert PromptLostError("gone", prompt_id="p").prompt_id == "p"
     timeout = PromptTimeoutError("late", prompt_id="p", timeout=3.0)
-    assert timeout.timeout == 3.0 and timeout.url is None
+    assert timeout.timeout == 3.0 and timeout.url is None and timeout.job is None
     unsafe = UnsafePathError("no", filename="..", directory="/tmp/x")
     assert (unsafe.filename, unsafe.directory) == ("..", "/tmp/x")
 

@@ -141,10 +141,28 @@ def test_timeout_then_later_wait(fake_server: FakeComfyUI, make_api: Callable[..
         api.run_workflow(text_wf("late"), timeout=0.1)
     assert info.value.timeout == 0.1
     job = api.submit(text_wf("later"))
-    with pytest.raises(PromptTimeoutError):
+    with pytest.raises(PromptTimeoutError) as later:
         job.wait(0.05)
+    assert later.value.job is job
     fake_server.resume()
     assert job.wait(30).text["3"][0] == "later"
+
+
+@pytest.mark.parametrize("tracker", TRACKERS)
+def test_a_timed_out_run_can_be_cancelled_through_its_error(
+    fake_server: FakeComfyUI, make_api: Callable[..., ComfyApi], tracker: str
+) -> None:
+    """PromptTimeoutError from run_workflow carries the job, so the caller can cancel the
+    prompt it no longer waits for."""
+    api = make_api(tracker)
+    fake_server.pause()
+    with pytest.raises(PromptTimeoutError) as info:
+        api.run_workflow(text_wf("abandoned"), timeout=0.05)
+    job = info.value.job
+    assert isinstance(job, PromptJob) and job.prompt_id == info.value.prompt_id
+    assert job.cancel() is True and job.status == "interrupted"
+    assert fake_server.queue_state() == ([], [])
+    fake_server.resume()
 
 
 @pytest.mark.parametrize("tracker", TRACKERS)

@@ -25,7 +25,7 @@ from concurrent.futures import Future
 from typing import Any, Dict, Optional
 
 from comfysync import ComfyApi, ComfyClient, PromptJob, PromptResult, create_client, events
-from comfysync.errors import PromptInterruptedError
+from comfysync.errors import PromptInterruptedError, PromptTimeoutError
 
 
 def seed_style(url: str, wf: Dict[str, Any]) -> str:
@@ -47,6 +47,9 @@ def api_style(url: str, wf: Dict[str, Any]) -> int:
         api.on(events.Progress, lambda ev: print(ev.value / ev.max))
         try:
             api.run_workflow(wf, timeout=10)
+        except PromptTimeoutError as exc:
+            if exc.job is not None:
+                exc.job.cancel()
         except PromptInterruptedError as exc:
             print(exc.cancelled)
         return status.queue_remaining
