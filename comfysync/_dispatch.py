@@ -15,8 +15,10 @@ path of ``emit`` is one lock round trip, one dict lookup and the calls themselve
 Subscribing to an unknown name is allowed (custom nodes send their own message types), but a
 name close to a known one (``"progres"``) is logged as a probable typo, once per name.
 
-A callback that raises is logged on ``comfysync.dispatch`` and passed to the optional
-``exception_handler(exc, event, callback)``; the remaining callbacks still run.
+A callback that raises is passed to the optional ``exception_handler(exc, event, callback)``
+(and logged at DEBUG), or without a handler logged on ``comfysync.dispatch`` — its traceback
+at ERROR the first time per subscription, a one-line WARNING after that; the remaining
+callbacks still run.
 """
 
 from __future__ import annotations
@@ -82,7 +84,7 @@ class Subscription:
             api.run_workflow(wf)
     """
 
-    __slots__ = ("key", "callback", "once", "_bus", "_seq", "_active", "__weakref__")
+    __slots__ = ("key", "callback", "once", "_bus", "_seq", "_active", "_failures", "__weakref__")
 
     def __init__(self, bus: EventBus, key: str, callback: Callback, seq: int, once: bool) -> None:
         self.key = key
@@ -91,6 +93,7 @@ class Subscription:
         self._bus = bus
         self._seq = seq
         self._active = True
+        self._failures = 0  # how often the callback raised (for the log's rate limit)
 
     @property
     def active(self) -> bool:
@@ -244,7 +247,7 @@ class EventBus:
             try:
                 sub.callback(event)
             except Exception as exc:
-                self._callback_failed(exc, event, sub.callback)
+                self._callback_failed(exc, event, sub)
 
     def _snapshot(self, cache_key: Tuple[str, str]) -> Tuple[Subscription, ...]:
         # Caller holds the lock.
@@ -259,22 +262,35 @@ class EventBus:
         self._snapshots[cache_key] = snapshot
         return snapshot
 
-    def _callback_failed(self, exc: Exception, event: Event, callback: Callable[..., Any]) -> None:
-        # The event itself is not logged: it may carry user data.
-        logger.error(
-            "callback %s for %r event raised %s",
-            _describe(callback),
-            event.type,
-            type(exc).__name__,
-            exc_info=exc,
-        )
+    def _callback_failed(self, exc: Exception, event: Event, sub: Subscription) -> None:
+        """Log a raising callback and pass it to the handler. With a handler the handler is
+        the user's channel: DEBUG only. Without one, the traceback is logged at ERROR the
+        first time per subscription and one WARNING line afterwards (a callback failing on
+        every progress step would otherwise flood the log). The event itself is never
+        logged: it may carry user data."""
+        sub._failures += 1  # only the emitting thread counts; a lost increment is harmless
+        callback, name = sub.callback, _describe(sub.callback)
         handler = self.exception_handler
-        if handler is None:
-            return
-        try:
-            handler(exc, event, callback)
-        except Exception:
-            logger.exception("exception_handler raised while handling a callback error")
+        if handler is not None:
+            logger.debug(
+                "callback %s for %r event raised %s (passed to exception_handler)",
+                name, event.type, type(exc).__name__, exc_info=exc,
+            )
+            try:
+                handler(exc, event, callback)
+            except Exception:
+                logger.exception("exception_handler raised while handling a callback error")
+        elif sub._failures == 1:
+            logger.error(
+                "callback %s for %r event raised %s (its traceback is logged only once; "
+                "later failures are one line each)",
+                name, event.type, type(exc).__name__, exc_info=exc,
+            )
+        else:
+            logger.warning(
+                "callback %s for %r event raised %s again (%d times): %s",
+                name, event.type, type(exc).__name__, sub._failures, exc,
+            )
 
     # ------------------------------------------------------------------ waiting
 

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
+from _core_workflows import text_wf
 
 from comfysync import ComfyApi, events
 from comfysync import _dispatch as dispatch_module
@@ -169,3 +170,27 @@ def test_api_on_warns_about_a_probable_typo(
     ]
     fake_server.send_unknown_message("crystools.monitor", client_id=api.client_id)
     assert custom.wait(WAIT)  # unknown names keep working
+
+
+# --------------------------------------------------------------------------- failing callbacks
+
+
+@pytest.mark.parametrize("with_handler", [True, False])
+def test_a_callback_failing_on_every_step_does_not_flood_the_log(
+    make_api: Callable[..., ComfyApi], caplog: pytest.LogCaptureFixture, with_handler: bool
+) -> None:
+    handled: List[BaseException] = []
+    handler = (lambda exc, event, cb: handled.append(exc)) if with_handler else None
+    api = make_api(exception_handler=handler)
+
+    def broken(event: events.Progress) -> None:
+        raise ValueError("broken progress bar")
+
+    with caplog.at_level(logging.DEBUG, logger="comfysync.dispatch"):
+        result = api.run_workflow(text_wf(steps=5), timeout=WAIT, on_progress=broken)
+    assert result.text["3"][0] == "hello"
+    levels = [r.levelno for r in caplog.records if r.name == "comfysync.dispatch"]
+    if with_handler:
+        assert len(handled) == 5 and levels == [logging.DEBUG] * 5
+    else:
+        assert levels == [logging.ERROR] + [logging.WARNING] * 4

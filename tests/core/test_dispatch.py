@@ -187,9 +187,11 @@ def test_emit_inside_callback_does_not_deadlock() -> None:
     assert got == ["status"]
 
 
-def test_raising_callback_is_logged_and_the_rest_still_run(
+def test_raising_callback_goes_to_the_handler_and_the_rest_still_run(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """With an exception_handler the handler is the user's channel: the failure is logged
+    at DEBUG only (it used to log a full traceback at ERROR for every failing event)."""
     reported: List[Any] = []
     bus = EventBus(exception_handler=lambda exc, event, cb: reported.append((exc, event, cb)))
     got: List[ev.Event] = []
@@ -200,14 +202,47 @@ def test_raising_callback_is_logged_and_the_rest_still_run(
     bus.on("progress", boom)
     bus.on("progress", got.append)
     event = progress()
-    with caplog.at_level(logging.ERROR, logger="comfysync.dispatch"):
+    with caplog.at_level(logging.DEBUG, logger="comfysync.dispatch"):
         bus.emit(event)  # does not raise
-    assert got == [event]
-    ((exc, seen, cb),) = reported
-    assert isinstance(exc, ValueError) and seen is event and cb is boom
-    (record,) = [r for r in caplog.records if r.name == "comfysync.dispatch"]
-    assert "boom" in record.getMessage() and "'progress'" in record.getMessage()
-    assert record.exc_info is not None
+        bus.emit(event)
+    assert got == [event, event]
+    assert [(type(e), seen, cb) for e, seen, cb in reported] == [(ValueError, event, boom)] * 2
+    records = [r for r in caplog.records if r.name == "comfysync.dispatch"]
+    assert [r.levelno for r in records] == [logging.DEBUG, logging.DEBUG]
+    assert "boom" in records[0].getMessage() and "'progress'" in records[0].getMessage()
+    assert records[0].exc_info is not None
+
+
+def test_without_handler_the_traceback_is_logged_once_per_subscription(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A callback failing on every progress step (20 per run) logs its traceback once, then
+    one WARNING line per failure; another callback gets its own traceback."""
+    bus = EventBus()
+
+    def boom(event: ev.Event) -> None:
+        raise ValueError("bad callback")
+
+    def other(event: ev.Event) -> None:
+        raise KeyError("other")
+
+    bus.on("progress", boom)
+    with caplog.at_level(logging.DEBUG, logger="comfysync.dispatch"):
+        for value in range(3):
+            bus.emit(progress(value))
+        bus.on("progress", other)
+        bus.emit(progress())
+    records = [(r.levelno, r.exc_info is not None, r.getMessage())
+               for r in caplog.records if r.name == "comfysync.dispatch"]
+    assert [(level, tb) for level, tb, _ in records] == [
+        (logging.ERROR, True), (logging.WARNING, False), (logging.WARNING, False),
+        (logging.WARNING, False), (logging.ERROR, True),
+    ]
+    assert "boom" in records[0][2] and "only once" in records[0][2]
+    assert records[1][2].endswith(
+        ".boom for 'progress' event raised ValueError again (2 times): bad callback"
+    )
+    assert "other" in records[4][2]
 
 
 def test_raising_exception_handler_is_logged_too(caplog: pytest.LogCaptureFixture) -> None:
@@ -219,8 +254,8 @@ def test_raising_exception_handler_is_logged_too(caplog: pytest.LogCaptureFixtur
     with caplog.at_level(logging.ERROR, logger="comfysync.dispatch"):
         bus.emit(progress())
     messages = [r.getMessage() for r in caplog.records if r.name == "comfysync.dispatch"]
-    assert len(messages) == 2
-    assert "exception_handler raised" in messages[1]
+    assert len(messages) == 1
+    assert "exception_handler raised" in messages[0]
 
 
 def test_non_callable_is_refused() -> None:
