@@ -120,13 +120,18 @@ class Subscription:
 class _Waiter:
     """State of one ``wait_for`` call: the event (or error) that ends it."""
 
-    __slots__ = ("done", "event", "error", "_lock")
+    __slots__ = ("done", "event", "error", "rejected", "_lock")
 
     def __init__(self) -> None:
         self.done = threading.Event()
         self.event: Optional[Event] = None
         self.error: Optional[BaseException] = None
+        self.rejected = 0  # events of the key the predicate turned down (for the timeout)
         self._lock = threading.Lock()
+
+    def reject(self) -> None:
+        with self._lock:
+            self.rejected += 1
 
     def finish(self, event: Optional[Event], error: Optional[BaseException]) -> None:
         """Record the outcome; the first call wins (several threads may emit at once)."""
@@ -136,6 +141,20 @@ class _Waiter:
             self.event = event
             self.error = error
             self.done.set()
+
+
+def _timeout_message(key: str, timeout: Optional[float], rejected: int) -> str:
+    """Why a ``wait_for`` ended empty-handed: nothing came, or the predicate turned down
+    what came. Either way, events from before the call were never candidates."""
+    within = f" within {timeout:g} s" if timeout is not None else ""
+    hint = "(only events after the wait_for() call count)"
+    if not rejected:
+        return f"no {key!r} event arrived{within} {hint}"
+    events, them = ("event", "it") if rejected == 1 else ("events", "them")
+    return (
+        f"no matching {key!r} event{within}: {rejected} {key!r} {events} arrived and the "
+        f"predicate rejected {them} {hint}"
+    )
 
 
 class EventBus:
@@ -337,6 +356,7 @@ class EventBus:
             if predicate is not None:
                 try:
                     if not predicate(event):
+                        waiter.reject()
                         return
                 except Exception as exc:
                     waiter.finish(None, exc)
@@ -351,11 +371,7 @@ class EventBus:
             raise
         try:
             if not waiter.done.wait(timeout):
-                raise ComfyTimeoutError(
-                    f"no {sub.key!r} event arrived within {timeout:g} s"
-                    if timeout is not None
-                    else f"no {sub.key!r} event arrived"
-                )
+                raise ComfyTimeoutError(_timeout_message(sub.key, timeout, waiter.rejected))
         finally:
             sub.cancel()
             with self._lock:

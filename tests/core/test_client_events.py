@@ -10,11 +10,11 @@ import threading
 from typing import Any, Callable, Dict, List, Tuple
 
 import pytest
-from _core_workflows import text_wf
+from _core_workflows import sleep_wf, text_wf
 
 from comfysync import ComfyApi, events
 from comfysync import _dispatch as dispatch_module
-from comfysync.errors import ComfyConnectionError
+from comfysync.errors import ComfyConnectionError, ComfyTimeoutError
 from comfysync.testing import FakeComfyUI
 
 pytestmark = pytest.mark.timeout(60)
@@ -194,3 +194,46 @@ def test_a_callback_failing_on_every_step_does_not_flood_the_log(
         assert len(handled) == 5 and levels == [logging.DEBUG] * 5
     else:
         assert levels == [logging.ERROR] + [logging.WARNING] * 4
+
+
+# --------------------------------------------------------------------------- the README example
+
+
+def test_the_readme_wait_for_example(
+    fake_server: FakeComfyUI, make_api: Callable[..., ComfyApi], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Submit, then wait for that prompt's execution_success. The server is held until the
+    wait is in place, so the run cannot end before it (only later events count)."""
+    api = make_api()
+    fake_server.pause()
+    job = api.submit(sleep_wf(0.0))
+    waiting = when_subscribed(api, monkeypatch, "execution_success")
+
+    def resume_once_waiting() -> None:
+        if waiting.wait(WAIT):
+            fake_server.resume()
+
+    resumer = threading.Thread(target=resume_once_waiting)
+    resumer.start()
+    done = api.wait_for(events.ExecutionSuccess, lambda ev: ev.prompt_id == job.prompt_id,
+                        timeout=WAIT)
+    resumer.join(WAIT)
+    assert done.prompt_id == job.prompt_id
+    assert job.wait(WAIT).text["3"][0] == "slept"
+
+
+def test_a_wait_whose_predicate_rejects_everything_says_so(
+    fake_server: FakeComfyUI, make_api: Callable[..., ComfyApi], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = make_api()
+    waiting = when_subscribed(api, monkeypatch, "status")
+    thread, out = run_in_thread(
+        lambda: api.wait_for("status", lambda ev: ev.queue_remaining == 99, timeout=2.0)
+    )
+    assert waiting.wait(WAIT)
+    api.poll_status(timeout=5)  # emits a status event (queue_remaining 0) to every waiter
+    thread.join(WAIT)
+    error = out.get("error")
+    assert isinstance(error, ComfyTimeoutError)
+    assert str(error).startswith("no matching 'status' event within 2 s: ")
+    assert "'status' event" in str(error) and "rejected" in str(error)

@@ -321,6 +321,41 @@ def test_wait_for_timeout_raises_and_unsubscribes() -> None:
     assert bus.subscriber_count() == 0
 
 
+class EmittingBus(EventBus):
+    """Emits ``events`` on the waiting thread right after the wait subscribed: they are
+    certainly seen before the wait times out."""
+
+    def __init__(self, *events: ev.Event) -> None:
+        super().__init__()
+        self._pending = list(events)
+
+    def _add(self, key: Any, callback: Any, once: bool) -> Any:
+        sub = super()._add(key, callback, once)
+        pending, self._pending = self._pending, []
+        for event in pending:
+            self.emit(event)
+        return sub
+
+
+def test_wait_for_timeout_says_the_predicate_rejected_what_came() -> None:
+    bus = EmittingBus(ev.Status(3), ev.Status(2), progress(), ev.Status(1))
+    with pytest.raises(ComfyTimeoutError) as info:
+        bus.wait_for("status", lambda e: e.queue_remaining == 0, timeout=0.05)
+    assert str(info.value) == (
+        "no matching 'status' event within 0.05 s: 3 'status' events arrived and the "
+        "predicate rejected them (only events after the wait_for() call count)"
+    )
+    with pytest.raises(ComfyTimeoutError) as info:
+        EmittingBus(progress()).wait_for("status", lambda e: True, timeout=0.05)
+    assert str(info.value) == (
+        "no 'status' event arrived within 0.05 s (only events after the wait_for() call count)"
+    )
+    one = EmittingBus(ev.Status(1))
+    with pytest.raises(ComfyTimeoutError, match="1 'status' event arrived and the predicate "
+                       "rejected it "):
+        one.wait_for(ev.Status, lambda e: e.queue_remaining == 0, timeout=0.05)
+
+
 def test_wait_for_predicate_error_is_raised_in_the_waiter() -> None:
     bus = WatchedBus()
 
