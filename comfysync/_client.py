@@ -86,7 +86,8 @@ class ComfyApi(RestMethods):
     prompts are unfinished, else at most ``max_reconnect_attempts``). ``watchdog``: seconds
     without news of an unfinished prompt before it is checked over HTTP. ``poll_interval``:
     ``(first, max)`` delay of the HTTP tracker's per-prompt polling. ``exception_handler``:
-    called as ``handler(exc, event, callback)`` when a callback raises.
+    called as ``handler(exc, event, callback)`` when a callback raises (the failure is then
+    logged at DEBUG only; without a handler, its traceback once per subscription).
 
     The REST methods work at once, without ``connect()``. ``close()`` (or leaving a ``with``
     block) releases everything; it is idempotent. ``repr`` never shows credentials.
