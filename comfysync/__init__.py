@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from . import errors, events, utils
 from ._client import ComfyApi
-from ._compat import ComfyClient, create_client
+from ._compat import ComfyClient, SeedPromptJob, create_client
+from ._job import JobProgress, PromptJob
 from ._models import (
     FileRef,
     HistoryEntry,
@@ -23,7 +24,6 @@ from ._models import (
 from ._pool import ComfyPool, PoolFuture, PoolSubscription
 from ._pool_policies import ServerSpec, ServerStats, ServerView
 from ._results import OutputFile, PromptResult
-from ._job import JobProgress, PromptJob
 from ._version import __version__
 from ._workflow import Node, Workflow
 from .errors import (
@@ -70,6 +70,7 @@ __all__ = [
     "OutputFile",
     "create_client",
     "ComfyClient",
+    "SeedPromptJob",
     "utils",
     "QueuedPrompt",
     "QueueState",

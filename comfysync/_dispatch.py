@@ -345,7 +345,7 @@ class EventBus:
         thread it blocks.
         """
         waiter = _Waiter()
-        with self._lock:  # registered before the check-free wait: close() cannot miss it
+        with self._lock:  # checked and registered under close()'s lock: it cannot miss us
             if self._closed is not None:
                 raise self._closed_error()
             self._waiters.add(waiter)

@@ -24,7 +24,9 @@ from __future__ import annotations
 from concurrent.futures import Future
 from typing import Any, Dict, Optional
 
-from comfysync import ComfyApi, ComfyClient, PromptJob, PromptResult, create_client, events
+from comfysync import (
+    ComfyApi, ComfyClient, PromptJob, PromptResult, SeedPromptJob, create_client, events,
+)
 from comfysync.errors import PromptInterruptedError, PromptTimeoutError
 
 
@@ -32,7 +34,7 @@ def seed_style(url: str, wf: Dict[str, Any]) -> str:
     with create_client(url) as client:  # __enter__ keeps the ComfyClient type
         job = client.submit_workflow(wf)
         result: PromptResult = job.future.result(timeout=60)  # a Future, not Optional
-        deferred = client.submit_workflow(wf, return_future=False)
+        deferred: SeedPromptJob = client.submit_workflow(wf, return_future=False)
         maybe: Optional[Future[PromptResult]] = deferred.future
         assert maybe is None
         return result.prompt_id + client.fetch_results(deferred, timeout=60).prompt_id
