@@ -334,6 +334,7 @@ class ComfyApi(RestMethods):
         return self._bus.once(key, callback)
 
     def off(self, key: EventKey, callback: Callable[..., Any]) -> None:
+        """Remove every subscription of ``callback`` to ``key`` (allowed after ``close()``)."""
         self._bus.off(key, callback)
 
     @overload
