@@ -26,12 +26,7 @@ from __future__ import annotations
 
 import contextvars
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional, Tuple
-
-try:  # typing.Protocol exists on 3.8+, kept explicit for readers
-    from typing import Protocol
-except ImportError:  # pragma: no cover
-    from typing_extensions import Protocol  # type: ignore[assignment]
+from typing import TYPE_CHECKING, Any, Optional, Protocol, Tuple
 
 if TYPE_CHECKING:  # Pillow is an optional dependency (the ``testing`` extra)
     from PIL.Image import Image
@@ -74,7 +69,7 @@ class ExecutionContext(Protocol):
     def send_text(self, text: str, *, sid: Optional[str] = None) -> None:
         """A binary TEXT frame (type 3) for this node: broadcast unless ``sid`` is given."""
 
-    def send_image_frame(self, image_format: str, image: "Image") -> None:
+    def send_image_frame(self, image_format: str, image: Image) -> None:
         """A type-1 frame with the full-size image (``SaveImageWebsocket``): format ``"PNG"``
         (format code 2) or ``"JPEG"`` (1), to the prompt's client or broadcast without one."""
 
@@ -82,7 +77,7 @@ class ExecutionContext(Protocol):
         """A custom JSON message ``{"type": event_type, "data": data}`` (``send_sync``)."""
 
 
-_current: "contextvars.ContextVar[Optional[ExecutionContext]]" = contextvars.ContextVar(
+_current: contextvars.ContextVar[Optional[ExecutionContext]] = contextvars.ContextVar(
     "comfysync_fake_execution_context", default=None
 )
 
@@ -96,12 +91,12 @@ def current_context() -> ExecutionContext:
     return ctx
 
 
-def bind_context(ctx: Optional[ExecutionContext]) -> "contextvars.Token[Optional[ExecutionContext]]":
+def bind_context(ctx: Optional[ExecutionContext]) -> contextvars.Token[Optional[ExecutionContext]]:
     """Executor side: make ``ctx`` current for the node about to run. Reset with the token."""
     return _current.set(ctx)
 
 
-def unbind_context(token: "contextvars.Token[Optional[ExecutionContext]]") -> None:
+def unbind_context(token: contextvars.Token[Optional[ExecutionContext]]) -> None:
     _current.reset(token)
 
 
