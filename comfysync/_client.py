@@ -142,6 +142,7 @@ class ComfyApi(RestMethods):
             watchdog=watchdog,
             poll_interval=poll_interval,
             exception_handler=exception_handler,
+            on_event_thread=self._on_listener_thread,
         )
         self._bus.on("*", self._tracker.handle_event)  # first subscriber: sees events first
         self._listener: Optional[Listener] = None
@@ -204,6 +205,10 @@ class ComfyApi(RestMethods):
         if self._closed:
             raise ComfyConnectionError("this ComfyApi is closed", url=self.url)
         return self._listener is None or not self._listener.alive
+
+    def _on_listener_thread(self) -> bool:
+        listener = self._listener
+        return listener is not None and listener.owns_current_thread()
 
     def _connect(self, timeout: float) -> None:
         if self.tracker_mode == "http":

@@ -129,6 +129,12 @@ class JobHandle:
         otherwise)."""
         seconds = check_timeout(timeout)
         state = self._state
+        if not state.done.is_set() and self._tracker.delivers_on_current_thread():
+            raise RuntimeError(
+                "job.wait() called from an event or future callback, on the thread that "
+                "would deliver the job's end: use job.future.add_done_callback(...), or "
+                "wait on another thread"
+            )
         if not state.done.wait(seconds):
             raise PromptTimeoutError(
                 f"prompt {state.prompt_id} did not finish within {timeout} s "

@@ -35,7 +35,7 @@ import logging
 import threading
 import time
 import uuid
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from . import events as ev
 from ._dispatch import Callback, ExceptionHandler
@@ -78,8 +78,10 @@ class Tracker:
         poll_interval: Tuple[float, float] = (0.05, 1.0),
         history_delays: Sequence[float] = HISTORY_DELAYS,
         exception_handler: Optional[ExceptionHandler] = None,
+        on_event_thread: Callable[[], bool] = lambda: False,
     ) -> None:
         self._ops = ops
+        self._on_event_thread = on_event_thread
         self._name = name
         self._files = files
         self._polling = polling
@@ -208,6 +210,12 @@ class Tracker:
         if reconnected and jobs:
             log.debug("%s: socket back, reconciling %d prompt(s)", self._name, len(jobs))
         self._request_check(jobs, delay=0.0)
+
+    def delivers_on_current_thread(self) -> bool:
+        """True on a thread that delivers job endings (the listener, which runs event
+        callbacks, or the tracker thread, which runs future callbacks): a job waited for
+        there could never end."""
+        return self.owns_current_thread() or self._on_event_thread()
 
     def owns_current_thread(self) -> bool:
         """True on the tracker thread (future callbacks may run there). Stays true after

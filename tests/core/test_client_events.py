@@ -237,3 +237,36 @@ def test_a_wait_whose_predicate_rejects_everything_says_so(
     assert isinstance(error, ComfyTimeoutError)
     assert str(error).startswith("no matching 'status' event within 2 s: ")
     assert "'status' event" in str(error) and "rejected" in str(error)
+
+
+@pytest.mark.parametrize("where", ["event callback", "future callback"])
+def test_job_wait_on_a_delivering_thread_is_refused(
+    fake_server: FakeComfyUI, make_api: Callable[..., ComfyApi], where: str
+) -> None:
+    """job.wait() on the listener thread (event callbacks) or the tracker thread (future
+    callbacks) could never see the job end: it is refused at once, never a silent hang."""
+    api = make_api()
+    fake_server.pause()
+    first = api.submit(text_wf("first"))
+    other = api.submit(sleep_wf(0.5, text="other"))  # runs after first: not ended meanwhile
+    out: Dict[str, Any] = {}
+    done = threading.Event()
+
+    def try_wait(_: object) -> None:
+        try:
+            out["result"] = other.wait(timeout=None)
+        except BaseException as exc:  # reported by the test
+            out["error"] = exc
+        done.set()
+
+    if where == "event callback":
+        api.on("x.probe", try_wait)
+        fake_server.send_unknown_message("x.probe", client_id=api.client_id)
+    else:
+        first.future.add_done_callback(try_wait)
+        fake_server.resume()
+    assert done.wait(WAIT), "job.wait() blocked a delivering thread"
+    error = out.get("error")
+    assert isinstance(error, RuntimeError) and "callback" in str(error)
+    fake_server.resume()
+    assert other.wait(WAIT).text["3"][0] == "other"
