@@ -80,4 +80,4 @@ def wait_interruptibly(job: PromptJob, timeout: Optional[float], ctrl_c: CtrlC) 
             if deadline is not None and time.monotonic() >= deadline:
                 raise errors.PromptTimeoutError(
                     f"prompt {job.prompt_id} did not finish within {timeout:g} s",
-                    prompt_id=job.prompt_id, timeout=timeout) from None
+                    prompt_id=job.prompt_id, timeout=timeout, job=job) from None

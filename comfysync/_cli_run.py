@@ -215,7 +215,7 @@ def run_and_report(api: ComfyApi, wf: Workflow, *, out_dir: Path, timeout: Optio
         reporter.close()
         if isinstance(exc, errors.PromptTimeoutError) and job is not None:
             exc = errors.PromptTimeoutError(f"{exc}; {_cancel(job)}", prompt_id=job.prompt_id,
-                                            timeout=timeout)
+                                            timeout=timeout, job=job)
         if as_json and isinstance(exc, (errors.PromptError, errors.PromptValidationError)):
             print_json(failure_document(exc, prompt_id=job.prompt_id if job else None,
                                         server=server, previews=state.previews))
