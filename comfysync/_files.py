@@ -23,7 +23,7 @@ from typing import Iterable, Iterator, Union
 
 from .errors import UnsafePathError
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "safe_basename", "safe_join", "stream_to_path"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "safe_basename", "safe_join", "save_target", "stream_to_path"]
 
 DEFAULT_CHUNK_SIZE = 256 * 1024
 """Bytes per chunk when streaming a download: small enough for constant memory, large
@@ -139,3 +139,22 @@ def _close(source: object) -> None:
     close = getattr(source, "close", None)
     if callable(close):
         close()
+
+
+def save_target(dest: PathArg, server_filename: str) -> Path:
+    """Where a download of ``server_filename`` into ``dest`` is written — one rule for
+    ``OutputFile.save`` and ``ComfyApi.download``.
+
+    ``dest`` names a **directory** when it exists as one, ends with a path separator, or has
+    no file suffix (``"out"``, ``"out/"``, ``"~/renders"``): it is created (parents too) and
+    the file keeps the basename of its server name, which can never lead outside it
+    (:class:`~comfysync.errors.UnsafePathError` before anything is created). A ``dest`` with
+    a suffix (``"out/cat.png"``) is the exact file path (its parent is created)."""
+    text = os.fspath(dest)
+    path = Path(text).expanduser()
+    if path.is_dir() or text.endswith(("/", os.sep)) or not path.suffix:
+        safe_join(path, server_filename)  # refuse a bad name before creating anything
+        path.mkdir(parents=True, exist_ok=True)
+        return safe_join(path, server_filename)  # again: now symlinks in it are real
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import IO, Any, Dict, Mapping, Optional, Tuple, Union
 
-from ._files import DEFAULT_CHUNK_SIZE, safe_join, stream_to_path
+from ._files import DEFAULT_CHUNK_SIZE, save_target, stream_to_path
 from ._models import FileRef
 from ._rest_base import RestBase, as_dict, segment
 from ._transport import iter_response
@@ -159,18 +159,15 @@ class FileRoutes(RestBase):
         """``GET /view`` of the file ``ref`` names, streamed to disk in ``chunk_size`` pieces
         (constant memory).
 
-        ``dest`` is a directory when it exists as one or ends with a path separator: the file
-        is saved there under the *basename* of its server name, and a name that would escape
-        the directory raises :class:`~comfysync.errors.UnsafePathError` before any request.
-        Otherwise ``dest`` is the file path to write. Returns the path written.
+        ``dest`` is a directory when it exists as one, ends with a path separator, or has no
+        file suffix (``"out"``): created if needed, the file is saved there under the
+        *basename* of its server name, and a name that would escape it raises
+        :class:`~comfysync.errors.UnsafePathError` before any request. A ``dest`` with a
+        suffix (``"out/cat.png"``) is the file path to write. Returns the path written (the
+        same rule as ``OutputFile.save``).
         """
         server_file = file_ref(ref)
-        text = os.fspath(dest)
-        target_dir = Path(text).expanduser()
-        if target_dir.is_dir() or text.endswith(("/", os.sep)):
-            target = safe_join(target_dir, server_file.filename)
-        else:
-            target = target_dir
+        target = save_target(dest, server_file.filename)
         params = _view_params(server_file)
         response = self._transport.request("GET", "/view", params=params, stream=True)
         chunks = iter_response(response, chunk_size=chunk_size,

@@ -23,8 +23,9 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, 
 
 from attrs import define, field
 
-from ._files import safe_basename, safe_join
+from ._files import safe_basename, safe_join, save_target
 from ._polling import history_messages
+from ._shapes import ms_to_datetime
 
 if TYPE_CHECKING:  # Pillow is optional (the ``pil`` extra)
     from PIL.Image import Image
@@ -121,7 +122,7 @@ class OutputFile:
         **file** path to write (its parent is created). Nothing is left half-written.
         """
         api = self._api()
-        return self._write(api, _save_target(dest, self.filename))
+        return self._write(api, save_target(dest, self.filename))
 
     def _write(self, api: FileClient, target: Path) -> Path:
         if target.is_dir():  # the client would save *into* it: refuse instead of nesting
@@ -161,17 +162,6 @@ class OutputFile:
             return None
 
 
-def _save_target(dest: PathLike, server_filename: str) -> Path:
-    """Where :meth:`OutputFile.save` writes (see its docstring for the rule)."""
-    text = os.fspath(dest)
-    path = Path(text).expanduser()
-    if path.is_dir() or text.endswith(("/", os.sep)) or not path.suffix:
-        safe_join(path, server_filename)  # refuse a bad name before creating anything
-        path.mkdir(parents=True, exist_ok=True)
-        return safe_join(path, server_filename)  # again: now symlinks in it are real
-    return path
-
-
 def _free_name(name: str, used: Set[str]) -> str:
     """``name``, or ``stem-N.suffix`` when that is taken (case-insensitively, for file
     systems that are); records the choice in ``used``."""
@@ -181,12 +171,6 @@ def _free_name(name: str, used: Set[str]) -> str:
         candidate = f"{stem}-{n}{suffix}"
     used.add(candidate.casefold())
     return candidate
-
-
-def _ms_to_datetime(value: Any) -> Optional[_dt.datetime]:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return _dt.datetime.fromtimestamp(value / 1000.0, tz=_dt.timezone.utc)
 
 
 @define(frozen=True)
@@ -329,8 +313,8 @@ def build_result(
         images=tuple(f for f in files if f.is_image),
         text=text,
         cached_nodes=tuple(cached),
-        started_at=_ms_to_datetime(start_ts),
-        finished_at=_ms_to_datetime(end_ts),
+        started_at=ms_to_datetime(start_ts),
+        finished_at=ms_to_datetime(end_ts),
         raw=history,
         node_errors=dict(node_errors or {}),
     )

@@ -569,6 +569,14 @@ def test_download_to_file_path_and_new_directory(h: Harness, tmp_path: Path) -> 
     assert written == (tmp_path / "newdir" / "x.png").resolve() and written.read_bytes() == PNG
 
 
+def test_download_to_a_suffixless_new_path_makes_a_directory(h: Harness, tmp_path: Path) -> None:
+    """Same rule as OutputFile.save: "out" (no suffix) is a directory, created on demand."""
+    h.expect("GET", "/view", body=PNG)
+    written = h.api.download(FileRef("ComfyUI_00001_.png", "", "output"), tmp_path / "out")
+    assert written == (tmp_path / "out" / "ComfyUI_00001_.png").resolve()
+    assert written.read_bytes() == PNG
+
+
 @pytest.mark.parametrize(
     "hostile, saved_as",
     [("../../x", "x"), ("/etc/passwd", "passwd"), ("a/../../b", "b"),
