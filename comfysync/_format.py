@@ -30,6 +30,11 @@ def read_json_file(path: Union[str, os.PathLike[str]]) -> Any:
         with open(name, "rb") as fh:
             raw = fh.read()
     except FileNotFoundError:
+        if name.lstrip().startswith(("{", "[")):
+            raise WorkflowFormatError(
+                "got JSON text where a workflow file path was expected: pass the parsed "
+                "object instead (json.loads(text))"
+            ) from None
         raise WorkflowFormatError(f"workflow file not found: {name}") from None
     except OSError as exc:
         raise WorkflowFormatError(f"cannot read workflow file {name}: {exc.strerror}") from None

@@ -51,7 +51,10 @@ class RestBase:
 
 def segment(value: str) -> str:
     """One URL path segment: every ``/`` and reserved character percent-encoded, so an id or
-    file name can never reach another route."""
+    file name can never reach another route. ``None`` or an empty value is refused
+    (``ValueError``): ``/history/None`` would silently ask for a prompt called "None"."""
+    if value is None or (isinstance(value, str) and not value):
+        raise ValueError(f"expected a non-empty id or name, got {value!r}")
     return quote(str(value), safe="")
 
 

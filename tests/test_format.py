@@ -39,3 +39,8 @@ def test_read_json_file_failures_name_the_file(
     with pytest.raises(WorkflowFormatError) as info:
         utils.read_json(path)
     assert words in str(info.value) and "broken.json" in str(info.value)
+
+
+def test_json_text_passed_as_a_path_gets_a_hint() -> None:
+    with pytest.raises(WorkflowFormatError, match=r"json\.loads"):
+        read_json_file('{"1": {"class_type": "X", "inputs": {}}}')

@@ -108,6 +108,13 @@ def h(request: pytest.FixtureRequest) -> Iterator[Harness]:
         api.close()
 
 
+@pytest.mark.parametrize("bad", [None, ""])
+def test_empty_or_none_ids_are_refused_before_any_request(h: Harness, bad: object) -> None:
+    with pytest.raises(ValueError, match="non-empty id"):
+        h.api.get_history(bad)  # type: ignore[arg-type]
+    assert len(h.mock.calls) == 0
+
+
 # -- prompts -----------------------------------------------------------------------------------
 
 
