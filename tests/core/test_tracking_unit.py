@@ -4,7 +4,6 @@ per-prompt state, endings, history retries, reconciliation, polling, cancel, clo
 from __future__ import annotations
 
 import threading
-import time
 from types import SimpleNamespace
 from typing import Any, Dict, FrozenSet, Iterator, List, Mapping, Optional, Set, Tuple
 
@@ -350,10 +349,13 @@ def test_still_queued_prompt_keeps_waiting(ops: FakeOps, make_tracker: Any) -> N
     job = t.submit(WF, {})
     ops.pending.discard(job.prompt_id)
     ops.running.add(job.prompt_id)
+    before = ops.calls.count(("queue",))
     t.on_socket_ready(reconnected=True)
-    deadline = time.monotonic() + 5
-    while job.status != "running" and time.monotonic() < deadline:
-        time.sleep(0.005)
+    ops.wait_calls(("queue",), before + 1)
+    # the tracker thread applies one check before it starts the next: once a second check
+    # has asked /queue, the first one's answer ("running") is in the job's state
+    t.on_socket_ready(reconnected=True)
+    ops.wait_calls(("queue",), before + 2)
     assert job.status == "running" and not job.done()
 
 
@@ -379,9 +381,9 @@ def test_polling_mode_follows_queue_then_history(ops: FakeOps, make_tracker: Any
     pid = job.prompt_id
     ops.pending.discard(pid)
     ops.running.add(pid)
-    deadline = time.monotonic() + 5
-    while job.status != "running" and time.monotonic() < deadline:
-        time.sleep(0.005)
+    # polls follow one another on the tracker thread: when the next poll after this change
+    # has asked /queue, the previous one's answer has been applied
+    ops.wait_calls(("queue",), ops.calls.count(("queue",)) + 2)
     assert job.status == "running"
     ops.finish(pid, entry(outputs={"2": {"images": [{"filename": "p.png", "type": "output"}]}}))
     result = job.wait(5)
