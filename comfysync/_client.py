@@ -445,7 +445,14 @@ class ComfyApi(RestMethods):
         ``PromptExecutionError`` / ``PromptInterruptedError`` / ``PromptLostError`` /
         ``PromptTimeoutError`` (after ``timeout`` seconds; the prompt keeps running).
         Safe to call from many threads at once. A ``timeout`` that is not None or a
-        non-negative number raises ``TypeError`` / ``ValueError`` before anything is sent."""
+        non-negative number raises ``TypeError`` / ``ValueError``, and a call from an event or
+        future callback ``RuntimeError``, before anything is sent."""
         check_timeout(timeout)
+        if self._tracker.delivers_on_current_thread():
+            raise RuntimeError(
+                "run_workflow() called from an event or future callback, on the thread that "
+                "would deliver its result: use api.submit(...) and job.future there, or run "
+                "it on another thread"
+            )
         job = self.submit(workflow, on_progress=on_progress, on_preview=on_preview, **kwargs)
         return job.wait(timeout)

@@ -173,6 +173,7 @@ class HttpTransport:
         elif token is not None:
             if not isinstance(token, str) or not token:
                 raise ValueError("token must be a non-empty string")
+            _check_header_value("token", token)
             authorization = f"Bearer {token}"
             self._auth_kind = "bearer"
         else:
@@ -181,6 +182,8 @@ class HttpTransport:
         self._parsed = attrs.evolve(parsed, username=None, password=None)
         self._authorization = authorization
         self._extra_headers: Dict[str, str] = {str(k): str(v) for k, v in (headers or {}).items()}
+        for name, value in self._extra_headers.items():
+            _check_header_value(f"headers[{name!r}]", value)
         self.timeout: TimeoutArg = _normalise_timeout(timeout)
         if isinstance(verify, os.PathLike):
             verify = os.fspath(verify)
@@ -356,3 +359,18 @@ class HttpTransport:
         auth = f" auth={self._auth_kind}" if self._auth_kind else ""
         state = " closed" if self._closed else ""
         return f"<HttpTransport {self.base_url}{auth}{state}>"
+
+
+def _check_header_value(what: str, value: str) -> None:
+    """Refuse, at construction, a header value HTTP cannot carry — rather than a raw
+    ``UnicodeEncodeError`` from ``http.client`` at the first request. The value itself is
+    never quoted: it may be a secret."""
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"{what} must not contain line breaks")
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"{what} contains characters an HTTP header cannot carry (only Latin-1 is "
+            "allowed; a placeholder such as '…' copied from documentation?)"
+        ) from None

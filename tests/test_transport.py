@@ -10,7 +10,7 @@ import socket
 import ssl
 import threading
 from pathlib import Path
-from typing import Generator, Iterator, Tuple, cast
+from typing import Any, Dict, Generator, Iterator, Tuple, cast
 
 import pytest
 import requests
@@ -187,6 +187,21 @@ def test_credentials_in_url_become_basic_auth_and_are_stripped() -> None:
 def test_url_encoded_credentials_are_decoded() -> None:
     t = HttpTransport("http://b%40x:p%3Aw@h:1")
     assert t.ws_headers() == ["Authorization: " + _basic("b@x", "p:w")]
+
+
+@pytest.mark.parametrize(
+    "kwargs, what",
+    [({"token": "s3cr\u20acet"}, "token"), ({"token": "a\r\nX-Evil: 1"}, "token"),
+     ({"headers": {"X-Key": "k\u2026"}}, "headers['X-Key']")],
+)
+def test_header_values_http_cannot_carry_are_refused_at_construction(
+    kwargs: Dict[str, Any], what: str
+) -> None:
+    with pytest.raises(ValueError) as info:
+        HttpTransport("127.0.0.1:8188", **kwargs)
+    message = str(info.value)
+    assert message.startswith(what)
+    assert "s3cr" not in message and "k\u2026" not in message  # never echoes the value
 
 
 def test_auth_and_token_together_refused() -> None:

@@ -270,3 +270,27 @@ def test_job_wait_on_a_delivering_thread_is_refused(
     assert isinstance(error, RuntimeError) and "callback" in str(error)
     fake_server.resume()
     assert other.wait(WAIT).text["3"][0] == "other"
+
+
+def test_run_workflow_from_a_callback_is_refused_before_posting(
+    fake_server: FakeComfyUI, make_api: Callable[..., ComfyApi]
+) -> None:
+    """run_workflow() inside an event callback could never get its result: refused before
+    the prompt is posted, so nothing is left running on the server."""
+    api = make_api()
+    out: Dict[str, Any] = {}
+    done = threading.Event()
+
+    def callback(_: object) -> None:
+        try:
+            api.run_workflow(text_wf("never"), timeout=5)
+        except BaseException as exc:  # reported by the test
+            out["error"] = exc
+        done.set()
+
+    api.on("x.probe", callback)
+    fake_server.send_unknown_message("x.probe", client_id=api.client_id)
+    assert done.wait(WAIT)
+    assert isinstance(out.get("error"), RuntimeError)
+    posts = [r for r in fake_server.requests if r.method == "POST" and r.path.endswith("/prompt")]
+    assert posts == []
