@@ -316,7 +316,7 @@ def test_run_out_is_created_before_submitting(
     fake_server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from comfysync import _cli_run
+    from comfysync.cli import _run as _cli_run
 
     seen = []
     real_submit = ComfyApi.submit

@@ -8,7 +8,7 @@ from typing import List
 import pytest
 
 from comfysync import events
-from comfysync._cli_progress import (
+from comfysync.cli._progress import (
     NullRenderer,
     PlainRenderer,
     ProgressReporter,

@@ -12,16 +12,16 @@ from typing import Any, List
 import pytest
 
 from comfysync import cli, errors, events
-from comfysync._cli_common import client_options, open_api
-from comfysync._cli_output import (
+from comfysync._models import FileRef
+from comfysync.cli._common import client_options, open_api
+from comfysync.cli._output import (
     SavedFile,
     failure_document,
     free_path,
     result_document,
     to_jsonable,
 )
-from comfysync._cli_run import PromptEvents, parse_sets, read_workflow_file
-from comfysync._models import FileRef
+from comfysync.cli._run import PromptEvents, parse_sets, read_workflow_file
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -374,7 +374,7 @@ def test_cli_logging_is_scoped(capsys: pytest.CaptureFixture[str]) -> None:
 def test_ctrl_c_is_a_flag_inside_the_guard() -> None:
     import signal
 
-    from comfysync._cli_interrupt import CtrlC
+    from comfysync.cli._interrupt import CtrlC
 
     before = signal.getsignal(signal.SIGINT)
     with CtrlC() as ctrl_c:
@@ -388,7 +388,7 @@ def test_ctrl_c_is_a_flag_inside_the_guard() -> None:
 
 
 def test_ctrl_c_guard_is_inert_off_the_main_thread() -> None:
-    from comfysync._cli_interrupt import CtrlC
+    from comfysync.cli._interrupt import CtrlC
 
     seen: List[bool] = []
 

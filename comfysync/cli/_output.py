@@ -14,7 +14,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import attrs
 
-from . import errors
+from .. import errors
 
 __all__ = [
     "SavedFile",

@@ -17,19 +17,19 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence
 
-from . import errors, events
-from ._cli_common import open_api
-from ._cli_interrupt import CtrlC, wait_interruptibly
-from ._cli_output import SavedFile, failure_document, free_path, print_json, result_document
-from ._cli_progress import ProgressReporter, RunProgress, describe_counts, labels_for, make_renderer
-from ._format import check_api_shape, is_ui_format, read_json_file
-from ._results import PromptResult
-from ._tracking import PromptJob
-from ._workflow import Workflow, coerce_cli_value
-from .cli import EXIT_INTERRUPTED, EXIT_OK, CommandFailed, UsageError, describe_error
+from .. import errors, events
+from .._format import check_api_shape, is_ui_format, read_json_file
+from .._results import PromptResult
+from .._tracking import PromptJob
+from .._workflow import Workflow, coerce_cli_value
+from . import EXIT_INTERRUPTED, EXIT_OK, CommandFailed, UsageError, describe_error
+from ._common import open_api
+from ._interrupt import CtrlC, wait_interruptibly
+from ._output import SavedFile, failure_document, free_path, print_json, result_document
+from ._progress import ProgressReporter, RunProgress, describe_counts, labels_for, make_renderer
 
 if TYPE_CHECKING:
-    from ._client import ComfyApi
+    from .._client import ComfyApi
 
 __all__ = ["cmd_run", "read_workflow_file", "parse_sets", "prepare_workflow", "prepare_out_dir",
            "PromptEvents", "save_outputs", "run_and_report"]

@@ -1,10 +1,10 @@
 """The ``comfysync`` command (also ``python -m comfysync``).
 
 This module owns the argument parser, the mapping of errors to exit codes, the one-line
-error messages and the command's logging; the commands themselves live in ``_cli_commands``
-(one REST call each), ``_cli_run`` (``run``, with ``_cli_progress`` drawing progress,
-``_cli_interrupt`` handling Ctrl-C and ``_cli_output`` the ``--json`` documents) and
-``_cli_demo`` (``demo``).
+error messages and the command's logging; the commands themselves live in ``_commands``
+(one REST call each), ``_run`` (``run``, with ``_progress`` drawing progress,
+``_interrupt`` handling Ctrl-C and ``_output`` the ``--json`` documents) and
+``_demo`` (``demo``).
 
 Exit codes: 0 ok, 1 the prompt (or the server) said no, 2 usage, 3 cannot connect,
 130 interrupted with Ctrl-C (the prompt is cancelled on the server first).
@@ -21,8 +21,8 @@ import sys
 import traceback
 from typing import Any, Callable, Dict, Iterator, List, NoReturn, Optional, Sequence, Tuple
 
-from . import errors
-from ._version import __version__
+from .. import errors
+from .._version import __version__
 
 __all__ = ["main", "build_parser", "UsageError", "CommandFailed", "EXIT_OK", "EXIT_FAILED",
            "EXIT_USAGE", "EXIT_CONNECT", "EXIT_INTERRUPTED", "DEFAULT_SERVER", "DEFAULT_OUT"]
@@ -105,7 +105,7 @@ def _add_server_options(g: Any, d: Callable[[object], object]) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser; ``comfysync <command> --help`` documents each command."""
-    from ._cli_progress import PROGRESS_MODES
+    from ._progress import PROGRESS_MODES
 
     parser = _Parser(
         prog="comfysync",
@@ -236,15 +236,15 @@ def describe_error(exc: BaseException) -> str:
 #: command → (module, function): a command imports only what it needs, so ``--help`` and
 #: usage errors stay fast and work even without the optional extras.
 _COMMANDS: Dict[str, Tuple[str, str]] = {
-    "run": ("_cli_run", "cmd_run"),
-    "queue": ("_cli_commands", "cmd_queue"),
-    "history": ("_cli_commands", "cmd_history"),
-    "stats": ("_cli_commands", "cmd_stats"),
-    "nodes": ("_cli_commands", "cmd_nodes"),
-    "interrupt": ("_cli_commands", "cmd_interrupt"),
-    "upload": ("_cli_commands", "cmd_upload"),
-    "download": ("_cli_commands", "cmd_download"),
-    "demo": ("_cli_demo", "cmd_demo"),
+    "run": ("_run", "cmd_run"),
+    "queue": ("_commands", "cmd_queue"),
+    "history": ("_commands", "cmd_history"),
+    "stats": ("_commands", "cmd_stats"),
+    "nodes": ("_commands", "cmd_nodes"),
+    "interrupt": ("_commands", "cmd_interrupt"),
+    "upload": ("_commands", "cmd_upload"),
+    "download": ("_commands", "cmd_download"),
+    "demo": ("_demo", "cmd_demo"),
 }
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 from typing import IO, Any, Dict, Iterable, List, Mapping, Optional, Set
 
-from . import events
+from .. import events
 
 __all__ = [
     "RunProgress",

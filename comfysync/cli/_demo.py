@@ -13,12 +13,12 @@ import sys
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Dict
 
-from ._cli_run import prepare_out_dir, run_and_report
-from ._workflow import Workflow
-from .cli import EXIT_OK, SERVER_OPTIONS, UsageError
+from .._workflow import Workflow
+from . import EXIT_OK, SERVER_OPTIONS, UsageError
+from ._run import prepare_out_dir, run_and_report
 
 if TYPE_CHECKING:
-    from ._client import ComfyApi
+    from .._client import ComfyApi
 
 __all__ = ["cmd_demo", "default_workflow"]
 
@@ -57,12 +57,12 @@ def _refuse_server_options(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> int:
     _refuse_server_options(args)
     try:
-        from .testing import FakeComfyUI
+        from ..testing import FakeComfyUI
     except ImportError as exc:
         raise UsageError(
             f"`comfysync demo` needs the testing extra ({exc.name or exc} is missing): "
             'pip install "comfysync[testing,cli]"') from None
-    from ._client import ComfyApi
+    from .._client import ComfyApi
 
     out_dir = prepare_out_dir(args.out)
     err = sys.stderr

@@ -15,11 +15,11 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional, Tuple, Union
 
-from ._urls import parse_base_url
-from .cli import UsageError, resolve_server, server_source
+from .._urls import parse_base_url
+from . import UsageError, resolve_server, server_source
 
 if TYPE_CHECKING:
-    from ._client import ComfyApi
+    from .._client import ComfyApi
 
 __all__ = ["client_options", "open_api", "rest_api"]
 
@@ -78,7 +78,7 @@ def client_options(args: argparse.Namespace) -> Dict[str, Any]:
 
 def open_api(args: argparse.Namespace, **extra: Any) -> ComfyApi:
     """A (not yet connected) client for ``--server`` or ``$COMFYUI_URL``."""
-    from ._client import ComfyApi
+    from .._client import ComfyApi
 
     if args.insecure:
         import urllib3

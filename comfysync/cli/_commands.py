@@ -2,7 +2,7 @@
 interrupt, upload, download.
 
 Each prints a short human-readable answer on stdout, or with ``--json`` the same facts as one
-JSON document (see ``_cli_output.to_jsonable``). None of them opens the WebSocket
+JSON document (see ``_output.to_jsonable``). None of them opens the WebSocket
 (``rest_api``): they work through proxies that refuse sockets, and fail with the HTTP error.
 """
 
@@ -12,13 +12,13 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
-from ._cli_common import rest_api
-from ._cli_output import free_path, print_json
-from ._models import FileRef, HistoryEntry, InputSpec, NodeDef, QueueItem
-from .cli import EXIT_FAILED, EXIT_OK, UsageError
+from .._models import FileRef, HistoryEntry, InputSpec, NodeDef, QueueItem
+from . import EXIT_FAILED, EXIT_OK, UsageError
+from ._common import rest_api
+from ._output import free_path, print_json
 
 if TYPE_CHECKING:
-    from ._client import ComfyApi
+    from .._client import ComfyApi
 
 __all__ = ["cmd_queue", "cmd_history", "cmd_stats", "cmd_nodes", "cmd_interrupt",
            "cmd_upload", "cmd_download", "parse_file_ref"]

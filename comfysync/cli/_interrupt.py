@@ -16,9 +16,9 @@ import time
 from types import FrameType, TracebackType
 from typing import Any, Optional, Type
 
-from . import errors
-from ._results import PromptResult
-from ._tracking import PromptJob
+from .. import errors
+from .._results import PromptResult
+from .._tracking import PromptJob
 
 __all__ = ["CtrlC", "wait_interruptibly"]
 
