@@ -274,6 +274,13 @@ def decode_text(text: Union[str, bytes, bytearray]) -> Event:
     type whose ``data`` is not an object, or has a wrongly typed field, raises
     :class:`FrameError`, as do invalid JSON, a non-object and a missing ``type``.
     """
+    if not isinstance(text, str):
+        # Strict UTF-8 first (RFC 6455 §5.6): json.loads(bytes) would guess UTF-16/32 from
+        # NUL bytes and pass encoded surrogates through, handing out unencodable strings.
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError:
+            raise FrameError("text frame is not valid UTF-8") from None
     try:
         message = json.loads(text)
     except RecursionError:
@@ -451,6 +458,16 @@ class FrameParser:
     and feeds them here; a frame split across chunks waits in the buffer, so the cost is linear
     in the bytes received whatever the frame sizes. ``max_message`` bounds one message.
 
+    Anything RFC 6455 makes a protocol error raises :class:`ProtocolError` as soon as the
+    frame header shows it: reserved bits (no extension is ever negotiated), unknown opcodes,
+    a masked frame (§5.1: servers never mask), a fragmented or > 125-byte control frame, a
+    length above ``max_message`` (which covers 64-bit lengths with the top bit set),
+    continuation without a message, and a new message inside a fragmented one. UTF-8
+    validity of text is left to :func:`decode_text`: a bad text frame still has intact
+    boundaries, so it is skipped like any undecodable frame instead of costing the
+    connection (RFC 6455 §8.1 would fail it; comfysync prefers not to lose the events
+    that follow until a reconnect).
+
     The handshake is websocket-client's job; this only replaces its per-frame reads, which
     issue several small ``recv`` calls per frame and were the bottleneck of the listener.
     """
@@ -471,6 +488,7 @@ class FrameParser:
         while size - pos >= 2:
             b0 = buf[pos]
             b1 = buf[pos + 1]
+            self._check_header(b0, b1)
             length = b1 & 0x7F
             start = pos + 2
             if length == 126:
@@ -483,32 +501,36 @@ class FrameParser:
                     break
                 length = _U64.unpack_from(buf, start)[0]
                 start += 8
-            masked = b1 & 0x80
-            if masked:
-                start += 4
-            if length > self.max_message:
+            if length > self.max_message:  # also a 64-bit length with its top bit set
                 raise ProtocolError(f"frame of {length} bytes exceeds {self.max_message}")
             end = start + length
             if size < end:
                 break
-            payload = bytes(buf[start:end])
-            if masked:  # servers must not mask, but unmasking is cheap to tolerate
-                key = buf[start - 4 : start]
-                payload = bytes(b ^ key[i & 3] for i, b in enumerate(payload))
             pos = end
-            self._frame(b0, payload, out)
+            self._frame(b0, bytes(buf[start:end]), out)
         if pos:
             del buf[:pos]
         return out
 
-    def _frame(self, b0: int, payload: bytes, out: List[Tuple[int, bytes]]) -> None:
+    @staticmethod
+    def _check_header(b0: int, b1: int) -> None:
+        """Everything the first two bytes can break, checked before waiting for (and
+        buffering) a payload only a broken server would announce."""
         if b0 & 0x70:
             raise ProtocolError("reserved bits set (no extension was negotiated)")
+        if b1 & 0x80:
+            raise ProtocolError("masked frame from the server (RFC 6455 §5.1)")
+        opcode = b0 & 0x0F
+        if opcode in _CONTROL_OPCODES:
+            if not b0 & 0x80 or b1 & 0x7F > 125:
+                raise ProtocolError("fragmented or oversized control frame")
+        elif opcode not in _DATA_OPCODES and opcode != OP_CONTINUATION:
+            raise ProtocolError(f"unknown opcode {opcode:#x}")
+
+    def _frame(self, b0: int, payload: bytes, out: List[Tuple[int, bytes]]) -> None:
         fin = b0 & 0x80
         opcode = b0 & 0x0F
         if opcode in _CONTROL_OPCODES:
-            if not fin or len(payload) > 125:
-                raise ProtocolError("fragmented or oversized control frame")
             out.append((opcode, payload))
         elif opcode in _DATA_OPCODES:
             if self._fragments is not None:
@@ -529,5 +551,3 @@ class FrameParser:
             if fin:
                 out.append((self._fragment_opcode, b"".join(self._fragments)))
                 self._fragments = None
-        else:
-            raise ProtocolError(f"unknown opcode {opcode:#x}")

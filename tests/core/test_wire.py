@@ -306,7 +306,7 @@ def test_bytes_input_is_accepted() -> None:
     [
         ('{"type": "status", "data": ', "not valid JSON"),
         ("", "not valid JSON"),
-        (b"\xff\xfe\x00", "not valid JSON"),
+        (b"\xff\xfe\x00", "not valid UTF-8"),
         ('["type", "status"]', "not an object"),
         ("42", "not an object"),
         ('{"data": {}}', 'no "type"'),
@@ -488,11 +488,42 @@ def test_frame_parser_reassembles_fragments_around_control_frames() -> None:
     assert parser.feed(stream) == [(OP_PING, b"p"), (OP_TEXT, b'{"type": "status", "data": {}}')]
 
 
-def test_frame_parser_unmasks_masked_frames() -> None:
+def test_masked_frame_from_the_server_is_a_protocol_error() -> None:
+    """RFC 6455 §5.1: a client MUST close the connection on a masked frame."""
     parser = FrameParser()
-    assert parser.feed(ws_frame(OP_TEXT, b"hello", mask=b"\x01\x02\x03\x04")) == [
-        (OP_TEXT, b"hello")
-    ]
+    with pytest.raises(ProtocolError, match="masked"):
+        parser.feed(ws_frame(OP_TEXT, b"hello", mask=b"\x01\x02\x03\x04"))
+
+
+@pytest.mark.parametrize(
+    "header, reason",
+    [
+        (bytes([0x82 | 0x40, 127]) + struct.pack(">Q", 1 << 20), "reserved bits"),
+        (bytes([0x83, 127]) + struct.pack(">Q", 1 << 20), "unknown opcode"),
+        (bytes([0x82, 0x80 | 127]) + struct.pack(">Q", 1 << 20), "masked"),
+        (bytes([0x89, 127]) + struct.pack(">Q", 1 << 20), "control frame"),
+        (bytes([0x09, 5]), "control frame"),
+        (bytes([0x82, 127]) + struct.pack(">Q", 1 << 63), "exceeds"),
+    ],
+)
+def test_bad_headers_fail_before_the_payload_arrives(header: bytes, reason: str) -> None:
+    """The stream is broken as soon as the header is: no waiting for (or buffering) a
+    payload that only a broken server would announce."""
+    parser = FrameParser()
+    with pytest.raises(ProtocolError, match=reason):
+        parser.feed(header)
+
+
+def test_large_binary_frame_in_tls_record_sized_chunks() -> None:
+    """A 7 MB SaveImageWebsocket frame arriving 16 kB at a time (one TLS record per recv)
+    comes out whole and once, with the small frames around it."""
+    big = b"\x00\x00\x00\x01\x00\x00\x00\x02" + bytes(range(256)) * (7 * 4096)
+    stream = ws_frame(OP_TEXT, b"{}") + ws_frame(OP_BINARY, big) + ws_frame(OP_TEXT, b"[]")
+    parser = FrameParser()
+    out: List[Tuple[int, bytes]] = []
+    for i in range(0, len(stream), 16384):
+        out += parser.feed(stream[i : i + 16384])
+    assert out == [(OP_TEXT, b"{}"), (OP_BINARY, big), (OP_TEXT, b"[]")]
 
 
 def test_frame_parser_close_pong() -> None:
@@ -524,6 +555,23 @@ def test_oversized_frame_is_refused_from_its_header() -> None:
     parser = FrameParser(max_message=1000)
     with pytest.raises(ProtocolError):
         parser.feed(bytes([0x82, 127]) + struct.pack(">Q", 1 << 40))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b'{"type": "x.custom", "data": "\xed\xa0\x80"}',  # an encoded lone surrogate
+        b'{"type": "x.custom", "data": "\xff"}',
+        '{"type": "x.custom", "data": 1}'.encode("utf-16-le"),  # valid UTF-8, wrong text
+    ],
+)
+def test_text_frames_are_utf8_and_nothing_else(payload: bytes) -> None:
+    """RFC 6455 §5.6: text frames are UTF-8. json.loads(bytes) would also guess UTF-16/32
+    and let encoded surrogates through (surrogatepass); a str holding a lone surrogate
+    breaks later in user code (writing it to a file), so the frame is refused here.
+    (UTF-16 bytes happen to be valid UTF-8 — NULs included — and then are not JSON.)"""
+    with pytest.raises(FrameError, match="not valid UTF-8|not valid JSON"):
+        decode_text(payload)
 
 
 def test_absurdly_nested_json_is_a_frame_error_not_a_crash() -> None:
