@@ -464,6 +464,13 @@ class Executor:
             run.add_message("execution_success", {"prompt_id": run.prompt_id}, broadcast=False)
         with self._state_lock:
             self._last_node_id = None
+        # v0.3.64 reads history outputs from its UI cache for every node of the prompt, so
+        # cached nodes that were never staged (non-output nodes, or any node after an
+        # interrupt or error) keep their UI there too.
+        for node_id in prompt:
+            known = cache.get(sigs[node_id])
+            if node_id not in ui_outputs and known is not None and known.ui is not None:
+                ui_outputs[node_id] = known.ui
         result = {
             "outputs": {n: ui["output"] for n, ui in ui_outputs.items()},
             "status": {
