@@ -52,6 +52,7 @@ from ._wire import (
     OP_BINARY,
     OP_CLOSE,
     OP_PING,
+    OP_PONG,
     OP_TEXT,
     FrameError,
     FrameParser,
@@ -84,6 +85,7 @@ DEFAULT_FEATURE_FLAGS: Mapping[str, Any] = {"supports_preview_metadata": True}
 
 _MAX_EXPONENT = 62  # keeps base * 2**n finite; the cap applies long before
 _READ_SIZE = 256 * 1024
+_PROTOCOL_ERROR = 1002  # close code for a broken frame stream (RFC 6455 §7.4.1)
 
 
 class _Connection:
@@ -431,6 +433,8 @@ class Listener:
                     if opcode == OP_PING:
                         ws.pong(payload)
                         continue
+                    if opcode == OP_PONG:  # unsolicited pongs are legal and mean nothing
+                        continue
                     event = self._decode(opcode, payload)
                     if event is None:
                         continue
@@ -441,6 +445,10 @@ class Listener:
         except _AttemptFailed:
             self._discard(ws)
             raise
+        except ProtocolError as exc:
+            self._shutdown(ws, polite=True, code=_PROTOCOL_ERROR)
+            self._discard(ws)
+            raise _AttemptFailed(f"WebSocket protocol error: {exc}") from None
         except Exception as exc:
             self._discard(ws)
             if self._stop.is_set():
@@ -468,8 +476,12 @@ class Listener:
                     if event is not None:
                         self._dispatch(event)
                 elif opcode == OP_CLOSE:
-                    self._shutdown(ws, polite=True)  # answer the close, then hang up
-                    return "server closed the connection", _close_code(payload)
+                    code, text = _close_reason(payload)
+                    # Answer the close (echoing its code, RFC 6455 §5.5.1), then hang up.
+                    self._shutdown(ws, polite=True, code=_answer_code(code))
+                    said = f": {text}" if text else ""
+                    what = f" ({code}{said})" if code is not None else ""
+                    return f"server closed the connection{what}", code
                 elif opcode == OP_PING:
                     try:
                         ws.pong(payload)
@@ -497,6 +509,7 @@ class Listener:
             try:
                 messages = conn.parser.feed(data)
             except ProtocolError as exc:
+                self._shutdown(ws, polite=True, code=_PROTOCOL_ERROR)
                 return f"WebSocket protocol error: {exc}", None
 
     def _decode(self, opcode: int, payload: bytes) -> Optional[Event]:
@@ -557,13 +570,14 @@ class Listener:
             pass
 
     @staticmethod
-    def _shutdown(ws: websocket.WebSocket, *, polite: bool) -> None:
+    def _shutdown(ws: websocket.WebSocket, *, polite: bool, code: int = 1000) -> None:
         """Wake any thread blocked on ``ws`` (also mid-handshake) without closing the fd,
-        which stays the owner thread's to release."""
+        which stays the owner thread's to release. ``polite``: send a close frame with
+        ``code`` first, once (websocket-client marks the socket closed when it sends one)."""
         sock = ws.sock
         if polite and ws.connected:
             try:
-                ws.send_close()
+                ws.send_close(code)
             except Exception:
                 pass
         if sock is not None:
@@ -594,11 +608,22 @@ def _receive(ws: websocket.WebSocket) -> bytes:
     return data
 
 
-def _close_code(payload: Any) -> Optional[int]:
-    if isinstance(payload, (bytes, bytearray)) and len(payload) >= 2:
-        code: int = struct.unpack("!H", payload[:2])[0]
-        return code
-    return None
+def _close_reason(payload: bytes) -> Tuple[Optional[int], str]:
+    """The status code and reason text of a close frame (RFC 6455 §5.5.1), the text made
+    printable and short: it goes into ``Disconnected.reason`` and the log."""
+    if len(payload) < 2:
+        return None, ""
+    code: int = struct.unpack("!H", payload[:2])[0]
+    text = payload[2:125].decode("utf-8", errors="replace")
+    return code, "".join(c if c.isprintable() else " " for c in text).strip()
+
+
+def _answer_code(code: Optional[int]) -> int:
+    """The code to answer a close with: the server's own, unless it is one that must never
+    be sent (1005, 1006, 1015) or outside the assignable range."""
+    if code is None or not 1000 <= code <= 4999 or code in (1004, 1005, 1006, 1015):
+        return 1000
+    return code
 
 
 def _describe(exc: BaseException) -> str:

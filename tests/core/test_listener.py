@@ -14,7 +14,9 @@ import hashlib
 import json
 import random
 import socket
+import ssl
 import struct
+import subprocess
 import threading
 import time
 import uuid
@@ -81,8 +83,16 @@ class ScriptedServer:
     records what the client sent. ``send_text``/``send_bytes``/``drop`` act on the open sockets.
     """
 
-    def __init__(self, prefix: str = "") -> None:
+    def __init__(self, prefix: str = "", ssl_context: Optional[ssl.SSLContext] = None) -> None:
         self.prefix = prefix
+        self.ssl_context = ssl_context
+        #: False: PING/PONG reach the handler (recorded in ``control``), none is answered.
+        self.autoping = True
+        #: Written onto the stream between the handshake and the greeting.
+        self.raw_before_greeting = b""
+        self.control: List[Tuple[str, bytes]] = []
+        #: The close code each client socket ended with (1006: no close frame came).
+        self.close_codes: List[Optional[int]] = []
         self.refuse: Optional[int] = None
         self.close_before_greeting = False
         self.close_after_greeting = False
@@ -105,7 +115,7 @@ class ScriptedServer:
         app.router.add_get(self.prefix + "/ws", self._ws)
         self._runner = web.AppRunner(app)
         self._loop.run_until_complete(self._runner.setup())
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
         self._loop.run_until_complete(site.start())
         self.port = self._runner.addresses[0][1]
         self._started.set()
@@ -117,8 +127,10 @@ class ScriptedServer:
             self._cond.notify_all()
         if self.refuse is not None:
             return web.Response(status=self.refuse, text="forbidden")
-        ws = web.WebSocketResponse()
+        ws = web.WebSocketResponse(autoping=self.autoping)
         await ws.prepare(request)
+        if self.raw_before_greeting:
+            request.transport.write(self.raw_before_greeting)
         if self.close_before_greeting:
             await ws.close()
             return ws
@@ -149,7 +161,13 @@ class ScriptedServer:
                         {"type": "feature_flags", "data": {"supports_preview_metadata": True}}
                     )
                 first = False
+            elif msg.type in (aiohttp.WSMsgType.PING, aiohttp.WSMsgType.PONG):
+                with self._cond:
+                    self.control.append((msg.type.name, bytes(msg.data)))
+                    self._cond.notify_all()
         with self._cond:
+            self.close_codes.append(ws.close_code)
+            self._cond.notify_all()
             if ws in self._sockets:
                 self._sockets.remove(ws)
         return ws
@@ -189,6 +207,15 @@ class ScriptedServer:
 
         self._call(go())
 
+    def abort(self) -> None:
+        """Cut every TCP connection without a close frame."""
+
+        async def go() -> None:
+            for ws in self._open():
+                self._transports[ws].abort()
+
+        self._call(go())
+
     def drop(self) -> None:
         """Close every socket with a close frame (as a server restart would)."""
 
@@ -204,13 +231,18 @@ class ScriptedServer:
                 f"{len(self.handshakes)} handshakes, wanted {n}"
             )
 
+    def wait_for(self, pred: Callable[[], bool], timeout: float = WAIT) -> None:
+        with self._cond:
+            assert self._cond.wait_for(pred, timeout)
+
     def wait_received(self, n: int, timeout: float = WAIT) -> None:
         with self._cond:
             assert self._cond.wait_for(lambda: len(self.received) >= n, timeout)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}{self.prefix}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://127.0.0.1:{self.port}{self.prefix}"
 
     def close(self) -> None:
         async def go() -> None:
@@ -593,6 +625,177 @@ def test_protocol_error_drops_and_reconnects(scripted: ScriptedServer, make_list
     rec.wait_count(ev.Reconnected)
     assert "protocol error" in rec.of(ev.Disconnected)[0].reason
     assert listener.connected
+
+
+def ws_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+    """One unmasked frame as a server writes it."""
+    b0 = (0x80 if fin else 0) | opcode
+    n = len(payload)
+    if n < 126:
+        return bytes([b0, n]) + payload
+    if n < 1 << 16:
+        return bytes([b0, 126]) + struct.pack(">H", n) + payload
+    return bytes([b0, 127]) + struct.pack(">Q", n) + payload
+
+
+def test_a_pong_before_the_greeting_is_not_an_event(
+    scripted: ScriptedServer, make_listener: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Unsolicited pongs are allowed (RFC 6455 §5.5.3) and mean nothing: not a binary event
+    (this payload would decode as a type-3 text), not a warning."""
+    scripted.raw_before_greeting = ws_frame(0xA, struct.pack(">II", 3, 0) + b"hi")
+    listener, bus, rec = make_listener(scripted.url)
+    listener.start(timeout=WAIT)
+    scripted.send_json(status(3))
+    rec.wait(lambda evs: any(isinstance(e, ev.Status) and e.queue_remaining == 3 for e in evs))
+    assert rec.of(ev.ProgressText) == []
+    assert [r for r in caplog.records if r.name == "comfysync.listener"] == []
+
+
+def test_pings_are_answered_with_their_payload_and_pongs_ignored(
+    scripted: ScriptedServer, make_listener: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    scripted.autoping = False
+    scripted.raw_before_greeting = ws_frame(0x9, b"early")
+    listener, bus, rec = make_listener(scripted.url)
+    listener.start(timeout=WAIT)
+    fragments = (
+        ws_frame(0x1, b'{"type": "status", ', fin=False)
+        + ws_frame(0x9, b"\x00\xffmid")  # between fragments
+        + ws_frame(0xA, struct.pack(">II", 3, 0) + b"x")
+        + ws_frame(0x0, b'"data": {"status": {"exec_info": {"queue_remaining": 4}}}}')
+    )
+    scripted.send_raw(fragments)
+    rec.wait(lambda evs: any(isinstance(e, ev.Status) and e.queue_remaining == 4 for e in evs))
+    scripted.wait_for(lambda: len(scripted.control) >= 2)
+    assert scripted.control == [("PONG", b"early"), ("PONG", b"\x00\xffmid")]
+    assert rec.of(ev.ProgressText) == []
+    assert [r for r in caplog.records if r.name == "comfysync.listener"] == []
+
+
+def test_server_close_frame_is_answered_and_reported(
+    scripted: ScriptedServer, make_listener: Any
+) -> None:
+    """A close frame (code + reason) is answered with a close frame echoing the code, the
+    drop reports both, and the listener reconnects."""
+    listener, bus, rec = make_listener(scripted.url, backoff_base=0.01, backoff_cap=0.02)
+    listener.start(timeout=WAIT)
+    scripted.send_raw(ws_frame(0x8, struct.pack(">H", 1001) + "redémarrage".encode()))
+    rec.wait_count(ev.Reconnected)
+    disconnected = rec.of(ev.Disconnected)[0]
+    assert disconnected.code == 1001
+    assert "redémarrage" in disconnected.reason
+    scripted.wait_for(lambda: len(scripted.close_codes) >= 1)
+    assert scripted.close_codes[0] == 1001
+
+
+def test_protocol_error_is_answered_with_close_1002(
+    scripted: ScriptedServer, make_listener: Any
+) -> None:
+    listener, bus, rec = make_listener(scripted.url, reconnect=False)
+    listener.start(timeout=WAIT)
+    scripted.send_raw(bytes([0x81, 0x85]) + b"\x00" * 4 + b"hello")  # masked: servers never mask
+    rec.wait_count(ev.ReconnectionFailed)
+    assert "masked" in rec.of(ev.Disconnected)[0].reason
+    scripted.wait_for(lambda: len(scripted.close_codes) >= 1)
+    assert scripted.close_codes[0] == 1002
+
+
+def test_invalid_utf8_text_frame_is_skipped_not_fatal(
+    scripted: ScriptedServer, make_listener: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    listener, bus, rec = make_listener(scripted.url)
+    listener.start(timeout=WAIT)
+    scripted.send_raw(ws_frame(0x1, b'{"type": "x.custom", "data": "\xed\xa0\x80"}'))
+    scripted.send_json(status(5))
+    rec.wait(lambda evs: any(isinstance(e, ev.Status) and e.queue_remaining == 5 for e in evs))
+    assert rec.of(ev.UnknownEvent) == [] and rec.of(ev.Disconnected) == []
+    assert any("UTF-8" in r.getMessage() for r in caplog.records)
+
+
+def test_seven_megabyte_preview_arrives_whole(
+    scripted: ScriptedServer, make_listener: Any
+) -> None:
+    """SaveImageWebsocket sends full-size PNGs as one type-1 frame (64-bit length)."""
+    image = PNG + bytes(range(256)) * (7 * 4096)
+    listener, bus, rec = make_listener(scripted.url)
+    listener.start(timeout=WAIT)
+    scripted.send_bytes(struct.pack(">II", 1, 2) + image)
+    preview = rec.wait_count(ev.Preview)[0]
+    assert preview.image == image and preview.mime_type == "image/png"
+
+
+def test_partial_frame_at_eof_is_a_drop(scripted: ScriptedServer, make_listener: Any) -> None:
+    listener, bus, rec = make_listener(scripted.url, backoff_base=0.01, backoff_cap=0.02)
+    listener.start(timeout=WAIT)
+    frame = ws_frame(0x2, struct.pack(">II", 1, 2) + PNG * 100)
+    scripted.send_raw(frame[:1000])
+    scripted.abort()
+    rec.wait_count(ev.Reconnected)
+    assert rec.of(ev.Preview) == []
+    assert "connection lost" in rec.of(ev.Disconnected)[0].reason
+
+
+def test_stop_during_a_large_frame(scripted: ScriptedServer, make_listener: Any) -> None:
+    """The thread blocks in recv with half of a 7 MB frame buffered: stop() still ends it
+    promptly and nothing half-read is dispatched."""
+    listener, bus, rec = make_listener(scripted.url)
+    listener.start(timeout=WAIT)
+    frame = ws_frame(0x2, struct.pack(">II", 1, 2) + PNG + bytes(7 << 20))
+    scripted.send_raw(frame[: len(frame) // 2])
+    started = time.monotonic()
+    listener.stop()
+    assert time.monotonic() - started < 2.0
+    assert _listener_threads() == []
+    assert rec.of(ev.Preview) == []
+    assert rec.events[-1] == ev.Disconnected("closed by the client")
+
+
+@pytest.fixture(scope="module")
+def tls_context(tmp_path_factory: pytest.TempPathFactory) -> ssl.SSLContext:
+    """A server context with a throwaway self-signed certificate (openssl CLI)."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    try:
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+             "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+            check=True, capture_output=True, timeout=WAIT,
+        )
+    except (OSError, subprocess.SubprocessError):
+        pytest.skip("openssl is needed to make a test certificate")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(str(cert), str(key))
+    return context
+
+
+def test_wss_delivers_frames_buffered_inside_tls(
+    tls_context: ssl.SSLContext, make_listener: Any
+) -> None:
+    """Over TLS one record holds many frames and recv returns what the SSL object already
+    decrypted: a burst ending in a small frame, then a 7 MB one, must arrive without the
+    socket becoming readable again (ping_interval is long, so a stall would time out)."""
+    server = ScriptedServer(ssl_context=tls_context)
+    try:
+        listener, bus, rec = make_listener(server.url, transport_kw={"verify": False})
+        listener.start(timeout=WAIT)
+        burst = b"".join(
+            ws_frame(0x1, json.dumps(status(n)).encode()) for n in range(1, 201)
+        )
+        server.send_raw(burst)
+        rec.wait(lambda evs: any(isinstance(e, ev.Status) and e.queue_remaining == 200
+                                 for e in evs))
+        image = PNG + bytes(range(256)) * (7 * 4096)
+        server.send_bytes(struct.pack(">II", 1, 2) + image)
+        server.send_json(status(201))
+        rec.wait(lambda evs: any(isinstance(e, ev.Status) and e.queue_remaining == 201
+                                 for e in evs))
+        assert rec.of(ev.Preview)[0].image == image
+        counts = [e.queue_remaining for e in rec.of(ev.Status)]
+        assert counts[-201:] == list(range(1, 202))
+        listener.stop()
+    finally:
+        server.close()
 
 
 def test_reconnect_false_ends_the_thread(scripted: ScriptedServer, make_listener: Any) -> None:
