@@ -13,7 +13,6 @@ fault methods (:meth:`drop_websockets`, :meth:`restart`, :meth:`fail_route`, …
 from __future__ import annotations
 
 import asyncio
-import inspect
 import itertools
 import logging
 import shutil
@@ -24,6 +23,7 @@ from concurrent.futures import Future
 from datetime import datetime
 from pathlib import Path
 from typing import (
+    TYPE_CHECKING,
     Any,
     Callable,
     Coroutine,
@@ -46,6 +46,9 @@ from ._files import Workdirs, make_workdirs
 from ._hub import Hub
 from ._queue import PromptQueue
 from ._routes import CoreRoutes, Route
+
+if TYPE_CHECKING:
+    from ._nodes import NodeRegistry
 
 log = logging.getLogger("comfysync.testing.server")
 
@@ -505,15 +508,9 @@ class FakeComfyUI:
         self._current_hub().send_bytes_sync(frame, client_id)
 
 
-def _make_registry(models: Optional[Mapping[str, Sequence[str]]], dirs: Workdirs) -> Any:
-    """The built-in registry (``_nodes.default_registry``), given the server's folders when
-    that function accepts them."""
+def _make_registry(models: Optional[Mapping[str, Sequence[str]]], dirs: Workdirs) -> NodeRegistry:
+    """The built-in registry (``_nodes.default_registry``) over the server's folders; imported
+    here so that ``import comfysync.testing`` does not load the node classes."""
     from ._nodes import default_registry
 
-    params = inspect.signature(default_registry).parameters
-    kwargs: Dict[str, Any] = {}
-    for name, value in (("input_dir", dirs.input), ("output_dir", dirs.output),
-                        ("temp_dir", dirs.temp)):
-        if name in params:
-            kwargs[name] = value
-    return default_registry(models, **kwargs)
+    return default_registry(models, dirs.input, output_dir=dirs.output, temp_dir=dirs.temp)
