@@ -39,12 +39,6 @@ __all__ = [
     "parse_server",
 ]
 
-#: Server states: ``new`` (not contacted yet), ``up`` (connected), ``reconnecting`` (the
-#: socket dropped and the client is trying to get it back, or a client without a socket does
-#: not answer the pool's health pings: no new work meanwhile), ``down``
-#: (unreachable: skipped, probed again with exponential backoff).
-STATES = ("new", "up", "reconnecting", "down")
-
 
 def _tags(value: Iterable[str]) -> FrozenSet[str]:
     if isinstance(value, str):
@@ -119,6 +113,11 @@ class ServerStats:
     server dropped (refused, disconnected, forgot them) and that the pool moved elsewhere or
     gave up on. ``mean_run_time`` is the mean wall time in seconds from submission to result
     of the completed ones (``None`` before the first).
+
+    ``state``: ``new`` (not contacted yet), ``up`` (connected), ``reconnecting`` (the socket
+    dropped and the client is trying to get it back, or a client without a socket does not
+    answer the pool's health pings: no new work meanwhile), ``down`` (unreachable: skipped,
+    probed again with exponential backoff).
     """
 
     url: str
