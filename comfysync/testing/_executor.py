@@ -278,7 +278,6 @@ class Executor:
         self._busy = False
         self.stopping = False
         self._thread: Optional[threading.Thread] = None
-        self.executed_count = 0
 
     # --------------------------------------------------------------- lifecycle
     def start(self, name: str) -> None:
@@ -482,7 +481,6 @@ class Executor:
         }
         if not run.alive() or not self.queue.task_done(taken, result):
             raise _Aborted()
-        self.executed_count += 1
         if run.client_id is not None:
             run.send("executing", {"node": None, "prompt_id": run.prompt_id}, run.client_id)
         self._log_line(f"Prompt executed in {time.perf_counter() - started:.2f} seconds")

@@ -16,9 +16,6 @@ from urllib.parse import unquote
 
 from attrs import define
 
-#: the directory types ComfyUI knows, in the order of its folder layout
-DIR_TYPES = ("input", "output", "temp")
-
 _ANNOTATIONS = {"[output]": "output", "[input]": "input", "[temp]": "temp"}
 
 
@@ -42,9 +39,6 @@ class Workdirs:
         if dir_type == "temp":
             return self.temp
         return None
-
-    def as_mapping(self) -> Dict[str, Path]:
-        return {"input": self.input, "output": self.output, "temp": self.temp}
 
 
 def make_workdirs(root: Path) -> Workdirs:

@@ -15,7 +15,7 @@ import logging
 import struct
 import threading
 import uuid
-from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from aiohttp import WSMsgType, web
 
@@ -216,7 +216,3 @@ class Hub:
             self._task = None
         with self._lock:
             self._pending = 0
-
-    def open_sockets(self) -> Set[web.WebSocketResponse]:
-        with self._lock:
-            return set(self._open)
