@@ -26,7 +26,7 @@ from typing import Any, Dict, Iterable, Mapping, Optional, Union
 from ._format import check_api_shape, is_ui_format, read_json_file
 from ._models import HistoryEntry, QueuedPrompt, QueueState
 from ._rest_base import id_list, segment
-from ._rest_files import FileInput, FileRoutes, RefLike
+from ._rest_files import FileInput, FileRoutes
 from ._rest_server import ServerRoutes
 from ._rest_user import UserRoutes
 from .errors import (
@@ -36,8 +36,7 @@ from .errors import (
     _format_node_errors,
 )
 
-__all__ = ["FileInput", "RefLike", "RestMethods", "WorkflowInput", "new_prompt_id",
-           "to_api_prompt"]
+__all__ = ["FileInput", "RestMethods", "WorkflowInput", "new_prompt_id", "to_api_prompt"]
 
 log = logging.getLogger("comfysync.rest")
 

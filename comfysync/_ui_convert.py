@@ -39,14 +39,7 @@ from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 from attrs import define
 
 from ._format import is_ui_format
-from ._node_specs import (  # input_spec, spec_options, spec_type: re-exported, imported from here
-    NodeDefsLike,
-    input_spec,
-    raw_node_defs,
-    spec_options,
-    spec_type,
-    widget_slots,
-)
+from ._node_specs import NodeDefsLike, raw_node_defs, widget_slots
 from ._ui_graph import (
     MODE_BYPASSED,
     MODE_MUTED,
@@ -60,16 +53,7 @@ from ._ui_graph import (
 from ._ui_widgets import literal, widget_inputs
 from .errors import WorkflowFormatError
 
-__all__ = [
-    "NodeDefsLike",
-    "convert_ui_to_api",
-    "input_spec",
-    "is_ui_format",
-    "raw_node_defs",
-    "spec_options",
-    "spec_type",
-    "widget_slots",
-]
+__all__ = ["convert_ui_to_api"]
 
 log = logging.getLogger("comfysync.ui_convert")
 

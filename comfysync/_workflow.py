@@ -35,7 +35,7 @@ from typing import (
     Union,
 )
 
-from ._format import check_api_shape, read_json_file
+from ._format import check_api_shape, is_ui_format, read_json_file
 from ._node_specs import (
     SEED_INPUTS,
     NodeDefsCache,
@@ -43,7 +43,7 @@ from ._node_specs import (
     raw_node_defs,
     seed_range,
 )
-from ._ui_convert import convert_ui_to_api, is_ui_format
+from ._ui_convert import convert_ui_to_api
 from ._workflow_node import Node
 from ._workflow_validate import validate_api
 from .errors import WorkflowFormatError
@@ -54,7 +54,6 @@ __all__ = [
     "NodeDefsCache",
     "coerce_cli_value",
     "ensure_api_format",
-    "SEED_INPUTS",
 ]
 
 log = logging.getLogger("comfysync.workflow")
