@@ -45,8 +45,7 @@ from ._polling import Finding, ServerOps, check_prompts, history_outcome
 from ._results import FileClient, PromptResult
 from .errors import ComfyConnectionError, ComfyError
 
-# PromptJob, JobProgress and JobState are re-exported: this module is where they used to live.
-__all__ = ["Tracker", "PromptJob", "JobProgress", "JobState", "HISTORY_DELAYS"]
+__all__ = ["Tracker", "HISTORY_DELAYS"]
 
 log = logging.getLogger("comfysync.tracking")
 

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, 
 
 from .. import errors, events
 from .._format import check_api_shape, is_ui_format, read_json_file
+from .._job import PromptJob
 from .._results import PromptResult
-from .._tracking import PromptJob
 from .._workflow import Workflow, coerce_cli_value
 from . import EXIT_INTERRUPTED, EXIT_OK, CommandFailed, UsageError, describe_error
 from ._common import open_api
