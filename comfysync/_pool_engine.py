@@ -159,7 +159,6 @@ class Engine:
                     )
                 server.attempts.clear()
                 server.inbox.clear()
-                server.in_flight = 0
                 server.cond.notify_all()
             self.bump_locked()
             threads = [s.thread for s in self.servers] + [self._dispatcher]
@@ -352,7 +351,6 @@ class Engine:
         self.queue.remove(item)
         attempt = Attempt(item, time.monotonic())
         server.attempts.add(attempt)
-        server.in_flight += 1
         item.future.server = server.url
         item.future.attempts += 1
         item.tried.append(server.url)

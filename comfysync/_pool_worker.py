@@ -63,8 +63,7 @@ class ServerWorker:
         self.generation = 0  # bumped with every client: events of an old one are ignored
         self.subs: List[Any] = []
         self.user_subs: Dict[int, Any] = {}
-        self.attempts: Set[Attempt] = set()
-        self.in_flight = 0
+        self.attempts: Set[Attempt] = set()  # this pool's jobs here: one per live attempt
         self.inbox: Deque[_Task] = deque()
         self.teardown = False
         self.backoff_step = 0
@@ -83,6 +82,10 @@ class ServerWorker:
         self.thread: Optional[threading.Thread] = None
 
     # ------------------------------------------------------------------ snapshots (locked)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.attempts)
 
     def usable(self) -> bool:
         return self.state in ("new", "up")
@@ -227,7 +230,6 @@ class ServerWorker:
         ignored."""
         attempt.abandoned = True
         self.attempts.discard(attempt)
-        self.in_flight -= 1
 
     def mark_down_locked(self, reason: str) -> List[Delivery]:
         """No more work here; move every job of this server elsewhere; probe it later."""
