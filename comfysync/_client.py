@@ -290,10 +290,7 @@ class ComfyApi(RestMethods):
 
     def _on_own_thread(self) -> bool:
         """True on this client's listener or tracker thread (user callbacks run there)."""
-        listener = self._listener
-        return (listener is not None and listener.owns_current_thread()) or (
-            self._tracker.owns_current_thread()
-        )
+        return self._tracker.delivers_on_current_thread()
 
     def __enter__(self: _Api) -> _Api:
         try:
@@ -374,13 +371,12 @@ class ComfyApi(RestMethods):
         listener thread, the thread that would have to deliver the event. A bad ``timeout``
         raises ``TypeError`` / ``ValueError``."""
         seconds = check_timeout(timeout)
-        listener = self._listener
-        if listener is not None and listener.owns_current_thread():
+        if self._on_listener_thread():
             raise RuntimeError(
                 "wait_for() called from a callback on the listener thread, which delivers "
                 "the events it would wait for: use api.once(...), or wait on another thread"
             )
-        if listener is None and self.tracker_mode != "http" and not self._closed:
+        if self._listener is None and self.tracker_mode != "http" and not self._closed:
             raise ComfyConnectionError(
                 "not connected: call api.connect() or use `with ComfyApi(...) as api`",
                 url=self.url,
