@@ -10,8 +10,9 @@ from __future__ import annotations
 from . import errors, events, utils
 from ._client import ComfyApi
 from ._compat import ComfyClient, SeedPromptJob, create_client
-from ._job import JobProgress, PromptJob
-from ._models import (
+from ._pool.policies import ServerSpec, ServerStats, ServerView
+from ._pool.pool import ComfyPool, PoolFuture, PoolSubscription
+from ._rest.models import (
     FileRef,
     HistoryEntry,
     NodeDef,
@@ -21,11 +22,10 @@ from ._models import (
     SamplerInfo,
     SystemStats,
 )
-from ._pool import ComfyPool, PoolFuture, PoolSubscription
-from ._pool_policies import ServerSpec, ServerStats, ServerView
 from ._results import OutputFile, PromptResult
+from ._tracking.job import JobProgress, PromptJob
 from ._version import __version__
-from ._workflow import Node, Workflow
+from ._workflow.workflow import Node, Workflow
 from .errors import (
     ComfyConnectionError,
     ComfyError,

@@ -1,9 +1,9 @@
 """``ComfyApi``: the client object users create.
 
-It glues the layers together: the :class:`~comfysync._transport.HttpTransport` (one HTTP
-session with the credentials), the REST routes of :class:`~comfysync._rest.RestMethods`, the
-:class:`~comfysync._dispatch.EventBus`, the WebSocket :class:`~comfysync._listener.Listener`
-and the prompt :class:`~comfysync._tracking.Tracker`. This module holds only construction,
+It glues the layers together: the :class:`~comfysync._http.transport.HttpTransport` (one HTTP
+session with the credentials), the REST routes of :class:`~comfysync._rest.methods.RestMethods`, the
+:class:`~comfysync._dispatch.EventBus`, the WebSocket :class:`~comfysync._ws.listener.Listener`
+and the prompt :class:`~comfysync._tracking.tracker.Tracker`. This module holds only construction,
 lifetime and delegation; each capability lives in its own module.
 
 Wiring order matters: the tracker subscribes to the bus with ``"*"`` in the constructor,
@@ -31,14 +31,14 @@ from typing import (
 )
 
 from ._dispatch import Callback, EventBus, ExceptionHandler, Subscription
-from ._job import PromptJob, check_timeout
-from ._listener import Listener
-from ._polling import RestOps
-from ._rest import RestMethods, WorkflowInput, to_api_prompt
+from ._http.transport import HttpTransport, TimeoutArg, VerifyArg
+from ._rest.methods import RestMethods, WorkflowInput, to_api_prompt
 from ._results import PromptResult
-from ._tracking import Tracker
-from ._transport import HttpTransport, TimeoutArg, VerifyArg
-from ._workflow import NodeDefsCache, ensure_api_format
+from ._tracking.job import PromptJob, check_timeout
+from ._tracking.reconcile import RestOps
+from ._tracking.tracker import Tracker
+from ._workflow.workflow import NodeDefsCache, ensure_api_format
+from ._ws.listener import Listener
 from .errors import ComfyConnectionError, ComfyError, ComfyHTTPError, ConnectTimeoutError
 from .events import AuthError, AuthSuccess, Event, EventKey, Preview, Progress, Status
 

@@ -22,9 +22,9 @@ from concurrent.futures import Future
 from typing import Any, Literal, Optional, Union, overload
 
 from ._client import ComfyApi
-from ._job import JobHandle, PromptJob
-from ._rest import WorkflowInput
+from ._rest.methods import WorkflowInput
 from ._results import PromptResult
+from ._tracking.job import JobHandle, PromptJob
 
 __all__ = ["ComfyClient", "SeedPromptJob", "create_client"]
 

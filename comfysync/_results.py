@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, 
 
 from attrs import define, field
 
-from ._files import safe_basename, safe_join, save_target
-from ._polling import history_messages
-from ._shapes import ms_to_datetime
+from ._rest.saving import safe_basename, safe_join, save_target
+from ._rest.shapes import ms_to_datetime
+from ._tracking.reconcile import history_messages
 
 if TYPE_CHECKING:  # Pillow is optional (the ``pil`` extra)
     from PIL.Image import Image

@@ -29,7 +29,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
 
 if TYPE_CHECKING:  # for the annotation only: errors.py imports nothing of comfysync
-    from ._job import PromptJob
+    from ._tracking.job import PromptJob
 
 __all__ = [
     "ComfyError",

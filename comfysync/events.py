@@ -11,7 +11,7 @@ Subscribe with ``api.on(key, callback)`` where ``key`` is a wire name (``"progre
 (``events.Progress``) or ``"*"`` / ``"all"`` for everything; :func:`normalize_key` is the single
 place that turns such a key into the name the dispatcher uses.
 
-The decoding of wire frames into these classes lives in ``comfysync._wire`` (pure functions).
+The decoding of wire frames into these classes lives in ``comfysync._ws.wire`` (pure functions).
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any, Union
 
-from ._format import read_json_file
+from ._workflow.format import read_json_file
 
 __all__ = ["read_json"]
 

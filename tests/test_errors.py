@@ -46,7 +46,7 @@ def test_connect_timeout_error_carries_the_url() -> None:
                               url="ws://h:8188/ws")
     assert err.url == "ws://h:8188/ws" and "did not open" in str(err)
     assert comfysync.ConnectTimeoutError is ConnectTimeoutError
-    from comfysync._listener import ConnectTimeoutError as from_listener
+    from comfysync._ws.listener import ConnectTimeoutError as from_listener
 
     assert from_listener is ConnectTimeoutError  # the old import path keeps working
     assert issubclass(WorkflowFormatError, ValueError)

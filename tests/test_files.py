@@ -9,7 +9,7 @@ from typing import Iterator, List
 
 import pytest
 
-from comfysync._files import safe_basename, safe_join, stream_to_path
+from comfysync._rest.saving import safe_basename, safe_join, stream_to_path
 from comfysync.errors import ComfyError, UnsafePathError
 
 
@@ -140,7 +140,7 @@ def test_overwrites_existing_file(tmp_path: Path) -> None:
 def test_temp_file_failure_names_the_target_not_the_temp_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import comfysync._files as files_module
+    import comfysync._rest.saving as files_module
 
     def refuse(path: str, flags: int, mode: int = 0o777) -> int:
         raise PermissionError(13, "Permission denied", path)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from comfysync import WorkflowFormatError, utils
-from comfysync._format import is_ui_format, read_json_file
+from comfysync._workflow.format import is_ui_format, read_json_file
 
 
 def test_ui_format_is_told_apart_from_api_format() -> None:

@@ -19,8 +19,9 @@ from _recordings import (
     recordings_available,
 )
 
-from comfysync import _models, _node_defs
-from comfysync._models import (
+from comfysync._rest import models as _models
+from comfysync._rest import node_defs as _node_defs
+from comfysync._rest.models import (
     Device,
     FileRef,
     HistoryEntry,
@@ -32,7 +33,7 @@ from comfysync._models import (
     SamplerInfo,
     SystemStats,
 )
-from comfysync._shapes import ms_to_datetime, wire_array, wire_object
+from comfysync._rest.shapes import ms_to_datetime, wire_array, wire_object
 
 
 def _history(recording: str, prompt_id: str) -> HistoryEntry:

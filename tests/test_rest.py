@@ -23,12 +23,12 @@ from _recordings import exchanges, find, node_defs
 
 import comfysync
 from comfysync import ComfyApi
-from comfysync._models import FileRef, HistoryEntry, NodeDef, QueuedPrompt, QueueState
-from comfysync._rest import RestMethods, to_api_prompt
-from comfysync._rest_base import RestBase
-from comfysync._rest_files import FileInput, FileRoutes
-from comfysync._rest_server import ServerRoutes
-from comfysync._rest_user import UserRoutes
+from comfysync._rest.base import RestBase
+from comfysync._rest.files import FileInput, FileRoutes
+from comfysync._rest.methods import RestMethods, to_api_prompt
+from comfysync._rest.models import FileRef, HistoryEntry, NodeDef, QueuedPrompt, QueueState
+from comfysync._rest.server import ServerRoutes
+from comfysync._rest.user import UserRoutes
 from comfysync.errors import (
     ComfyConnectionError,
     ComfyHTTPError,
@@ -217,7 +217,7 @@ def test_to_api_prompt_checks_nodes_like_workflow(bad: Dict[str, Any]) -> None:
     """One per-node check (``_format.check_api_shape``): the same words for the same mistake,
     whether the dict is submitted or wrapped in a Workflow first."""
     from comfysync import Workflow
-    from comfysync._format import check_api_shape
+    from comfysync._workflow.format import check_api_shape
 
     with pytest.raises(WorkflowFormatError) as submitted:
         to_api_prompt(bad)
@@ -614,7 +614,7 @@ def test_download_unusable_names_refused_before_request(
 def test_download_into_an_unwritable_place_names_the_target_and_releases_the_response(
     h: Harness, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import comfysync._files as files_module
+    import comfysync._rest.saving as files_module
 
     def refuse(path: str, flags: int, mode: int = 0o777) -> int:
         raise PermissionError(13, "Permission denied", path)
@@ -945,7 +945,7 @@ def test_every_route_method_documents_its_parameters() -> None:
 
 
 def test_moved_names_stay_importable_from_rest() -> None:
-    from comfysync import _rest
+    from comfysync._rest import methods as _rest
 
     assert _rest.FileInput is FileInput
     assert set(_rest.__all__) <= set(dir(_rest))

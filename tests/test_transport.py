@@ -16,10 +16,16 @@ import pytest
 import requests
 import responses
 
-import comfysync._transport as transport_module
-from comfysync._http_errors import decode_json
-from comfysync._transport import HttpTransport, iter_response
-from comfysync._urls import ParsedURL, clean_params, parse_base_url, redact_userinfo, strip_userinfo
+import comfysync._http.transport as transport_module
+from comfysync._http.errors import decode_json
+from comfysync._http.transport import HttpTransport, iter_response
+from comfysync._http.urls import (
+    ParsedURL,
+    clean_params,
+    parse_base_url,
+    redact_userinfo,
+    strip_userinfo,
+)
 from comfysync.errors import (
     ComfyConnectionError,
     ComfyError,

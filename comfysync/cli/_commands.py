@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
-from .._models import FileRef, HistoryEntry, InputSpec, NodeDef, QueueItem
+from .._rest.models import FileRef, HistoryEntry, InputSpec, NodeDef, QueueItem
 from . import EXIT_FAILED, EXIT_OK, UsageError
 from ._common import rest_api
 from ._output import free_path, print_json

@@ -15,7 +15,7 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any, Dict, Iterator, Optional, Tuple, Union
 
-from .._urls import parse_base_url
+from .._http.urls import parse_base_url
 from . import UsageError, resolve_server, server_source
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ import sys
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Dict
 
-from .._workflow import Workflow
+from .._workflow.workflow import Workflow
 from . import EXIT_OK, SERVER_OPTIONS, UsageError
 from ._run import prepare_out_dir, run_and_report
 

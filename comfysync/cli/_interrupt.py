@@ -17,8 +17,8 @@ from types import FrameType, TracebackType
 from typing import Any, Optional, Type
 
 from .. import errors
-from .._job import PromptJob
 from .._results import PromptResult
+from .._tracking.job import PromptJob
 
 __all__ = ["CtrlC", "wait_interruptibly"]
 

@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from .. import errors, events
-from .._format import check_api_shape, is_ui_format, read_json_file
-from .._job import PromptJob
 from .._results import PromptResult
-from .._workflow import Workflow, coerce_cli_value
+from .._tracking.job import PromptJob
+from .._workflow.format import check_api_shape, is_ui_format, read_json_file
+from .._workflow.workflow import Workflow, coerce_cli_value
 from . import EXIT_INTERRUPTED, EXIT_OK, CommandFailed, UsageError, describe_error
 from ._common import open_api
 from ._interrupt import CtrlC, wait_interruptibly

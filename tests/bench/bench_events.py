@@ -33,8 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 from comfysync import events as ev  # noqa: E402
 from comfysync._dispatch import EventBus  # noqa: E402
-from comfysync._listener import Listener  # noqa: E402
-from comfysync._wire import decode_binary, decode_text  # noqa: E402
+from comfysync._ws.listener import Listener  # noqa: E402
+from comfysync._ws.wire import decode_binary, decode_text  # noqa: E402
 
 DATA = ROOT / "tests" / "data" / "ws_messages.jsonl"
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"

@@ -12,7 +12,7 @@ from typing import Any, List
 import pytest
 
 from comfysync import cli, errors, events
-from comfysync._models import FileRef
+from comfysync._rest.models import FileRef
 from comfysync.cli._common import client_options, open_api
 from comfysync.cli._output import (
     SavedFile,

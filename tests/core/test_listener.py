@@ -30,8 +30,8 @@ from aiohttp import web  # noqa: E402
 
 from comfysync import events as ev  # noqa: E402
 from comfysync._dispatch import EventBus  # noqa: E402
-from comfysync._listener import ConnectTimeoutError, Listener  # noqa: E402
-from comfysync._transport import HttpTransport  # noqa: E402
+from comfysync._http.transport import HttpTransport  # noqa: E402
+from comfysync._ws.listener import ConnectTimeoutError, Listener  # noqa: E402
 from comfysync.errors import ComfyConnectionError, ComfyTimeoutError  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 24
@@ -477,7 +477,7 @@ def test_a_frame_that_breaks_the_decoder_is_skipped(
     scripted.send_text('{"type": "x.deep", "data": ' + "[" * 100_000 + "]" * 100_000 + "}")
     scripted.send_json(status(5))
     rec.wait(lambda evs: any(isinstance(e, ev.Status) and e.queue_remaining == 5 for e in evs))
-    import comfysync._listener as listener_module
+    import comfysync._ws.listener as listener_module
 
     def broken(payload: Any) -> ev.Event:
         raise KeyError("decoder bug")

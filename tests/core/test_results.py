@@ -10,7 +10,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from comfysync._files import safe_join, stream_to_path
+from comfysync._rest.saving import safe_join, stream_to_path
 from comfysync._results import OutputFile, build_result
 from comfysync.errors import UnsafePathError
 

@@ -20,7 +20,7 @@ from comfysync import (
     events,
     utils,
 )
-from comfysync import _listener as listener_module
+from comfysync._ws import listener as listener_module
 from comfysync.errors import (
     ComfyConnectionError,
     ComfyHTTPError,

@@ -10,8 +10,8 @@ from typing import Any, Dict, FrozenSet, Iterator, List, Mapping, Optional, Set,
 import pytest
 
 from comfysync import events as ev
-from comfysync._job import PromptJob
-from comfysync._tracking import Tracker
+from comfysync._tracking.job import PromptJob
+from comfysync._tracking.tracker import Tracker
 from comfysync.errors import (
     ComfyConnectionError,
     PromptExecutionError,

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Tuple
 import pytest
 
 from comfysync import events as ev
-from comfysync._wire import (
+from comfysync._ws.wire import (
     OP_BINARY,
     OP_CLOSE,
     OP_PING,

@@ -16,7 +16,7 @@ from typing import Any, Dict, Iterator, List, Sequence
 import pytest
 
 from comfysync import ComfyPool
-from comfysync._pool_policies import ServerView
+from comfysync._pool.policies import ServerView
 from comfysync.errors import (
     ComfyConnectionError,
     PoolFullError,

@@ -12,14 +12,14 @@ import pytest
 from _poolfakes import WAIT, FakeJob, Hub
 
 from comfysync import events as ev
-from comfysync._pool import ComfyPool, PoolFuture
-from comfysync._pool_policies import (
+from comfysync._pool.policies import (
     RoundRobin,
     ServerSpec,
     ServerView,
     least_busy,
     parse_server,
 )
+from comfysync._pool.pool import ComfyPool, PoolFuture
 from comfysync.errors import (
     ComfyConnectionError,
     ComfyError,
@@ -73,7 +73,7 @@ def test_server_specs_accept_strings_tuples_mappings_and_specs() -> None:
 
 
 def _view(index: int, in_flight: int = 0, queue: Any = None, weight: float = 1.0) -> ServerView:
-    from comfysync._pool_policies import ServerStats
+    from comfysync._pool.policies import ServerStats
 
     stats = ServerStats(f"http://s{index}:1", "up", in_flight, 0, 0, 0, None, queue)
     url = f"http://s{index}:1"
@@ -587,7 +587,7 @@ def test_a_callback_on_a_pool_thread_cannot_block_on_the_pool() -> None:
 
 
 def test_a_declining_policy_is_asked_again_after_a_quiet_spell(monkeypatch: Any) -> None:
-    import comfysync._pool_engine as engine_module
+    import comfysync._pool.engine as engine_module
 
     monkeypatch.setattr(engine_module, "HEARTBEAT", 0.05)
     hub = Hub(auto=True)

@@ -11,8 +11,8 @@ from typing import Any, Dict, List, Mapping
 import pytest
 
 from comfysync import WorkflowFormatError
-from comfysync._format import check_api_shape
-from comfysync._node_specs import (
+from comfysync._workflow.format import check_api_shape
+from comfysync._workflow.node_specs import (
     SEED_MAX,
     NodeDefsCache,
     WidgetSlot,
@@ -20,8 +20,8 @@ from comfysync._node_specs import (
     seed_range,
     widget_slots,
 )
-from comfysync._ui_graph import SUBGRAPH_INPUT_NODE, UiLink, describe, node_mode, parse_ui
-from comfysync._ui_widgets import literal, widget_inputs
+from comfysync._workflow.ui_graph import SUBGRAPH_INPUT_NODE, UiLink, describe, node_mode, parse_ui
+from comfysync._workflow.ui_widgets import literal, widget_inputs
 
 # ---------------------------------------------------------------------- _node_specs
 

@@ -12,7 +12,7 @@ from typing import Any, Dict
 import pytest
 
 from comfysync import Node, Workflow, WorkflowFormatError
-from comfysync._workflow import NodeDefsCache, coerce_cli_value, ensure_api_format
+from comfysync._workflow.workflow import NodeDefsCache, coerce_cli_value, ensure_api_format
 
 API: Dict[str, Any] = {
     "3": {
@@ -344,7 +344,7 @@ def test_node_defs_may_be_objects_with_raw(wf: Workflow, node_defs: Dict[str, An
 
 
 def test_node_defs_from_the_models_module(wf: Workflow, node_defs: Dict[str, Any]) -> None:
-    models = pytest.importorskip("comfysync._models")
+    models = pytest.importorskip("comfysync._rest.models")
     defs = {k: models.NodeDef.from_wire(k, v) for k, v in node_defs.items()}
     assert wf.output_nodes(defs) == ["9"]
     assert wf.validate(defs) == []

@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import pytest
 
 from comfysync import Workflow, WorkflowFormatError
-from comfysync._ui_convert import convert_ui_to_api
+from comfysync._workflow.ui_convert import convert_ui_to_api
 
 SlotSpec = Union[Tuple[str, str], Tuple[str, str, str]]
 

@@ -1,0 +1,1 @@
+"""HTTP: addresses, the wording of HTTP failures, the requests session."""

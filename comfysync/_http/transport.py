@@ -1,0 +1,376 @@
+"""HTTP transport: one ComfyUI address, one ``requests.Session`` with its credentials.
+
+Everything that talks HTTP goes through :class:`HttpTransport`, so there is exactly one place
+that holds credentials, TLS options and timeouts and sends requests. The WebSocket listener
+asks it for the ``ws://`` URL, the handshake headers and the TLS options, so REST and
+WebSocket always agree. Address parsing lives in :mod:`comfysync._http.urls`, the wording of HTTP
+errors in :mod:`comfysync._http.errors`.
+
+Credentials never leave this module in readable form: :attr:`HttpTransport.base_url` is the
+address without user info, ``repr`` names only the *kind* of authentication, and error messages
+use the redacted URL.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import ssl
+import time
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+
+import attrs
+import requests
+import requests.adapters
+import requests.auth
+
+from .._version import __version__
+from ..errors import ComfyConnectionError
+from .errors import (
+    ca_bundle_failure,
+    decode_json,
+    http_error,
+    is_ca_bundle_error,
+    reading_failure,
+    request_failure,
+)
+from .urls import (
+    DEFAULT_PORT,
+    ParsedURL,
+    clean_params,
+    parse_base_url,
+    redact_userinfo,
+    strip_userinfo,
+)
+
+__all__ = [
+    "DEFAULT_PORT",
+    "HttpTransport",
+    "ParsedURL",
+    "TimeoutArg",
+    "USER_AGENT",
+    "VerifyArg",
+    "decode_json",
+    "iter_response",
+    "parse_base_url",
+]
+
+log = logging.getLogger("comfysync.transport")
+
+TimeoutArg = Union[None, float, Tuple[float, float]]
+"""Seconds for a REST call: one number (connect and read) or ``(connect, read)``."""
+
+VerifyArg = Union[bool, str, "os.PathLike[str]"]
+"""TLS verification: ``True`` (system/certifi CAs), ``False`` (no check) or a CA bundle path."""
+
+_POOL_MAXSIZE = 32
+
+USER_AGENT = f"comfysync/{__version__} {requests.utils.default_user_agent()}"
+"""Sent with every HTTP request unless ``headers=`` names another ``User-Agent``: lets a
+server or proxy log tell comfysync's traffic from other clients'."""
+
+
+def _basic_header(username: str, password: str) -> str:
+    """``Basic <base64>`` the way browsers do it (latin-1 when possible, else UTF-8)."""
+    raw = f"{username}:{password}"
+    try:
+        encoded = raw.encode("latin-1")
+    except UnicodeEncodeError:
+        encoded = raw.encode("utf-8")
+    return "Basic " + base64.b64encode(encoded).decode("ascii")
+
+
+class _AuthorizationHeader(requests.auth.AuthBase):
+    """Sets one fixed ``Authorization`` header.
+
+    Used instead of ``session.headers`` so that ``requests`` treats it as authentication: it is
+    not replaced by ``~/.netrc`` credentials, and it is dropped (not re-sent) when a redirect
+    leads to another host.
+    """
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
+        r.headers["Authorization"] = self._value
+        return r
+
+    def __repr__(self) -> str:
+        return "<Authorization header (redacted)>"
+
+
+def _normalise_timeout(timeout: TimeoutArg) -> TimeoutArg:
+    if timeout is None:
+        return None
+    if isinstance(timeout, tuple):
+        if len(timeout) != 2:
+            raise ValueError("timeout tuple must be (connect, read)")
+        connect, read = (float(timeout[0]), float(timeout[1]))
+        if connect <= 0 or read <= 0:
+            raise ValueError("timeouts must be positive")
+        return (connect, read)
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError("timeout must be a number of seconds, a (connect, read) tuple or None")
+    if timeout <= 0:
+        raise ValueError("timeout must be positive")
+    return float(timeout)
+
+
+def iter_response(
+    response: requests.Response, *, chunk_size: int, method: str = "GET", url: str = ""
+) -> Iterator[bytes]:
+    """The body of a streamed response in chunks of at most ``chunk_size`` bytes.
+
+    A connection that stalls or breaks mid-body raises :class:`~comfysync.ComfyTimeoutError`
+    or :class:`~comfysync.ComfyConnectionError` naming ``method`` and ``url`` (default: the
+    response's URL without credentials), never a ``requests`` exception. Closes the response
+    at the end, also when the caller stops early.
+    """
+    display_url = url or strip_userinfo(response.url or "")
+    try:
+        yield from response.iter_content(chunk_size=chunk_size)
+    except requests.exceptions.RequestException as exc:
+        raise reading_failure(exc, method, display_url) from exc
+    finally:
+        response.close()
+
+
+class HttpTransport:
+    """One ComfyUI server address plus one ``requests.Session`` with its credentials.
+
+    ``request()`` returns the ``requests.Response`` of any 2xx answer and raises the typed
+    errors of :mod:`comfysync.errors` for everything else, so callers never see a ``requests``
+    exception. Thread-safe for concurrent requests (the session's connection pool is shared).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        auth: Optional[Tuple[str, str]] = None,
+        token: Optional[str] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        timeout: TimeoutArg = 30.0,
+        verify: VerifyArg = True,
+        session: Optional[requests.Session] = None,
+    ) -> None:
+        parsed = parse_base_url(url)
+        if parsed.ws_path_stripped:
+            log.warning(
+                "the server URL %s ends with the WebSocket route /ws; using %s as the base URL "
+                "(comfysync adds /ws itself)", redact_userinfo(url.strip()), parsed.base_url,
+            )
+        if auth is None and parsed.username is not None:
+            auth = (parsed.username, parsed.password or "")
+        if auth is not None and token is not None:
+            raise ValueError("give either auth=(user, password) or token=, not both")
+        if auth is not None:
+            if not (isinstance(auth, tuple) and len(auth) == 2):
+                raise TypeError("auth must be a (user, password) tuple")
+            authorization: Optional[str] = _basic_header(str(auth[0]), str(auth[1]))
+            self._auth_kind: Optional[str] = "basic"
+        elif token is not None:
+            if not isinstance(token, str) or not token:
+                raise ValueError("token must be a non-empty string")
+            _check_header_value("token", token)
+            authorization = f"Bearer {token}"
+            self._auth_kind = "bearer"
+        else:
+            authorization = None
+            self._auth_kind = None
+        self._parsed = attrs.evolve(parsed, username=None, password=None)
+        self._authorization = authorization
+        self._extra_headers: Dict[str, str] = {str(k): str(v) for k, v in (headers or {}).items()}
+        for name, value in self._extra_headers.items():
+            _check_header_value(f"headers[{name!r}]", value)
+        self.timeout: TimeoutArg = _normalise_timeout(timeout)
+        if isinstance(verify, os.PathLike):
+            verify = os.fspath(verify)
+        if not isinstance(verify, (bool, str)):
+            raise TypeError("verify must be True, False or the path of a CA bundle")
+        if isinstance(verify, str) and not os.path.exists(verify):
+            raise ValueError(f"verify={verify!r}: no such CA bundle file or directory")
+        self.verify: Union[bool, str] = verify
+        self._closed = False
+
+        self._session = session if session is not None else requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=_POOL_MAXSIZE)
+        self._session.mount("http://", adapter)
+        self._session.mount("https://", adapter)
+        self._session.verify = verify
+        if session is None:
+            self._session.headers["User-Agent"] = USER_AGENT
+        self._session.headers.update(self._extra_headers)
+        if authorization is not None:
+            self._session.auth = _AuthorizationHeader(authorization)
+
+    # -- addresses ---------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """``scheme://host[:port][/prefix]``, without credentials and trailing slash."""
+        return self._parsed.base_url
+
+    @property
+    def scheme(self) -> str:
+        """``"http"`` or ``"https"`` (``ws``/``wss`` in the given URL are read as these)."""
+        return self._parsed.scheme
+
+    @property
+    def host(self) -> str:
+        """The host name or IP address (IPv6 without brackets)."""
+        return self._parsed.host
+
+    @property
+    def port(self) -> int:
+        """The effective port: as given, else 8188 for a bare host, else 80/443."""
+        return self._parsed.port
+
+    @property
+    def prefix(self) -> str:
+        """The path prefix of a reverse proxy (``"/comfy"``), ``""`` when there is none."""
+        return self._parsed.prefix
+
+    @property
+    def auth_kind(self) -> Optional[str]:
+        """``"basic"``, ``"bearer"`` or ``None`` — what ``repr`` may show instead of secrets."""
+        return self._auth_kind
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called; every later request raises."""
+        return self._closed
+
+    def url(self, path: str, params: Optional[Mapping[str, Any]] = None) -> str:
+        """Absolute URL of route ``path`` (already quoted; a missing leading ``/`` is added)
+        with the query string of ``params`` (``None`` values left out), without credentials:
+        what requests go to and what error messages show."""
+        return self._parsed.url(path, params)
+
+    def ws_url(self, client_id: str) -> str:
+        """``ws(s)://host[:port][/prefix]/ws?clientId=<client_id>`` for the listener (see
+        :meth:`ParsedURL.ws_url`)."""
+        return self._parsed.ws_url(client_id)
+
+    def ws_headers(self) -> List[str]:
+        """``"Name: value"`` lines for the WebSocket handshake: extra headers, then auth."""
+        lines = [f"{name}: {value}" for name, value in self._extra_headers.items()]
+        if self._authorization is not None:
+            lines = [ln for ln in lines if not ln.lower().startswith("authorization:")]
+            lines.append(f"Authorization: {self._authorization}")
+        return lines
+
+    def ws_sslopt(self) -> Dict[str, Any]:
+        """websocket-client ``sslopt`` matching ``verify`` (only meaningful for ``wss://``)."""
+        if self.verify is False:
+            return {"cert_reqs": ssl.CERT_NONE, "check_hostname": False}
+        if isinstance(self.verify, str):
+            key = "ca_cert_path" if os.path.isdir(self.verify) else "ca_certs"
+            return {"cert_reqs": ssl.CERT_REQUIRED, key: self.verify}
+        return {}
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Optional[Mapping[str, Any]] = None,
+        json: Any = None,
+        data: Any = None,
+        files: Any = None,
+        headers: Optional[Mapping[str, str]] = None,
+        stream: bool = False,
+        timeout: TimeoutArg = None,
+    ) -> requests.Response:
+        """Send one request; return the response of a 2xx answer, raise a typed error else.
+
+        ``method`` is the HTTP verb (any case); ``path`` the route below the base URL,
+        already quoted; ``params`` its query
+        (``None`` values left out, booleans as ``true``/``false``); ``json``, ``data`` and
+        ``files`` the body as ``requests`` takes them; ``headers`` extra headers for this
+        request only. ``timeout`` (seconds or ``(connect, read)``) overrides the transport's
+        default when not ``None``. With ``stream`` true the body is not read yet: the caller
+        must consume or close the response.
+
+        Raises :class:`~comfysync.ComfyTimeoutError` or :class:`~comfysync.ComfyConnectionError`
+        when no answer came (or the transport is closed) and :class:`~comfysync.ComfyHTTPError`
+        for a non-2xx answer; never a ``requests`` exception.
+        """
+        method = method.upper()
+        display_url = self.url(path, params)
+        if self._closed:
+            raise ComfyConnectionError(
+                f"{method} {display_url}: this client is closed; create a new one",
+                url=display_url,
+            )
+        effective_timeout = self.timeout if timeout is None else _normalise_timeout(timeout)
+        started = time.monotonic()
+        try:
+            response = self._session.request(
+                method,
+                self._parsed.route(path),
+                params=clean_params(params) or None,
+                json=json,
+                data=data,
+                files=files,
+                headers=dict(headers) if headers else None,
+                stream=stream,
+                timeout=effective_timeout,
+                # Per request: a session-level verify=False would lose against
+                # REQUESTS_CA_BUNDLE in requests' environment merging.
+                verify=self.verify,
+            )
+        except requests.exceptions.RequestException as exc:
+            error = request_failure(exc, method, display_url, self.base_url, effective_timeout)
+            log.debug("request failed: %s", error)
+            raise error from exc
+        except OSError as exc:  # requests checks CA bundle paths itself, before connecting
+            if not is_ca_bundle_error(exc):
+                raise  # e.g. reading a local file to upload: the caller's OSError
+            error = ca_bundle_failure(exc, method, display_url, self.base_url)
+            log.debug("request failed: %s", error)
+            raise error from exc
+        elapsed = time.monotonic() - started
+        log.debug("%s %s -> %s in %.3fs", method, display_url, response.status_code, elapsed)
+        if 200 <= response.status_code < 300:
+            return response
+        raise http_error(response, method, display_url, stream, prefix=self.prefix)
+
+    def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
+        """:meth:`request` of ``method`` ``path`` (same keyword arguments and errors), then
+        the decoded JSON body:
+        ``None`` for an empty body, :class:`~comfysync.ComfyHTTPError` for one that is not
+        JSON."""
+        response = self.request(method, path, **kwargs)
+        url = self.url(path, kwargs.get("params"))
+        return decode_json(response, method=method.upper(), url=url)
+
+    def close(self) -> None:
+        """Close the session's pooled connections. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._session.close()
+
+    def __repr__(self) -> str:
+        auth = f" auth={self._auth_kind}" if self._auth_kind else ""
+        state = " closed" if self._closed else ""
+        return f"<HttpTransport {self.base_url}{auth}{state}>"
+
+
+def _check_header_value(what: str, value: str) -> None:
+    """Refuse, at construction, a header value HTTP cannot carry — rather than a raw
+    ``UnicodeEncodeError`` from ``http.client`` at the first request. The value itself is
+    never quoted: it may be a secret."""
+    if "\r" in value or "\n" in value:
+        raise ValueError(f"{what} must not contain line breaks")
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"{what} contains characters an HTTP header cannot carry (only Latin-1 is "
+            "allowed; a placeholder such as '…' copied from documentation?)"
+        ) from None

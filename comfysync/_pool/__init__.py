@@ -1,0 +1,1 @@
+"""ComfyPool: the engine, one worker per server, policies."""

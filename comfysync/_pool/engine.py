@@ -1,0 +1,359 @@
+"""The moving parts behind :class:`~comfysync.ComfyPool`: one lock, the queue of waiting
+jobs, the servers' workers, and the dispatcher thread.
+
+The dispatcher (``comfysync-pool-dispatch``) takes waiting jobs in order and asks the policy
+which free server runs each; it only moves jobs between in-memory queues, so a slow server
+never holds it up. A job no free server may take now is skipped, not waited for, so one job
+limited to a busy server (``include=``) does not block the others. The policy is asked
+outside the lock; a job it declines ("``None``") is asked again after the next change, or
+after :data:`HEARTBEAT` seconds without one (its answer may depend on things the pool does not
+see).
+
+A job whose server failed goes back to the *head* of the queue (:meth:`Engine.retry_locked`)
+until it has used its ``retries``; then it fails with ``PromptLostError`` when some server had
+accepted it, else ``ComfyConnectionError``. A job that waits ``wait_for_server`` seconds while
+every server it may use is down fails the same way.
+
+Callers waiting for the pool's state (room in the queue, a drain on close) wait on ``changed``
+(:meth:`Engine.wait_locked`), which every change of that state notifies
+(:meth:`Engine.bump_locked`). A caller must not block on the pool from one of its own threads
+(futures' callbacks run there): the work it waits for would need that very thread, so
+:meth:`Engine.check_may_block` refuses it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Sequence, Tuple
+
+from ..errors import ComfyConnectionError, ComfyError, PoolClosedError, PromptLostError
+from ..events import Event
+from .policies import Policy, ServerSpec, ServerView, normalize_url
+from .state import (
+    HEARTBEAT,
+    ApiFactory,
+    Attempt,
+    Delivery,
+    Item,
+    PoolConfig,
+    deliver,
+)
+from .worker import ServerWorker
+
+if TYPE_CHECKING:
+    from .pool import PoolSubscription
+
+__all__ = ["Engine"]
+
+log = logging.getLogger("comfysync.pool")
+
+_Pick = Tuple[Item, List[ServerView]]
+
+
+class Engine:
+    """Shared state of a pool. Fields are guarded by ``lock``; methods named ``*_locked``
+    expect it held."""
+
+    def __init__(
+        self,
+        specs: Sequence[ServerSpec],
+        policy: Policy,
+        config: PoolConfig,
+        factory: ApiFactory,
+        api_kwargs: Any,
+    ) -> None:
+        self.policy = policy
+        self.config = config
+        self.factory = factory
+        self.api_kwargs = dict(api_kwargs)
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)  # notified on every change
+        self.servers = [ServerWorker(self, i, spec) for i, spec in enumerate(specs)]
+        urls = [s.url for s in self.servers]
+        if len(set(urls)) != len(urls):
+            raise ValueError(f"the same server appears twice in {urls}")
+        self.queue: Deque[Item] = deque()
+        self.user_subs: List[PoolSubscription] = []
+        self.version = 0  # bumped on every change that may let a job move
+        self.started = False
+        self.closed = False
+        self._dispatcher: Optional[threading.Thread] = None
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def bump_locked(self) -> None:
+        self.version += 1
+        self.changed.notify_all()
+
+    def wake(self) -> None:
+        with self.lock:
+            self.bump_locked()
+
+    def wait_locked(self, predicate: Callable[[], bool], deadline: Optional[float]) -> bool:
+        """Block (lock held) until ``predicate()`` holds, checked again after every change;
+        False when ``deadline`` (``time.monotonic()`` value; ``None``: none) passes first."""
+        while not predicate():
+            left = HEARTBEAT if deadline is None else deadline - time.monotonic()
+            if left <= 0:
+                return False
+            self.changed.wait(min(left, HEARTBEAT))
+        return True
+
+    def check_may_block(self, what: str) -> None:
+        """Refuse to block a pool thread (in a future's callback) on the pool's own work."""
+        me = threading.current_thread()
+        if me is self._dispatcher or any(me is s.thread for s in self.servers):
+            raise RuntimeError(
+                f"{what} from a ComfyPool thread (a future's callback?) would wait for work "
+                "that needs this very thread; use submit() and add_done_callback() instead"
+            )
+
+    def start_locked(self) -> None:
+        """Start the dispatcher and the workers (with the first job)."""
+        if self.started:
+            return
+        self.started = True
+        self._dispatcher = threading.Thread(
+            target=self._dispatch, name="comfysync-pool-dispatch", daemon=True
+        )
+        self._dispatcher.start()
+        for server in self.servers:
+            server.start()
+
+    def enqueue_locked(self, item: Item) -> None:
+        """Queue a job, starting the threads with the first one; refused once closed."""
+        if self.closed:
+            raise PoolClosedError("this ComfyPool is closed")
+        self.start_locked()
+        self.queue.append(item)
+        self.bump_locked()
+
+    def in_flight_locked(self) -> int:
+        return sum(s.in_flight for s in self.servers)
+
+    def stop(self, wait: bool, deadline: Optional[float]) -> None:
+        """Close: optionally drain, end every unfinished job, join every thread, close
+        every client."""
+        if wait:
+            self.check_may_block("close(wait=True)")
+        deliveries: List[Delivery] = []
+        with self.lock:
+            self.closed = True
+            self.bump_locked()  # wakes map() waiting for room: it raises now
+            if wait:
+                self.wait_locked(lambda: not self.queue and not self.in_flight_locked(), deadline)
+            self.started = False
+            queued = list(self.queue)
+            self.queue.clear()
+            for server in self.servers:
+                for attempt in server.attempts:
+                    attempt.abandoned = True
+                    deliveries += attempt.item.settle(
+                        error=PoolClosedError(
+                            "the ComfyPool was closed before this job finished "
+                            f"(its prompt may still run on {server.url})"
+                        )
+                    )
+                server.attempts.clear()
+                server.inbox.clear()
+                server.cond.notify_all()
+            self.bump_locked()
+            threads = [s.thread for s in self.servers] + [self._dispatcher]
+        for item in queued:
+            if not item.future.cancel():  # a retry: its future already runs
+                deliveries += item.settle(error=PoolClosedError("the ComfyPool was closed"))
+        deliver(deliveries)
+        me = threading.current_thread()
+        for thread in threads:
+            if thread is not None and thread is not me:
+                thread.join(HEARTBEAT * 6)
+                if thread.is_alive():
+                    log.warning("pool thread %s still busy after close()", thread.name)
+        for server in self.servers:
+            with self.lock:
+                api, subs = server.take_api_locked()
+            server.dispose(api, subs)
+
+    # ------------------------------------------------------------------ user subscriptions
+
+    def attach_user_sub(self, server: ServerWorker, sub: PoolSubscription) -> Any:
+        """Subscribe ``sub`` to ``server``'s current client, passing the URL along."""
+        assert server.api is not None
+        url, callback = server.url, sub.callback
+
+        def forward(event: Event) -> None:
+            callback(event, url)
+
+        return server.api.on(sub.key, forward)
+
+    def subscribe(self, sub: PoolSubscription) -> None:
+        with self.lock:
+            self.user_subs.append(sub)
+            for server in self.servers:
+                if server.api is not None:
+                    server.user_subs[id(sub)] = self.attach_user_sub(server, sub)
+
+    def unsubscribe(self, sub: PoolSubscription) -> None:
+        with self.lock:
+            if sub in self.user_subs:
+                self.user_subs.remove(sub)
+            handles = [s.user_subs.pop(id(sub), None) for s in self.servers]
+        for handle in handles:
+            if handle is not None:
+                handle.cancel()
+
+    # ------------------------------------------------------------------ retry and give up
+
+    def give_up(self, item: Item, cause: BaseException) -> ComfyError:
+        """The error of a job no server can run: lost if some server had taken it, else a
+        connection error."""
+        tried = ", ".join(dict.fromkeys(item.tried)) or "none"
+        error: ComfyError
+        if item.accepted:
+            error = PromptLostError(
+                f"the job was lost by its server(s) (tried: {tried}) and no server can run it "
+                f"(retries={self.config.retries}); last error: {cause}",
+                prompt_id=item.future.prompt_id or "",
+            )
+        else:
+            error = ComfyConnectionError(f"no server could take the job (tried: {tried}); {cause}")
+        error.__cause__ = cause
+        return error
+
+    def retry_locked(self, item: Item, cause: BaseException, count: bool = True) -> List[Delivery]:
+        """Put a job whose server failed back at the head of the queue, or give up on it."""
+        if item.finished:
+            return []
+        if count:
+            item.failures += 1
+        if not self.started:
+            return item.settle(error=PoolClosedError("the ComfyPool was closed"))
+        if item.failures > self.config.retries:
+            log.warning("giving up on a job after %d failed attempt(s): %s", item.failures, cause)
+            return item.settle(error=self.give_up(item, cause))
+        log.info("resubmitting a job elsewhere (%s)", cause)
+        item.no_server_since = None
+        item.declined_at = -1
+        self.queue.appendleft(item)
+        self.bump_locked()
+        return []
+
+    def _fail_queued_locked(self, item: Item, error: BaseException, out: List[Delivery]) -> None:
+        if item in self.queue:
+            self.queue.remove(item)
+        out += item.settle(error=error)
+        self.bump_locked()
+
+    # ------------------------------------------------------------------ dispatcher thread
+
+    def _dispatch(self) -> None:
+        while True:
+            deliveries: List[Delivery] = []
+            with self.lock:
+                if not self.started:
+                    return
+                pick, wait = self._scan_locked(time.monotonic(), deliveries)
+                version = self.version
+                if pick is None and not deliveries:
+                    if not self.changed.wait(wait):
+                        self.version += 1  # a quiet spell: ask the policy again
+                    continue
+            deliver(deliveries)
+            if pick is None:
+                continue
+            item, views = pick
+            try:
+                choice = self.policy(views, item.workflow)
+                with self.lock:
+                    self._assign_locked(item, choice, version, deliveries)
+            except Exception as exc:  # the user's policy, or a bug: never a stranded job
+                log.exception("choosing a server for a job failed; the job fails with its error")
+                with self.lock:
+                    self._fail_queued_locked(item, exc, deliveries)
+            deliver(deliveries)
+
+    def _scan_locked(self, now: float, out: List[Delivery]) -> Tuple[Optional[_Pick], float]:
+        """The first waiting job some free server may take, with those servers' views. Fails
+        the jobs that waited ``wait_for_server`` seconds with every allowed server down."""
+        wait = HEARTBEAT
+        for item in list(self.queue):
+            if item.future.cancelled() or item.finished:
+                self.queue.remove(item)
+                self.changed.notify_all()
+                continue
+            allowed = [self.servers[i] for i in item.allowed]
+            if not any(s.usable() for s in allowed):
+                if item.no_server_since is None:
+                    item.no_server_since = now
+                left = item.no_server_since + self.config.wait_for_server - now
+                if left > 0:
+                    wait = min(wait, left)
+                    continue
+                states = "; ".join(f"{s.url}: {s.last_error or s.state}" for s in allowed)
+                error: BaseException = ComfyConnectionError(
+                    f"no server available for {self.config.wait_for_server:g} s "
+                    f"(wait_for_server): {states}"
+                )
+                if item.accepted:
+                    error = self.give_up(item, error)
+                self._fail_queued_locked(item, error, out)
+                continue
+            item.no_server_since = None
+            if item.declined_at == self.version:
+                continue
+            free = [s for s in allowed if s.has_slot()]
+            if free:
+                return (item, [s.view_locked() for s in free]), wait
+        return None, wait
+
+    def _resolve(self, choice: Any) -> Optional[ServerWorker]:
+        """The server a policy's answer names; raises for answers naming none."""
+        if isinstance(choice, ServerView):
+            if 0 <= choice.index < len(self.servers):
+                return self.servers[choice.index]
+            raise ValueError(f"the policy returned a view of no server of the pool: {choice!r}")
+        if isinstance(choice, str):
+            try:
+                key = normalize_url(choice)
+            except ValueError:
+                key = choice
+            for server in self.servers:
+                if choice in (server.url, server.spec.url) or key == server.url:
+                    return server
+            raise ValueError(f"the policy chose {choice!r}, not a server of the pool")
+        if choice is None:
+            return None
+        raise TypeError(f"the policy returned a {type(choice).__name__}, not a server")
+
+    def _assign_locked(
+        self, item: Item, choice: Any, version: int, out: List[Delivery]
+    ) -> None:
+        if item not in self.queue or item.finished:
+            return
+        try:
+            server = self._resolve(choice)
+        except (TypeError, ValueError) as exc:
+            self._fail_queued_locked(item, exc, out)
+            return
+        if server is None or server.index not in item.allowed or not server.has_slot():
+            # Not now: ask again after the next change (at once if one happened meanwhile).
+            item.declined_at = version if version == self.version else -1
+            return
+        if not item.started:
+            if not item.future.set_running_or_notify_cancel():  # cancelled meanwhile
+                self.queue.remove(item)
+                self.bump_locked()
+                return
+            item.started = True
+        self.queue.remove(item)
+        attempt = Attempt(item, time.monotonic())
+        server.attempts.add(attempt)
+        item.future.server = server.url
+        item.future.attempts += 1
+        item.tried.append(server.url)
+        server.inbox.append(("send", attempt, None))
+        server.cond.notify_all()
+        self.bump_locked()

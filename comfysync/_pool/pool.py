@@ -1,0 +1,372 @@
+"""ComfyPool: one blocking API over several ComfyUI servers, with failover.
+
+The public face of the pool. The moving parts live next door: :mod:`._pool_engine` (the lock,
+the queue of waiting jobs, the dispatcher thread), :mod:`._pool_worker` (one thread per
+server: connect, submit, outcomes, health and backoff), :mod:`._pool_state` (job records,
+:class:`PoolFuture`, which failures are retried) and :mod:`._pool_policies` (what a policy
+sees and the built-in policies).
+
+Threads: one dispatcher and one worker per server, started with the first job and joined by
+:meth:`ComfyPool.close`, plus each server client's own listener and tracker.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import time
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
+
+from .._results import PromptResult
+from ..errors import ComfyError, PoolClosedError, PoolFullError, PromptTimeoutError
+from ..events import Event, EventKey
+from .engine import Engine
+from .policies import (
+    PolicyArg,
+    ServerArg,
+    ServerSpec,
+    ServerStats,
+    ServerView,
+    parse_server,
+    resolve_policy,
+)
+from .state import ApiFactory, Item, PoolConfig, PoolFuture, selectors
+
+__all__ = ["ComfyPool", "PoolFuture", "PoolSubscription"]
+
+log = logging.getLogger("comfysync.pool")
+
+#: ``callback(event, server_url)``: what :meth:`ComfyPool.on` calls.
+EventCallback = Callable[[Event, str], Any]
+Selector = Union[None, str, Iterable[str]]
+
+
+class PoolSubscription:
+    """Returned by :meth:`ComfyPool.on`; ``cancel()`` unsubscribes from every server."""
+
+    def __init__(self, engine: Engine, key: EventKey, callback: EventCallback) -> None:
+        self._engine = engine
+        self.key = key
+        self.callback = callback
+
+    def cancel(self) -> None:
+        self._engine.unsubscribe(self)
+
+    def __repr__(self) -> str:
+        return f"<PoolSubscription {self.key!r}>"
+
+
+class ComfyPool:
+    """Several ComfyUI servers behind one blocking API.
+
+    ``urls``: one entry per server — ``"host:port"``, ``("host:port", {"tags": [...],
+    "weight": 2})``, a ``{"url": …, "tags": …, "weight": …}`` mapping or a
+    :class:`ServerSpec`. ``policy``: ``"least_busy"`` (default), ``"round_robin"`` or a callable
+    ``policy(servers, workflow)`` returning one of the :class:`ServerView` s it was given (or
+    its URL), or ``None`` to keep the job waiting.
+
+    ``max_inflight_per_server``: jobs of this pool a server holds at once. ``retries``: how
+    many times a job whose server failed (refused, dropped, lost the prompt) is resubmitted.
+    ``max_queued``: jobs waiting for a free server before :meth:`submit` raises
+    :class:`~comfysync.errors.PoolFullError`. ``wait_for_server``: seconds a job waits while
+    every server it may use is down. ``failover_after``: seconds a server may stay
+    disconnected before its jobs move elsewhere; a server whose client tracks prompts without
+    a socket (``tracker="http"``, or ``"auto"`` fallen back to polling) reports no drop, so
+    while it holds jobs the pool pings it (``poll_status``) every ``min(2, failover_after /
+    4)`` seconds and the same limit applies to its pings going unanswered.
+    ``connect_timeout``: for each client's ``connect()``. ``backoff_base`` / ``backoff_cap``:
+    a down server is probed again after ``base * 2**n`` seconds (jittered), at most ``cap``.
+    Every other keyword goes to each :class:`~comfysync.ComfyApi` (``auth``, ``token``,
+    ``timeout``, ``headers``, ``tracker``, …); ``api_factory(url, **kwargs)`` replaces
+    ``ComfyApi`` (tests, subclasses).
+
+    Clients are created at once but connect with their first job. Use the pool as a context
+    manager, or call :meth:`close`. Futures' callbacks run on the pool's threads: they must not
+    block on the pool (``run_workflow``, ``map`` and ``close(wait=True)`` raise
+    ``RuntimeError`` there).
+    """
+
+    def __init__(
+        self,
+        urls: Sequence[ServerArg],
+        policy: PolicyArg = "least_busy",
+        *,
+        max_inflight_per_server: int = 1,
+        retries: int = 2,
+        max_queued: int = 1000,
+        wait_for_server: float = 30.0,
+        failover_after: float = 10.0,
+        connect_timeout: float = 10.0,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        api_factory: Optional[ApiFactory] = None,
+        **comfyapi_kwargs: Any,
+    ) -> None:
+        if isinstance(urls, (str, ServerSpec)):
+            urls = [urls]
+        specs = [parse_server(u) for u in urls]
+        if not specs:
+            raise ValueError("ComfyPool needs at least one server")
+        if max_inflight_per_server < 1 or retries < 0 or max_queued < 1:
+            raise ValueError("need max_inflight_per_server >= 1, retries >= 0, max_queued >= 1")
+        config = PoolConfig(
+            max_inflight=max_inflight_per_server,
+            retries=retries,
+            max_queued=max_queued,
+            wait_for_server=wait_for_server,
+            failover_after=failover_after,
+            connect_timeout=connect_timeout,
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+        )
+        if api_factory is None:
+            from .._client import ComfyApi
+
+            api_factory = ComfyApi
+        self._engine = Engine(
+            specs, resolve_policy(policy, len(specs)), config, api_factory, comfyapi_kwargs
+        )
+        try:
+            for server in self._engine.servers:
+                server.install_api(api_factory(server.spec.url, **comfyapi_kwargs))
+        except BaseException:
+            self.close()
+            raise
+
+    # ------------------------------------------------------------------ running work
+
+    def submit(
+        self, workflow: Any, *, include: Selector = None, exclude: Selector = None, **kwargs: Any
+    ) -> PoolFuture:
+        """Queue ``workflow`` for the next suitable server and return at once.
+
+        ``include`` / ``exclude``: server URLs or tags the job may (not) run on. Other keywords
+        go to :meth:`ComfyApi.submit` on the chosen server. The :class:`PoolFuture` tells which
+        server ran the job (``future.server``). Raises :class:`~comfysync.errors.PoolFullError`
+        when ``max_queued`` jobs already wait.
+        """
+        item = self._make_item(workflow, include, exclude, kwargs)
+        engine = self._engine
+        with engine.lock:
+            if not engine.closed and len(engine.queue) >= engine.config.max_queued:
+                raise PoolFullError(
+                    f"{len(engine.queue)} jobs already wait for a server "
+                    f"(max_queued={engine.config.max_queued}); submit again once some have "
+                    "started, or use map(), which waits for room",
+                    max_queued=engine.config.max_queued,
+                )
+            engine.enqueue_locked(item)
+        return item.future
+
+    def run_workflow(
+        self,
+        workflow: Any,
+        timeout: Optional[float] = None,
+        *,
+        include: Selector = None,
+        exclude: Selector = None,
+        **kwargs: Any,
+    ) -> PromptResult:
+        """Run ``workflow`` on some server and block until its result.
+
+        ``timeout`` bounds the whole call, waiting for a server included, and raises
+        :class:`~comfysync.errors.PromptTimeoutError`: a job still waiting in the pool is then
+        withdrawn; one already on a server keeps running there (as with ``ComfyApi``).
+        """
+        self._engine.check_may_block("run_workflow()")
+        future = self.submit(workflow, include=include, exclude=exclude, **kwargs)
+        return self._result(future, timeout, withdraw=True)
+
+    def map(
+        self,
+        workflows: Iterable[Any],
+        timeout: Optional[float] = None,
+        *,
+        include: Selector = None,
+        exclude: Selector = None,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> List[Any]:
+        """Run every workflow; return the results in the order given.
+
+        Unlike :meth:`submit` it waits for room when the queue is full. ``timeout`` bounds the
+        whole call. The first failure in order is raised and the jobs still waiting in the pool
+        are withdrawn — unless ``return_exceptions=True``: then each exception takes the place
+        of its result.
+        """
+        engine = self._engine
+        engine.check_may_block("map()")
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def room() -> bool:
+            return engine.closed or len(engine.queue) < engine.config.max_queued
+
+        futures: List[PoolFuture] = []
+        try:
+            for workflow in workflows:
+                item = self._make_item(workflow, include, exclude, kwargs)
+                with engine.lock:
+                    if not engine.wait_locked(room, deadline):
+                        raise PromptTimeoutError(
+                            f"map() timed out after {timeout} s; {len(futures)} "
+                            "workflows were submitted",
+                            prompt_id="",
+                            timeout=timeout,
+                        )
+                    engine.enqueue_locked(item)  # raises PoolClosedError once closed
+                futures.append(item.future)
+            results: List[Any] = []
+            for future in futures:
+                left_s = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    results.append(self._result(future, left_s, withdraw=False))
+                except (PromptTimeoutError, PoolClosedError):
+                    raise
+                except Exception as exc:
+                    if not return_exceptions:
+                        raise
+                    results.append(exc)
+            return results
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+    # ------------------------------------------------------------------ servers
+
+    def servers(self) -> List[ServerView]:
+        """A snapshot of every server, in the pool's order."""
+        with self._engine.lock:
+            return [s.view_locked() for s in self._engine.servers]
+
+    def stats(self) -> Dict[str, ServerStats]:
+        """Server URL → :class:`ServerStats` (state, in flight, completed, failed, lost, mean
+        run time), in the pool's order."""
+        with self._engine.lock:
+            return {s.url: s.stats_locked() for s in self._engine.servers}
+
+    def servers_with_model(self, folder: str, name: str) -> List[str]:
+        """URLs of the servers not known to be down whose model ``folder`` (``"checkpoints"``,
+        ``"loras"``, …) holds ``name`` — pass them as ``include=``. Asks every server now
+        (``GET /models/{folder}``); one that does not answer is left out."""
+        with self._engine.lock:
+            targets = [
+                (s.url, s.api)
+                for s in self._engine.servers
+                if s.state != "down" and s.api is not None
+            ]
+        found: List[str] = []
+        for url, api in targets:
+            try:
+                models = api.get_models(folder)
+            except ComfyError as exc:
+                log.info("%s: cannot list models/%s: %s", url, folder, exc)
+                continue
+            if name in models:
+                found.append(url)
+        return found
+
+    # ------------------------------------------------------------------ events
+
+    def on(self, key: EventKey, callback: EventCallback) -> PoolSubscription:
+        """Call ``callback(event, server_url)`` for every ``key`` event (a name, an event class,
+        or ``"*"``) of every server, including servers whose client is replaced after a
+        failure. It runs on that server's listener thread: keep it quick."""
+        sub = PoolSubscription(self._engine, key, callback)
+        self._engine.subscribe(sub)
+        return sub
+
+    def off(self, key: EventKey, callback: EventCallback) -> None:
+        """Remove every subscription of ``callback`` to ``key``."""
+        with self._engine.lock:
+            subs = [s for s in self._engine.user_subs if s.key == key and s.callback == callback]
+        for sub in subs:
+            sub.cancel()
+
+    # ------------------------------------------------------------------ lifetime
+
+    def close(self, wait: bool = False, timeout: Optional[float] = None) -> None:
+        """Stop the pool: no new jobs, every thread joined, every client closed. Idempotent.
+
+        With ``wait=True`` it first lets waiting and running jobs finish (up to ``timeout``
+        seconds). Jobs unfinished then end: waiting ones are cancelled, running ones fail with
+        :class:`~comfysync.errors.PoolClosedError` (their prompts may still run on the
+        servers).
+        """
+        engine = self._engine
+        with engine.lock:
+            if engine.closed and not engine.started:
+                already = all(s.api is None for s in engine.servers)
+                if already:
+                    return
+        engine.stop(wait, None if timeout is None else time.monotonic() + timeout)
+
+    def _wait_until(
+        self, predicate: Callable[[Dict[str, ServerStats]], bool], timeout: float
+    ) -> bool:
+        """Block until ``predicate(self.stats())`` holds, checked again on every change of
+        the pool (no polling); False after ``timeout`` seconds. A hook for tests."""
+        engine = self._engine
+        with engine.lock:
+            return engine.wait_locked(lambda: predicate(self.stats()), time.monotonic() + timeout)
+
+    def __enter__(self) -> ComfyPool:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        engine = self._engine
+        with engine.lock:
+            states = ", ".join(f"{s.url} {s.state}" for s in engine.servers)
+            return (
+                f"<ComfyPool [{states}] queued={len(engine.queue)} "
+                f"in_flight={engine.in_flight_locked()}{' closed' if engine.closed else ''}>"
+            )
+
+    # ------------------------------------------------------------------ helpers
+
+    def _make_item(
+        self, workflow: Any, include: Selector, exclude: Selector, kwargs: Dict[str, Any]
+    ) -> Item:
+        if "return_future" in kwargs:
+            raise TypeError("ComfyPool follows every job through its future: drop return_future")
+        inc, exc = selectors(include), selectors(exclude)
+        servers = self._engine.servers
+        allowed = tuple(
+            s.index
+            for s in servers
+            if (inc is None or any(s.matches(x) for x in inc))
+            and not (exc and any(s.matches(x) for x in exc))
+        )
+        if not allowed:
+            raise ValueError(
+                f"no server of the pool matches include={inc} exclude={exc}; servers: "
+                + ", ".join(f"{s.url} {sorted(s.spec.tags)}" for s in servers)
+            )
+        future = PoolFuture()
+        future._on_cancel = self._engine.wake
+        return Item(workflow, kwargs, allowed, future)
+
+    @staticmethod
+    def _result(future: PoolFuture, timeout: Optional[float], withdraw: bool) -> PromptResult:
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            if withdraw:
+                future.cancel()
+            where = (
+                f"prompt {future.prompt_id} on {future.server}"
+                if future.prompt_id
+                else "the job (still waiting for a free server)"
+            )
+            raise PromptTimeoutError(
+                f"{where} did not finish within {timeout} s",
+                prompt_id=future.prompt_id or "",
+                timeout=timeout,
+            ) from None
+        except concurrent.futures.CancelledError:
+            raise PoolClosedError(
+                "the job was cancelled before it ran (pool closed, or future cancelled)"
+            ) from None

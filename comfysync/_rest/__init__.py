@@ -1,0 +1,1 @@
+"""REST: typed models of the server's answers and one mixin per route group."""

@@ -1,0 +1,1 @@
+"""Prompt tracking: from registration before POST /prompt to the outcome."""

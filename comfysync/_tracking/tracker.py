@@ -1,0 +1,433 @@
+"""Following submitted prompts to their end: the :class:`Tracker`.
+
+Guarantees (API.md "Running work", CORE.md "Tracking"):
+
+* The prompt id is chosen (``str(uuid4())``) and the job registered **before** ``POST
+  /prompt``, so no event of the prompt can arrive before we know it; a refused POST
+  unregisters the job and re-raises. A server that queues the prompt under an id of its own
+  is followed under that id.
+* Events update only their own prompt's state. ``job.on(...)`` sees only that prompt.
+* A job ends on ``execution_error`` / ``execution_interrupted`` (from the event alone), or
+  after ``execution_success`` / ``executing(node=None)`` once ``/history/{id}`` was read (it
+  is written just after ``execution_success``, so a few short retries) and merged with the
+  live ``executed`` outputs.
+* Never one message alone: after a reconnect, when a job had no news for ``watchdog``
+  seconds, after ``cancel()``, when an end signal has no history entry, and on every poll of
+  the HTTP tracker, unfinished jobs are reconciled against ``/queue`` then ``/history/{id}``
+  (see :mod:`comfysync._tracking.reconcile`): a prompt in neither is lost (deleted from the queue,
+  or
+  the server restarted).
+
+The per-prompt record and its transitions (when to ask the server what) are
+:class:`~comfysync._tracking.state.JobState`; the user's handle is
+:class:`~comfysync._tracking.job.PromptJob`. The tracker owns the registry, the lock, the thread and
+every HTTP call.
+
+Threads: events arrive on the listener thread and only touch memory. Every HTTP call the
+tracker makes runs on its one daemon thread (``comfysync-tracker-<id>``), started with the
+first submitted prompt and joined by :meth:`Tracker.close`. Waiters block on a
+``threading.Event`` with a timeout, never while holding the lock; futures are resolved and
+``job.on`` callbacks run outside it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+
+from .. import events as ev
+from .._dispatch import Callback, ExceptionHandler
+from .._results import FileClient, PromptResult
+from ..errors import ComfyConnectionError, ComfyError
+from .job import JobProgress, PromptJob
+from .reconcile import Finding, ServerOps, check_prompts, history_outcome
+from .state import JobState
+
+__all__ = ["Tracker", "HISTORY_DELAYS"]
+
+log = logging.getLogger("comfysync.tracking")
+
+#: Delays between GET /history/{id} attempts after a prompt ended (the entry is written
+#: right after ``execution_success``; ``executing(None)`` comes after it is written).
+HISTORY_DELAYS: Tuple[float, ...] = (0.05, 0.1, 0.2, 0.4, 0.8)
+#: Debounce of the check of not-yet-started prompts after a ``status`` (queue changed).
+QUEUE_CHANGE_DELAY = 0.25
+#: How long the idle tracker thread sleeps between looks (it is woken on every change).
+_IDLE_WAIT = 5.0
+
+
+class Tracker:
+    """Registry of unfinished prompts of one client plus the thread doing their HTTP work.
+
+    ``handle_event`` must be subscribed to the client's bus with ``"*"`` before any user
+    callback; ``on_socket_ready`` is the listener's hook; ``set_polling(True)`` switches
+    every job to HTTP polling (``tracker="http"``, socket unavailable, listener gave up).
+    """
+
+    def __init__(
+        self,
+        ops: ServerOps,
+        *,
+        name: str,
+        files: Optional[FileClient] = None,
+        polling: bool = False,
+        watchdog: float = 10.0,
+        poll_interval: Tuple[float, float] = (0.05, 1.0),
+        history_delays: Sequence[float] = HISTORY_DELAYS,
+        exception_handler: Optional[ExceptionHandler] = None,
+        on_event_thread: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self._ops = ops
+        self._on_event_thread = on_event_thread
+        self._name = name
+        self._files = files
+        self._polling = polling
+        self._watchdog = watchdog
+        self._poll_min, self._poll_max = poll_interval
+        self._history_delays = tuple(history_delays) or (0.0,)
+        self._exception_handler = exception_handler
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._jobs: Dict[str, JobState] = {}
+        self._current: Optional[str] = None  # the prompt the server runs for this client
+        self._thread: Optional[threading.Thread] = None
+        self._closed = False
+
+    # ------------------------------------------------------------------ public surface
+
+    @property
+    def polling(self) -> bool:
+        return self._polling
+
+    def has_unfinished(self) -> bool:
+        with self._lock:
+            return bool(self._jobs)
+
+    def submit(
+        self,
+        workflow: Mapping[str, Any],
+        options: Mapping[str, Any],
+        *,
+        subscribe: Sequence[Tuple[ev.EventKey, Callback]] = (),
+    ) -> PromptJob:
+        """Register a new prompt id, subscribe ``subscribe`` to it, then POST the prompt."""
+        prompt_id = str(uuid.uuid4())
+        state = JobState(prompt_id, len(workflow), time.monotonic(), self._exception_handler)
+        for key, callback in subscribe:
+            state.bus.on(key, callback)
+        with self._lock:
+            if self._closed:
+                raise ComfyConnectionError("this ComfyApi is closed")
+            self._jobs[prompt_id] = state
+            self._ensure_thread()
+        try:
+            answer = self._ops.post_prompt(workflow, prompt_id, options)
+        except BaseException:
+            with self._lock:
+                self._jobs.pop(prompt_id, None)
+            raise
+        with self._lock:
+            now = time.monotonic()
+            state.posted(answer, now, self._poll_min if self._polling else None)
+            server_id = getattr(answer, "prompt_id", None)
+            if isinstance(server_id, str) and server_id and server_id != prompt_id:
+                self._rekey(state, server_id, now)
+            self._wake.notify()
+        return PromptJob(state, self)
+
+    def _rekey(self, state: JobState, server_id: str, now: float) -> None:
+        """The server queued the prompt under an id of its own (a server that ignores the
+        client's ``prompt_id``, or an on-prompt hook that changed it): its events carry that
+        id, so follow it. Events that came before the answer were not recognised; ask the
+        server at once instead of waiting for them. Lock held."""
+        log.warning(
+            "%s: the server queued prompt %s under id %s; following its id",
+            self._name, state.prompt_id, server_id,
+        )
+        if self._jobs.get(state.prompt_id) is state:
+            del self._jobs[state.prompt_id]
+        if state.finished:
+            return
+        if server_id in self._jobs:  # two jobs cannot share one id: their events would mix
+            raise ComfyError(
+                f"the server queued the prompt under id {server_id}, which another job of "
+                "this client already has; it cannot be followed"
+            )
+        state.prompt_id = server_id
+        self._jobs[server_id] = state
+        state.request_check(now)
+
+    def cancel(self, state: JobState) -> bool:
+        """Dequeue or interrupt the prompt (on the calling thread). A prompt not yet started
+        sends nothing once deleted, so the server is asked at once, here, whether it is gone
+        (``/queue``, then its history): when it is, the job has ended as cancelled by the
+        time this returns. A running prompt ends with its ``execution_interrupted`` event;
+        a failed check is left to the tracker thread."""
+        with self._lock:
+            if state.finished:
+                return False
+            state.cancel_requested = True
+            pending = state.status == "pending"
+        try:
+            self._ops.cancel_prompt(state.prompt_id)
+        except BaseException:
+            with self._lock:
+                state.cancel_requested = False  # not cancelled: a vanished prompt is lost
+            raise
+        if pending:
+            try:
+                findings = check_prompts(self._ops, [state.prompt_id])
+            except ComfyError as exc:
+                log.debug("%s: checking cancelled prompt %s failed: %s",
+                          self._name, state.prompt_id, exc)
+            else:
+                self._settle(state, findings[state.prompt_id])
+                return True
+        self._request_check([state], delay=0.0)
+        return True
+
+    def progress_of(self, state: JobState) -> JobProgress:
+        with self._lock:
+            return state.progress()
+
+    def set_polling(self, polling: bool) -> None:
+        """Switch tracking mode; every unfinished job is checked at once."""
+        with self._lock:
+            if self._polling == polling:
+                return
+            self._polling = polling
+            jobs = list(self._jobs.values())
+        log.info("%s: tracking prompts by %s", self._name, "HTTP polling" if polling else "events")
+        self._request_check(jobs, delay=0.0)
+
+    def on_socket_ready(self, reconnected: bool) -> None:
+        """Listener hook (listener thread): reconcile everything after a reconnect."""
+        with self._lock:
+            jobs = list(self._jobs.values())
+        if reconnected and jobs:
+            log.debug("%s: socket back, reconciling %d prompt(s)", self._name, len(jobs))
+        self._request_check(jobs, delay=0.0)
+
+    def delivers_on_current_thread(self) -> bool:
+        """True on a thread that delivers job endings (the listener, which runs event
+        callbacks, or the tracker thread, which runs future callbacks): a job waited for
+        there could never end."""
+        return self.owns_current_thread() or self._on_event_thread()
+
+    def owns_current_thread(self) -> bool:
+        """True on the tracker thread (future callbacks may run there). Stays true after
+        close(), which keeps the reference for this check."""
+        return self._thread is threading.current_thread()
+
+    def close(self, timeout: float = 30.0) -> None:
+        """End unfinished jobs with ``ComfyConnectionError`` (at once: the thread may be busy
+        in an HTTP request), then stop and join the thread."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread  # kept: _ensure_thread() starts nothing once closed
+            left = list(self._jobs.values())
+            self._wake.notify_all()
+        for state in left:
+            self._finish(
+                state,
+                error=ComfyConnectionError(
+                    f"the client was closed before prompt {state.prompt_id} finished "
+                    "(it may still run on the server)"
+                ),
+            )
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+            if thread.is_alive():
+                log.warning("%s: tracker thread still busy after %.0f s", self._name, timeout)
+
+    # ------------------------------------------------------------------ events (listener)
+
+    def handle_event(self, event: ev.Event) -> None:
+        """Bus ``"*"`` subscriber: update the event's prompt, pass it to ``job.on`` callbacks."""
+        if isinstance(event, ev.ReconnectionFailed):
+            self.set_polling(True)
+            return
+        if isinstance(event, ev.Status):
+            self._queue_changed()
+            return
+        prompt_id = event.prompt_id
+        if prompt_id is None and isinstance(event, (ev.Executing, ev.Preview, ev.ProgressText)):
+            prompt_id = self._current  # repeated `executing` after a reconnect; type-1 previews
+        if prompt_id is None:
+            return
+        with self._lock:
+            state = self._jobs.get(prompt_id)
+            if state is None or state.finished:
+                return
+            if isinstance(event, (ev.ExecutionStart, ev.ExecutionCached)):
+                self._current = prompt_id
+            elif isinstance(event, ev.Executing) and event.node is None:
+                if self._current == prompt_id:
+                    self._current = None
+            error = state.apply(event, time.monotonic())
+            if state.end_signal is not None:
+                self._wake.notify()
+        state.bus.emit(event)
+        if error is not None:
+            self._finish(state, error=error)
+
+    def _queue_changed(self) -> None:
+        """A ``status`` broadcast: the queue changed. A prompt deleted from the queue sends
+        nothing else, so check the prompts that have not started yet (debounced)."""
+        with self._lock:
+            when = time.monotonic() + QUEUE_CHANGE_DELAY
+            scheduled = [s.check_if_waiting(when) for s in self._jobs.values()]
+            if any(scheduled):
+                self._wake.notify()
+
+    # ------------------------------------------------------------------ ending a job
+
+    def _finish(
+        self,
+        state: JobState,
+        *,
+        result: Optional[PromptResult] = None,
+        error: Optional[BaseException] = None,
+    ) -> bool:
+        with self._lock:
+            if not state.conclude(result, error):
+                return False
+            self._jobs.pop(state.prompt_id, None)
+            if self._current == state.prompt_id:
+                self._current = None
+        state.announce()  # outside the lock: future callbacks are user code
+        log.debug("%s: prompt %s ended: %s", self._name, state.prompt_id, state.status)
+        return True
+
+    def _finish_from_history(self, state: JobState, entry: Mapping[str, Any]) -> None:
+        error = history_outcome(state.prompt_id, entry, cancelled=state.cancel_requested)
+        if error is not None:
+            self._finish(state, error=error)
+            return
+        with self._lock:
+            result = state.result_from(entry, self._files)
+        self._finish(state, result=result)
+
+    def _finish_live(self, state: JobState) -> None:
+        """execution_success was seen but the server has no history entry (cleared at once,
+        or a server that keeps none): the outputs seen on the socket are the result."""
+        log.warning(
+            "%s: prompt %s succeeded but has no history entry; using the outputs seen on "
+            "the socket",
+            self._name,
+            state.prompt_id,
+        )
+        self._finish_from_history(state, {})
+
+    # ------------------------------------------------------------------ tracker thread
+
+    def _request_check(self, jobs: Sequence[JobState], *, delay: float) -> None:
+        with self._lock:
+            when = time.monotonic() + delay
+            for state in jobs:
+                state.request_check(when)
+            if jobs:
+                self._ensure_thread()
+            self._wake.notify()
+
+    def _ensure_thread(self) -> None:
+        """Start the tracker thread (lock held)."""
+        if self._thread is None and not self._closed:
+            self._thread = threading.Thread(
+                target=self._run, name=f"comfysync-tracker-{self._name}", daemon=True
+            )
+            self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                if self._closed:
+                    return
+                due = self._due_jobs(time.monotonic())
+                if due is None:
+                    continue  # waited: look again
+            try:
+                self._process(due)
+            except Exception:  # a bug must not kill the thread that ends every wait
+                log.exception("%s: tracker step failed", self._name)
+                self._retry_later(due)
+
+    def _due_jobs(self, now: float) -> Optional[List[JobState]]:
+        """The jobs to ask the server about now; None after waiting for the next one to come
+        due (or for a change). Lock held."""
+        due: List[JobState] = []
+        later: List[Tuple[float, JobState]] = []
+        for state in self._jobs.values():
+            if state.submitted:
+                at = state.due_at(self._watchdog, self._polling)
+                if at <= now:
+                    due.append(state)
+                else:
+                    later.append((at, state))
+        if not due:
+            self._wake.wait(min(at for at, _ in later) - now if later else _IDLE_WAIT)
+            return None
+        # One GET /queue serves many prompts: bring watchdog checks that are due soon
+        # forward instead of asking again a moment later.
+        soon = now + self._watchdog / 2
+        due.extend(s for at, s in later if s.on_watchdog(self._polling) and at < soon)
+        return due
+
+    def _process(self, due: List[JobState]) -> None:
+        ended = [s for s in due if s.reads_history]
+        others = [s for s in due if not s.reads_history]
+        for state in ended:
+            self._read_history(state)
+        if others:
+            self._reconcile(others)
+
+    def _read_history(self, state: JobState) -> None:
+        try:
+            entry = self._ops.history_entry(state.prompt_id)
+        except ComfyError as exc:
+            log.debug("%s: history of %s unavailable: %s", self._name, state.prompt_id, exc)
+            self._retry_later([state])
+            return
+        if entry is not None:
+            self._finish_from_history(state, entry)
+            return
+        with self._lock:
+            # "retry" and "check" are scheduled; a check never trusts the end signal alone
+            step = state.history_missing(time.monotonic(), self._history_delays)
+        if step == "live":
+            self._finish_live(state)
+
+    def _reconcile(self, states: List[JobState]) -> None:
+        try:
+            findings = check_prompts(self._ops, [s.prompt_id for s in states])
+        except ComfyError as exc:
+            log.debug("%s: reconciling failed (%s); retrying", self._name, exc)
+            self._retry_later(states)
+            return
+        for state in states:
+            self._settle(state, findings[state.prompt_id])
+
+    def _settle(self, state: JobState, finding: Finding) -> None:
+        """Act on where the server has the prompt: end it, or schedule the next check."""
+        if finding.where == "history" and finding.entry is not None:
+            self._finish_from_history(state, finding.entry)
+        elif finding.where == "missing":
+            if state.success_seen:
+                self._finish_live(state)
+            else:  # cancelled, or lost
+                self._finish(state, error=state.missing_error())
+        else:
+            with self._lock:
+                if not state.finished:
+                    state.still_queued(
+                        finding.where, time.monotonic(), self._poll_min, self._poll_max
+                    )
+
+    def _retry_later(self, states: Sequence[JobState]) -> None:
+        with self._lock:
+            now = time.monotonic()
+            for state in states:
+                state.retry_later(now)

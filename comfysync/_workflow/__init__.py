@@ -1,0 +1,1 @@
+"""Workflows: formats, templating, validation and UI-to-API conversion."""

@@ -1,0 +1,98 @@
+"""Client-side validation of an API-format workflow against the server's node definitions.
+
+The checks the server makes before it queues a prompt and that need nothing but
+``/object_info``: every node's class exists, required inputs are present, links have the right
+shape, point at an existing node and output, and carry a type the input accepts, and the
+prompt has an output node. Problems are worded like the server's own errors, so a user sees
+the same message whether a workflow fails here or on the server. Value ranges and combo
+choices are left to the server (they depend on its files and models).
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Mapping
+
+from .node import is_link
+from .node_specs import input_spec, spec_options, spec_type
+
+__all__ = ["validate_api"]
+
+
+def _types_match(received: str, expected: str) -> bool:
+    """The server's link type rule: ``*`` matches anything, comma lists must be covered."""
+    if received == "*" or expected == "*":
+        return True
+    got = {t.strip() for t in received.split(",")}
+    want = {t.strip() for t in expected.split(",")}
+    return not (got - want)
+
+
+def validate_api(data: Mapping[str, Any], defs: Mapping[str, Mapping[str, Any]]) -> List[str]:
+    """Client-side version of the server's prompt validation (see :meth:`Workflow.validate`)."""
+    problems: List[str] = []
+    has_output = False
+    for node_id, entry in data.items():
+        class_type = entry.get("class_type") if isinstance(entry, Mapping) else None
+        if not isinstance(class_type, str):
+            problems.append(
+                f"node {node_id}: Cannot execute because a node is missing the class_type "
+                f"property. — Node ID '#{node_id}'"
+            )
+            continue
+        info = defs.get(class_type)
+        if info is None:
+            problems.append(
+                f"node {node_id}: Cannot execute because node {class_type} does not exist. "
+                f"— Node ID '#{node_id}' (not installed on the server?)"
+            )
+            continue
+        has_output = has_output or info.get("output_node") is True
+        inputs = entry.get("inputs") or {}
+        here = f"node {node_id} ({class_type})"
+        required = info.get("input", {}).get("required") or {}
+        for name in required:
+            if name not in inputs:
+                problems.append(f"{here}: Required input is missing — {name}")
+        for name, value in inputs.items():
+            spec = input_spec(info, name)
+            if isinstance(value, list) and len(value) != 2:
+                if spec is not None and spec_options(spec).get("rawLink"):
+                    continue
+                problems.append(
+                    f"{here}: Bad linked input, must be a length-2 list of [node_id, "
+                    f"slot_index] — {name}"
+                )
+                continue
+            if not is_link(value):
+                continue
+            source_id, index = str(value[0]), int(value[1])
+            source = data.get(source_id)
+            if not isinstance(source, Mapping):
+                problems.append(
+                    f"{here}: Exception when validating node — '{source_id}' (input {name!r} "
+                    f"links to node {source_id}, which is not in the workflow)"
+                )
+                continue
+            source_info = defs.get(str(source.get("class_type")))
+            if source_info is None:
+                continue  # reported on the source node itself
+            outputs = source_info.get("output") or []
+            if index < 0 or index >= len(outputs):
+                problems.append(
+                    f"{here}: Exception when validating node — tuple index out of range "
+                    f"(input {name!r} links to output {index} of node {source_id} "
+                    f"({source.get('class_type')}), which has {len(outputs)} outputs)"
+                )
+                continue
+            if spec is None or isinstance(outputs[index], list):
+                continue
+            expected = spec_type(spec)
+            received = str(outputs[index])
+            if expected != "COMBO" and not _types_match(received, expected):
+                problems.append(
+                    f"{here}: Return type mismatch between linked nodes — {name}, "
+                    f"received_type({received}) mismatch input_type({expected})"
+                )
+    if data and not has_output and not problems:
+        problems.append("Prompt has no outputs (no node of an output class such as SaveImage)")
+    return problems

@@ -1,0 +1,1 @@
+"""WebSocket: decoding frames into events and the listener thread."""

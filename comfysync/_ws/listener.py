@@ -1,0 +1,651 @@
+"""The listener: the one thread that owns the WebSocket.
+
+``start()`` spawns a daemon thread that opens ``/ws?clientId=…`` (handshake headers carry the
+credentials and extra headers, TLS follows ``verify``), sends the ``feature_flags`` message as
+its first frame and waits for the server's greeting (the first ``status``, which carries
+``sid``). From then on it loops ``recv → decode → bus.emit``, so user callbacks run on it in
+arrival order. A frame that cannot be decoded is logged and skipped.
+
+websocket-client does the handshake and every send (masking, locking); receiving bypasses it:
+the thread reads the socket in large chunks and splits them with ``_wire.FrameParser``, one
+system call for many frames instead of several per frame (the difference between ~40 000 and
+~80 000 events/s).
+
+When the socket drops it emits ``Disconnected`` and reconnects with the *same* client id:
+``Reconnecting(attempt, delay)`` with exponential backoff and full jitter, the old socket
+closed *before* the new one opens (protocol §11.1: the server unregisters by id when an old
+socket closes, which would silence the new one), ``feature_flags`` sent again, and after the
+greeting ``Reconnected`` plus ``on_socket_ready(reconnected=True)`` so the tracker can
+reconcile what happened during the gap. Attempts are unlimited while ``has_pending_work()``
+says so, else at most ``max_attempts``; giving up emits ``ReconnectionFailed`` and ends the
+thread. With ``reconnect=False`` a drop is followed by ``ReconnectionFailed(attempts=0)`` at
+once: the socket is gone for good either way.
+
+A socket that fails or closes before its greeting is a failed attempt, and the attempt
+counter only resets once a connection has stayed up for ``stable_after`` seconds, so a server
+that answers every handshake with 403, or accepts and hangs up at once, sees attempts at the
+backoff rate and never a spin.
+
+``stop()`` sets a flag, sends a close frame and shuts the socket down (which wakes a blocked
+``recv``, also mid-handshake) and joins the thread. The server sends no pings, so the listener
+pings after ``ping_interval`` seconds of silence and treats a second silent interval as a
+dead connection.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import socket
+import struct
+import threading
+import time
+from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Tuple
+
+import attrs
+import websocket
+
+from .._dispatch import EventBus
+from ..errors import ComfyConnectionError, ConnectTimeoutError
+from ..events import (
+    Connected,
+    Disconnected,
+    Event,
+    Executing,
+    FeatureFlags,
+    Preview,
+    Progress,
+    ProgressText,
+    Reconnected,
+    Reconnecting,
+    ReconnectionFailed,
+    Status,
+)
+from .wire import (
+    BINARY_PREVIEW_IMAGE,
+    OP_BINARY,
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    FrameError,
+    FrameParser,
+    ProtocolError,
+    decode_binary,
+    decode_text,
+)
+
+__all__ = ["Listener", "ConnectTimeoutError", "DEFAULT_FEATURE_FLAGS"]
+
+logger = logging.getLogger("comfysync.listener")
+
+#: What the listener announces in its first frame: type-4 previews carry prompt and node ids.
+DEFAULT_FEATURE_FLAGS: Mapping[str, Any] = {"supports_preview_metadata": True}
+
+_MAX_EXPONENT = 62  # keeps base * 2**n finite; the cap applies long before
+_READ_SIZE = 256 * 1024
+_PROTOCOL_ERROR = 1002  # close code for a broken frame stream (RFC 6455 §7.4.1)
+
+
+class _Connection:
+    """One open socket plus its frame parser and the messages read but not yet handled."""
+
+    __slots__ = ("ws", "parser", "pending")
+
+    def __init__(self, ws: websocket.WebSocket) -> None:
+        self.ws = ws
+        self.parser = FrameParser()
+        self.pending: List[Tuple[int, bytes]] = []
+
+
+class WebSocketSource(Protocol):
+    """What the listener needs from the transport (``HttpTransport`` provides it)."""
+
+    def ws_url(self, client_id: str) -> str: ...
+
+    def ws_headers(self) -> List[str]: ...
+
+    def ws_sslopt(self) -> Dict[str, Any]: ...
+
+
+class _AttemptFailed(Exception):
+    """One connection attempt failed. ``status`` is the HTTP status of a refused handshake."""
+
+    def __init__(self, reason: str, status: Optional[int] = None, timed_out: bool = False):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.timed_out = timed_out
+
+
+class _Stopped(Exception):
+    """``stop()`` was called while connecting."""
+
+
+def _display_url(url: str) -> str:
+    """The socket URL for messages: no credentials (there are none in ws_url) and no query."""
+    return url.split("?", 1)[0]
+
+
+class Listener:
+    """One WebSocket thread for one client id; events go to ``bus``. See the module docstring.
+
+    ``backoff_base``/``backoff_cap``: the n-th reconnect attempt waits
+    ``uniform(0, min(cap, base * 2**(n-1)))`` seconds. ``max_attempts``: give up after that
+    many failed attempts when no work is pending (None: never give up).
+    ``handshake_timeout``: bound of each reconnect's handshake and greeting.
+    """
+
+    def __init__(
+        self,
+        transport: WebSocketSource,
+        client_id: str,
+        bus: EventBus,
+        *,
+        reconnect: bool = True,
+        backoff_base: float = 0.5,
+        backoff_cap: float = 30.0,
+        max_attempts: Optional[int] = 10,
+        has_pending_work: Callable[[], bool] = lambda: False,
+        on_socket_ready: Callable[[bool], object] = lambda reconnected: None,
+        handshake_timeout: float = 10.0,
+        ping_interval: Optional[float] = 20.0,
+        stable_after: float = 10.0,
+        feature_flags: Optional[Mapping[str, Any]] = None,
+        rng: Optional[random.Random] = None,
+    ) -> None:
+        if backoff_base < 0 or backoff_cap < 0:
+            raise ValueError("backoff_base and backoff_cap must not be negative")
+        if max_attempts is not None and max_attempts < 0:
+            raise ValueError("max_attempts must be None or >= 0")
+        if handshake_timeout <= 0:
+            raise ValueError("handshake_timeout must be positive")
+        if ping_interval is not None and ping_interval <= 0:
+            raise ValueError("ping_interval must be positive or None")
+        self._transport = transport
+        self.client_id = client_id
+        self._bus = bus
+        self.reconnect = reconnect
+        self.backoff_base = float(backoff_base)
+        self.backoff_cap = float(backoff_cap)
+        self.max_attempts = max_attempts
+        self._has_pending_work = has_pending_work
+        self._on_socket_ready = on_socket_ready
+        self.handshake_timeout = float(handshake_timeout)
+        self.ping_interval = ping_interval
+        self.stable_after = float(stable_after)
+        flags = DEFAULT_FEATURE_FLAGS if feature_flags is None else feature_flags
+        self._hello = json.dumps({"type": "feature_flags", "data": dict(flags)})
+        self._rng = rng if rng is not None else random.Random()
+
+        self._lifecycle = threading.Lock()  # serialises start()/stop()
+        self._ws_lock = threading.Lock()  # guards _ws against stop() from another thread
+        self._ws: Optional[websocket.WebSocket] = None
+        self._thread: Optional[threading.Thread] = None
+        self._stop = threading.Event()
+        self._ready = threading.Event()
+        self._startup_error: Optional[ComfyConnectionError] = None
+        self._connected = False
+        self._connect_timeout = self.handshake_timeout
+        #: The server's ``sid`` from the last greeting (equals ``client_id`` on ComfyUI).
+        self.sid: Optional[str] = None
+        #: The server's feature flags from the last ``feature_flags`` answer.
+        self.server_features: Optional[Dict[str, Any]] = None
+        # Attribution of id-less frames (type-1 previews, text): listener thread only.
+        self._current_prompt: Optional[str] = None
+        self._current_node: Optional[str] = None
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def connected(self) -> bool:
+        """True while a greeted socket is open."""
+        return self._connected
+
+    @property
+    def alive(self) -> bool:
+        """True while the thread runs (connected, or reconnecting)."""
+        thread = self._thread
+        return thread is not None and thread.is_alive()
+
+    def owns_current_thread(self) -> bool:
+        """True when called on the listener thread (from a callback)."""
+        return self._thread is threading.current_thread()
+
+    @property
+    def url(self) -> str:
+        """The socket URL without its query (safe to show)."""
+        return _display_url(self._transport.ws_url(self.client_id))
+
+    def start(self, timeout: float = 10.0) -> None:
+        """Start the thread and return once the server greeted the socket.
+
+        Raises :class:`~comfysync.errors.ComfyConnectionError` (naming the URL, and the HTTP
+        status when the handshake was refused) if the socket cannot be opened, or
+        :class:`ConnectTimeoutError` (also a ``ComfyTimeoutError``) when ``timeout`` passes
+        first. Nothing is left running on failure. A no-op while the thread runs.
+        """
+        if timeout is None or timeout <= 0:
+            raise ValueError("start() needs a positive timeout")
+        with self._lifecycle:
+            if self.alive:
+                return
+            self._stop.clear()
+            self._ready.clear()
+            self._startup_error = None
+            self._connect_timeout = float(timeout)
+            thread = threading.Thread(
+                target=self._run,
+                name=f"comfysync-listener-{self.client_id[:8]}",
+                daemon=True,
+            )
+            self._thread = thread
+            thread.start()
+        greeted = self._ready.wait(timeout)
+        error = self._startup_error
+        if greeted and error is None:
+            return
+        self.stop()
+        if error is not None:
+            raise error
+        raise ConnectTimeoutError(
+            f"WebSocket {self.url} did not open within {timeout:g} s", url=self.url
+        )
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop the thread: close the socket (waking a blocked ``recv``), interrupt a backoff
+        wait, join the thread for up to ``timeout`` seconds. Idempotent; callable from a
+        callback (then the thread ends after the callback returns, without a join)."""
+        if self.owns_current_thread():
+            self._signal_stop()  # no lock: a stop() in another thread may be joining us
+            return
+        with self._lifecycle:
+            self._signal_stop()
+            thread = self._thread
+            if thread is None:
+                return
+            thread.join(timeout)
+            if thread.is_alive():
+                logger.warning("listener thread %s did not stop within %g s", thread.name, timeout)
+            else:
+                self._thread = None
+
+    def _signal_stop(self) -> None:
+        self._stop.set()
+        with self._ws_lock:
+            ws = self._ws
+        if ws is not None:
+            self._shutdown(ws, polite=True)
+
+    def __repr__(self) -> str:
+        state = "connected" if self._connected else ("running" if self.alive else "stopped")
+        return f"<Listener {self.url} {state}>"
+
+    # ------------------------------------------------------------------ thread
+
+    def _run(self) -> None:
+        try:
+            self._serve()
+        except Exception:  # a bug here must not die silently, nor leave start() waiting
+            logger.exception("listener thread failed")
+            if not self._ready.is_set():
+                self._startup_error = ComfyConnectionError(
+                    f"WebSocket {self.url}: listener failed", url=self.url
+                )
+        finally:
+            self._connected = False
+            with self._ws_lock:
+                ws, self._ws = self._ws, None
+            if ws is not None:
+                self._close_socket(ws)
+            self._ready.set()
+
+    def _serve(self) -> None:
+        try:
+            conn, greeting = self._attempt(self._connect_timeout)
+        except _Stopped:
+            return
+        except _AttemptFailed as exc:
+            self._startup_error = self._startup_failure(exc)
+            return
+        self._went_up(greeting, reconnect_attempts=None)
+        failures = 0  # consecutive failures; survives a connection that did not last
+        while True:
+            up_since = time.monotonic()
+            reason, code = self._pump(conn)
+            self._connected = False
+            self._close_socket(conn.ws)
+            if self._stop.is_set():
+                self._bus.emit(Disconnected("closed by the client"))
+                return
+            logger.warning("WebSocket %s dropped: %s", self.url, reason)
+            self._bus.emit(Disconnected(reason, code))
+            if not self.reconnect:
+                # The socket will not come back: say so, as after failed attempts, so that
+                # prompts are followed over HTTP from now on.
+                self._bus.emit(ReconnectionFailed(0, f"reconnect is disabled ({reason})"))
+                return
+            if time.monotonic() - up_since >= self.stable_after:
+                failures = 0
+            result = self._reconnect(failures)
+            if result is None:
+                return
+            conn, greeting, made, failures = result
+            self._went_up(greeting, reconnect_attempts=made)
+
+    def _went_up(self, greeting: Status, reconnect_attempts: Optional[int]) -> None:
+        self.sid = greeting.sid
+        self._connected = True
+        reconnected = reconnect_attempts is not None
+        if reconnect_attempts is None:
+            logger.debug("WebSocket %s connected", self.url)
+            self._bus.emit(Connected(greeting.sid))
+        else:
+            logger.info(
+                "WebSocket %s reconnected after %d attempt(s)", self.url, reconnect_attempts
+            )
+            self._bus.emit(Reconnected(reconnect_attempts, greeting.sid))
+        try:
+            self._on_socket_ready(reconnected)
+        except Exception:
+            logger.exception("on_socket_ready callback raised")
+        self._ready.set()
+        self._dispatch(greeting)
+
+    def _reconnect(self, failures: int) -> Optional[Tuple[_Connection, Status, int, int]]:
+        """Backoff loop. Returns the new connection, its greeting, the attempts made in this
+        outage and the consecutive-failure count; None when stopped or out of attempts (then
+        ``ReconnectionFailed`` was emitted)."""
+        last_error: Optional[str] = None
+        made = 0  # attempts in this outage; ``failures`` may carry over from a flapping link
+        while not self._stop.is_set():
+            limit = None if self._pending_work() else self.max_attempts
+            if limit is not None and made >= limit:
+                logger.error("giving up reconnecting to %s after %d attempt(s)", self.url, made)
+                self._bus.emit(ReconnectionFailed(made, last_error))
+                return None
+            made += 1
+            failures += 1
+            delay = self._backoff(failures)
+            self._bus.emit(Reconnecting(made, delay))
+            if self._stop.wait(delay):
+                return None
+            try:
+                conn, greeting = self._attempt(self.handshake_timeout)
+            except _Stopped:
+                return None
+            except _AttemptFailed as exc:
+                last_error = exc.reason
+                logger.info("reconnect attempt %d to %s failed: %s", made, self.url, exc.reason)
+                continue
+            return conn, greeting, made, failures
+        return None
+
+    def _backoff(self, failures: int) -> float:
+        """Full jitter: uniform(0, min(cap, base * 2**(failures-1)))."""
+        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** min(failures - 1, _MAX_EXPONENT))
+        return self._rng.uniform(0.0, ceiling)
+
+    def _pending_work(self) -> bool:
+        try:
+            return bool(self._has_pending_work())
+        except Exception:
+            logger.exception("has_pending_work callback raised; assuming work is pending")
+            return True
+
+    # ------------------------------------------------------------------ one connection
+
+    def _attempt(self, timeout: float) -> Tuple[_Connection, Status]:
+        """Open a socket, announce feature flags, read up to the greeting. Frames that come
+        before the greeting (none on ComfyUI) are dispatched as usual; frames that came in
+        the same read after it wait in ``pending`` for :meth:`_pump`."""
+        url = self._transport.ws_url(self.client_id)
+        ws = websocket.WebSocket(
+            sslopt=self._transport.ws_sslopt(),
+            skip_utf8_validation=True,  # json.loads validates text frames anyway
+            enable_multithread=True,
+        )
+        with self._ws_lock:
+            if self._stop.is_set():
+                raise _Stopped()
+            self._ws = ws
+        conn = _Connection(ws)
+        deadline = time.monotonic() + timeout
+        try:
+            connect: Callable[..., None] = ws.connect  # untyped in websocket-client
+            connect(
+                url,
+                header=self._transport.ws_headers(),
+                timeout=timeout,
+                suppress_origin=True,  # not a browser; a proxied Origin can trip ComfyUI's check
+            )
+            ws.send(self._hello)
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise websocket.WebSocketTimeoutException("no greeting")
+                ws.settimeout(remaining)
+                messages = conn.parser.feed(_receive(ws))
+                for index, (opcode, payload) in enumerate(messages):
+                    if opcode == OP_CLOSE:
+                        raise _AttemptFailed("server closed the socket before greeting it")
+                    if opcode == OP_PING:
+                        ws.pong(payload)
+                        continue
+                    if opcode == OP_PONG:  # unsolicited pongs are legal and mean nothing
+                        continue
+                    event = self._decode(opcode, payload)
+                    if event is None:
+                        continue
+                    if isinstance(event, Status) and event.sid is not None:
+                        conn.pending = messages[index + 1 :]
+                        return conn, event
+                    self._dispatch(event)
+        except _AttemptFailed:
+            self._discard(ws)
+            raise
+        except ProtocolError as exc:
+            self._shutdown(ws, polite=True, code=_PROTOCOL_ERROR)
+            self._discard(ws)
+            raise _AttemptFailed(f"WebSocket protocol error: {exc}") from None
+        except Exception as exc:
+            self._discard(ws)
+            if self._stop.is_set():
+                raise _Stopped() from None
+            raise _classify(exc) from None
+
+    def _discard(self, ws: websocket.WebSocket) -> None:
+        self._close_socket(ws)
+        with self._ws_lock:
+            if self._ws is ws:
+                self._ws = None
+
+    def _pump(self, conn: _Connection) -> Tuple[str, Optional[int]]:
+        """Receive until the socket ends; returns (reason, close code)."""
+        ws = conn.ws
+        ws.settimeout(self.ping_interval)
+        messages, conn.pending = conn.pending, []
+        pinged = False
+        while True:
+            for opcode, payload in messages:
+                if self._stop.is_set():  # stop() from a callback: no events after it
+                    return "closed by the client", None
+                if opcode == OP_TEXT or opcode == OP_BINARY:
+                    event = self._decode(opcode, payload)
+                    if event is not None:
+                        self._dispatch(event)
+                elif opcode == OP_CLOSE:
+                    code, text = _close_reason(payload)
+                    # Answer the close (echoing its code, RFC 6455 §5.5.1), then hang up.
+                    self._shutdown(ws, polite=True, code=_answer_code(code))
+                    said = f": {text}" if text else ""
+                    what = f" ({code}{said})" if code is not None else ""
+                    return f"server closed the connection{what}", code
+                elif opcode == OP_PING:
+                    try:
+                        ws.pong(payload)
+                    except Exception as exc:
+                        return f"connection lost: {_describe(exc)}", None
+            if self._stop.is_set():
+                return "closed by the client", None
+            try:
+                data = _receive(ws)
+            except socket.timeout:
+                if self._stop.is_set():
+                    return "closed by the client", None
+                if pinged:
+                    return f"no answer to a ping within {self.ping_interval:g} s", None
+                try:
+                    ws.ping()
+                except Exception as exc:
+                    return f"ping failed: {_describe(exc)}", None
+                pinged = True
+                messages = []
+                continue
+            except Exception as exc:
+                return f"connection lost: {_describe(exc)}", None
+            pinged = False
+            try:
+                messages = conn.parser.feed(data)
+            except ProtocolError as exc:
+                self._shutdown(ws, polite=True, code=_PROTOCOL_ERROR)
+                return f"WebSocket protocol error: {exc}", None
+
+    def _decode(self, opcode: int, payload: bytes) -> Optional[Event]:
+        try:
+            if opcode == OP_TEXT:
+                return decode_text(payload)
+            return decode_binary(payload)
+        except FrameError as exc:
+            # The reason names the type/field only; the payload may hold secrets.
+            logger.warning("skipped a malformed frame (%d bytes): %s", len(payload), exc)
+        except Exception as exc:  # a decoder bug must not end the thread; no payload logged
+            logger.error(
+                "skipped a frame (%d bytes) the decoder failed on: %s",
+                len(payload),
+                type(exc).__name__,
+                exc_info=logger.isEnabledFor(logging.DEBUG),
+            )
+        return None
+
+    def _dispatch(self, event: Event) -> None:
+        """Attribute id-less frames to the running prompt, remember state, emit."""
+        if isinstance(event, Executing):
+            if event.node is None:
+                self._current_prompt = self._current_node = None
+            else:
+                # After a reconnect mid-run the server repeats the node without prompt_id.
+                self._current_prompt = event.prompt_id or self._current_prompt
+                self._current_node = event.node
+        elif isinstance(event, Progress):
+            self._current_prompt = event.prompt_id or self._current_prompt
+            self._current_node = event.node or self._current_node
+        elif isinstance(event, Preview):
+            if event.event_type == BINARY_PREVIEW_IMAGE and event.prompt_id is None:
+                if self._current_prompt is not None or self._current_node is not None:
+                    event = attrs.evolve(
+                        event, prompt_id=self._current_prompt, node_id=self._current_node
+                    )
+        elif isinstance(event, ProgressText):
+            if (
+                event.prompt_id is None
+                and self._current_prompt is not None
+                and event.node_id == self._current_node
+            ):
+                event = attrs.evolve(event, prompt_id=self._current_prompt)
+        elif isinstance(event, FeatureFlags):
+            self.server_features = dict(event.flags)
+        self._bus.emit(event)
+
+    # ------------------------------------------------------------------ sockets
+
+    def _close_socket(self, ws: websocket.WebSocket) -> None:
+        """Close frame (best effort), then release the descriptor. Never blocks for long."""
+        self._shutdown(ws, polite=True)
+        release: Callable[[], None] = ws.shutdown  # untyped in websocket-client
+        try:
+            release()
+        except Exception:  # already closed
+            pass
+
+    @staticmethod
+    def _shutdown(ws: websocket.WebSocket, *, polite: bool, code: int = 1000) -> None:
+        """Wake any thread blocked on ``ws`` (also mid-handshake) without closing the fd,
+        which stays the owner thread's to release. ``polite``: send a close frame with
+        ``code`` first, once (websocket-client marks the socket closed when it sends one)."""
+        sock = ws.sock
+        if polite and ws.connected:
+            try:
+                ws.send_close(code)
+            except Exception:
+                pass
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _startup_failure(self, exc: _AttemptFailed) -> ComfyConnectionError:
+        if exc.timed_out:
+            return ConnectTimeoutError(
+                f"WebSocket {self.url} did not open within {self._connect_timeout:g} s: "
+                f"{exc.reason}",
+                url=self.url,
+            )
+        return ComfyConnectionError(f"WebSocket {self.url}: {exc.reason}", url=self.url)
+
+
+def _receive(ws: websocket.WebSocket) -> bytes:
+    """One read of up to ``_READ_SIZE`` bytes from the socket under ``ws``: many small frames
+    per system call. Raises on end of stream."""
+    sock = ws.sock
+    if sock is None:
+        raise websocket.WebSocketConnectionClosedException("socket already closed")
+    data: bytes = sock.recv(_READ_SIZE)
+    if not data:
+        raise websocket.WebSocketConnectionClosedException("connection closed by the server")
+    return data
+
+
+def _close_reason(payload: bytes) -> Tuple[Optional[int], str]:
+    """The status code and reason text of a close frame (RFC 6455 §5.5.1), the text made
+    printable and short: it goes into ``Disconnected.reason`` and the log."""
+    if len(payload) < 2:
+        return None, ""
+    code: int = struct.unpack("!H", payload[:2])[0]
+    text = payload[2:125].decode("utf-8", errors="replace")
+    return code, "".join(c if c.isprintable() else " " for c in text).strip()
+
+
+def _answer_code(code: Optional[int]) -> int:
+    """The code to answer a close with: the server's own, unless it is one that must never
+    be sent (1005, 1006, 1015) or outside the assignable range."""
+    if code is None or not 1000 <= code <= 4999 or code in (1004, 1005, 1006, 1015):
+        return 1000
+    return code
+
+
+def _describe(exc: BaseException) -> str:
+    """A short, credential-free description of a socket-level failure."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}: {exc.strerror}"
+    text = str(exc).split("\n", 1)[0][:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _classify(exc: BaseException) -> _AttemptFailed:
+    """Map websocket-client and socket errors of one attempt to a reason (and HTTP status).
+    The library's message for a refused handshake includes response headers and body, so it
+    is not reused."""
+    if isinstance(exc, websocket.WebSocketBadStatusException):
+        status = exc.status_code
+        hint = " (check auth/token and headers)" if status in (401, 403) else ""
+        return _AttemptFailed(f"handshake refused with HTTP {status}{hint}", status=status)
+    if isinstance(exc, (websocket.WebSocketTimeoutException, socket.timeout, TimeoutError)):
+        return _AttemptFailed("timed out", timed_out=True)
+    if isinstance(exc, ConnectionRefusedError):
+        return _AttemptFailed("connection refused")
+    if isinstance(exc, websocket.WebSocketConnectionClosedException):
+        return _AttemptFailed("server closed the socket before greeting it")
+    return _AttemptFailed(_describe(exc))
