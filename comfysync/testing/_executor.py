@@ -278,6 +278,7 @@ class Executor:
         self._busy = False
         self.stopping = False
         self._thread: Optional[threading.Thread] = None
+        self._executions: Dict[str, int] = {}
 
     # --------------------------------------------------------------- lifecycle
     def start(self, name: str) -> None:
@@ -309,6 +310,12 @@ class Executor:
     @property
     def busy(self) -> bool:
         return self._busy
+
+    def executions(self) -> Dict[str, int]:
+        """Prompt id → how many times the worker started executing it (kept across restarts:
+        a prompt a restart dropped mid-run was executed all the same)."""
+        with self._state_lock:
+            return dict(self._executions)
 
     def reconnect_info(self, sid: str) -> Optional[str]:
         """The node to announce to a client reconnecting as the running prompt's client."""
@@ -399,6 +406,7 @@ class Executor:
         with self._state_lock:
             self._client_id = run.client_id
             self._last_node_id = None
+            self._executions[run.prompt_id] = self._executions.get(run.prompt_id, 0) + 1
         run.add_message("execution_start", {"prompt_id": run.prompt_id}, broadcast=False)
         hidden_ctx = {"prompt": prompt, "extra_data": run.extra_data}
         sigs = signatures(

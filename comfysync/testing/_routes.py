@@ -63,13 +63,15 @@ class CoreRoutes:
         ]
 
     def internal_routes(self) -> List[Route]:
-        """Only under ``/internal`` (no ``/api`` twin)."""
+        """Only under ``/internal`` (no ``/api`` twin), plus the fake's own debug routes
+        under ``/fake`` (a real server has none)."""
         return [
             ("GET", "/internal/logs", self.logs),
             ("GET", "/internal/logs/raw", self.logs_raw),
             ("PATCH", "/internal/logs/subscribe", self.logs_subscribe),
             ("GET", "/internal/folder_paths", self.folder_paths),
             ("GET", "/internal/files/{directory_type}", self.internal_files),
+            ("GET", "/fake/executions", self.executions),
         ]
 
     # ------------------------------------------------------------------ prompts
@@ -253,6 +255,12 @@ class CoreRoutes:
         files = [e for e in os.scandir(base) if e.is_file()]
         files.sort(key=lambda e: e.stat().st_mtime, reverse=True)
         return web.json_response([e.name for e in files])
+
+    # ---------------------------------------------------------------- fake-only
+    async def executions(self, request: web.Request) -> web.Response:
+        """``{prompt_id: times executed}`` (``?prompt_id=`` for one): how tests in other
+        processes prove that a prompt ran exactly once."""
+        return web.json_response(self.srv.executions(request.rel_url.query.get("prompt_id")))
 
 
 def _templates_version() -> Any:

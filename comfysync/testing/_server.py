@@ -363,6 +363,15 @@ class FakeComfyUI:
     def history(self) -> Dict[str, Any]:
         return self.queue.history()
 
+    def executions(self, prompt_id: Optional[str] = None) -> Dict[str, int]:
+        """Prompt id → how many times this server started executing it (a prompt served
+        twice counts twice; one never run is absent). Also at ``GET /fake/executions``
+        (``?prompt_id=`` for one), for tests whose server runs in another process."""
+        counts = self.executor.executions()
+        if prompt_id is None:
+            return counts
+        return {prompt_id: counts.get(prompt_id, 0)}
+
     def queue_state(self) -> tuple[List[Any], List[Any]]:
         """``(running, pending)`` as ``GET /queue`` would show them."""
         return self.queue.snapshot()
