@@ -10,7 +10,7 @@ Health: ``new`` (not contacted yet) → ``up`` on the first successful connect. 
 socket makes it ``reconnecting`` (no new work; its jobs stay, the client reconnects and
 reconciles them); after ``failover_after`` seconds, a refused connection or a client that gave
 up reconnecting it is ``down``: its jobs move elsewhere, its client is closed, and a fresh
-client probes it with exponential backoff (``base * 2**n``, capped, with jitter) until it
+client probes it with exponential backoff (:class:`~comfysync._backoff.Backoff`) until it
 answers.
 
 A client without a live socket (``tracker="http"``, or ``"auto"`` that fell back to polling)
@@ -25,12 +25,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-import random
 import threading
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 
+from .._backoff import Backoff
 from .._results import PromptResult
 from ..errors import ComfyConnectionError, ComfyError, PromptLostError
 from ..events import Event
@@ -66,7 +66,7 @@ class ServerWorker:
         self.attempts: Set[Attempt] = set()  # this pool's jobs here: one per live attempt
         self.inbox: Deque[_Task] = deque()
         self.teardown = False
-        self.backoff_step = 0
+        self.probes = Backoff(engine.config.backoff_base, engine.config.backoff_cap)
         self.next_probe = 0.0
         self.disconnected_at: Optional[float] = None  # "reconnecting" since
         self.gave_up = False  # the client stopped reconnecting: fail over at once
@@ -233,7 +233,7 @@ class ServerWorker:
 
     def mark_down_locked(self, reason: str) -> List[Delivery]:
         """No more work here; move every job of this server elsewhere; probe it later."""
-        engine, config = self.engine, self.engine.config
+        engine = self.engine
         if self.state != "down":
             log.warning("%s is down: %s", self.url, reason)
         self.state = "down"
@@ -241,9 +241,7 @@ class ServerWorker:
         self.disconnected_at = None
         self.ping_failed = False
         self.teardown = self.api is not None
-        delay = min(config.backoff_cap, config.backoff_base * (2 ** self.backoff_step))
-        self.backoff_step = min(self.backoff_step + 1, 30)
-        self.next_probe = time.monotonic() + delay * random.uniform(0.5, 1.0)
+        self.next_probe = time.monotonic() + self.probes.next_delay()
         deliveries: List[Delivery] = []
         for attempt in list(self.attempts):
             self._release_locked(attempt)
@@ -371,7 +369,7 @@ class ServerWorker:
                 deliveries = self.mark_down_locked(str(error))  # schedules the next probe
             else:
                 self._back_up_locked("is up again")
-                self.backoff_step = 0
+                self.probes.reset()
                 abandoned, self.abandoned_ids = self.abandoned_ids, []
                 engine.bump_locked()
         deliver(deliveries)

@@ -13,7 +13,7 @@ rule about *when* a prompt is checked over HTTP reads in one place:
   seen, else a full check (``/queue`` then history): one message alone never ends a job;
 * a requested check (reconnect, cancel, queue change, polling) → ``/queue`` then history;
 * otherwise the no-news watchdog, or the polling interval in HTTP mode;
-* an HTTP failure → retry with a doubling delay.
+* an HTTP failure → retry after an exponential backoff (:class:`~comfysync._backoff.Backoff`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from concurrent.futures import Future
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set
 
 from .. import events as ev
+from .._backoff import Backoff
 from .._dispatch import EventBus, ExceptionHandler
 from .._results import FileClient, PromptResult, build_result
 from ..errors import ComfyError, PromptError, PromptInterruptedError, PromptLostError
@@ -34,7 +35,8 @@ __all__ = ["JobState", "SUCCESS_GRACE", "RETRY_MIN", "RETRY_MAX"]
 #: Grace before the first history read after ``execution_success`` (``executing(None)``,
 #: which follows the history write, usually arrives first and triggers it at once).
 SUCCESS_GRACE = 0.1
-#: Retry delays after an HTTP failure of the tracker (server down, timeouts).
+#: Backoff base and cap of the retries after an HTTP failure of the tracker (server down,
+#: timeouts).
 RETRY_MIN, RETRY_MAX = 0.25, 2.0
 
 
@@ -76,7 +78,7 @@ class JobState:
         self.needs_check = False  # reconcile as soon as next_check passes
         self.next_check = now
         self.poll_delay = 0.0
-        self.retry_delay = RETRY_MIN
+        self.retries = Backoff(RETRY_MIN, RETRY_MAX)
         self.cancel_requested = False
         # outcome
         self.finished = False
@@ -223,7 +225,7 @@ class JobState:
         if where == "running":
             self.status = "running"
         self.needs_check = False
-        self.retry_delay = RETRY_MIN
+        self.retries.reset()
         self.last_news = now
         if self.end_signal is not None:  # it ended after GET /queue answered: read history now
             self.history_tries = 0
@@ -281,10 +283,9 @@ class JobState:
         )
 
     def retry_later(self, now: float) -> None:
-        """An HTTP request about this prompt failed: check again, with a doubling delay."""
+        """An HTTP request about this prompt failed: check again after a backoff."""
         self.needs_check = True
-        self.next_check = now + self.retry_delay
-        self.retry_delay = min(RETRY_MAX, self.retry_delay * 2)
+        self.next_check = now + self.retries.next_delay()
 
 
 def _status_of(error: BaseException) -> Optional[str]:

@@ -46,6 +46,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Tuple
 import attrs
 import websocket
 
+from .._backoff import Backoff
 from .._dispatch import EventBus
 from ..errors import ComfyConnectionError, ConnectTimeoutError
 from ..events import (
@@ -83,7 +84,6 @@ logger = logging.getLogger("comfysync.listener")
 #: What the listener announces in its first frame: type-4 previews carry prompt and node ids.
 DEFAULT_FEATURE_FLAGS: Mapping[str, Any] = {"supports_preview_metadata": True}
 
-_MAX_EXPONENT = 62  # keeps base * 2**n finite; the cap applies long before
 _READ_SIZE = 256 * 1024
 _PROTOCOL_ERROR = 1002  # close code for a broken frame stream (RFC 6455 §7.4.1)
 
@@ -155,8 +155,7 @@ class Listener:
         feature_flags: Optional[Mapping[str, Any]] = None,
         rng: Optional[random.Random] = None,
     ) -> None:
-        if backoff_base < 0 or backoff_cap < 0:
-            raise ValueError("backoff_base and backoff_cap must not be negative")
+        backoff = Backoff(backoff_base, backoff_cap, rng=rng)
         if max_attempts is not None and max_attempts < 0:
             raise ValueError("max_attempts must be None or >= 0")
         if handshake_timeout <= 0:
@@ -167,8 +166,7 @@ class Listener:
         self.client_id = client_id
         self._bus = bus
         self.reconnect = reconnect
-        self.backoff_base = float(backoff_base)
-        self.backoff_cap = float(backoff_cap)
+        self._backoff = backoff
         self.max_attempts = max_attempts
         self._has_pending_work = has_pending_work
         self._on_socket_ready = on_socket_ready
@@ -177,7 +175,6 @@ class Listener:
         self.stable_after = float(stable_after)
         flags = DEFAULT_FEATURE_FLAGS if feature_flags is None else feature_flags
         self._hello = json.dumps({"type": "feature_flags", "data": dict(flags)})
-        self._rng = rng if rng is not None else random.Random()
 
         self._lifecycle = threading.Lock()  # serialises start()/stop()
         self._ws_lock = threading.Lock()  # guards _ws against stop() from another thread
@@ -310,7 +307,6 @@ class Listener:
             self._startup_error = self._startup_failure(exc)
             return
         self._went_up(greeting, reconnect_attempts=None)
-        failures = 0  # consecutive failures; survives a connection that did not last
         while True:
             up_since = time.monotonic()
             reason, code = self._pump(conn)
@@ -327,11 +323,11 @@ class Listener:
                 self._bus.emit(ReconnectionFailed(0, f"reconnect is disabled ({reason})"))
                 return
             if time.monotonic() - up_since >= self.stable_after:
-                failures = 0
-            result = self._reconnect(failures)
+                self._backoff.reset()
+            result = self._reconnect()
             if result is None:
                 return
-            conn, greeting, made, failures = result
+            conn, greeting, made = result
             self._went_up(greeting, reconnect_attempts=made)
 
     def _went_up(self, greeting: Status, reconnect_attempts: Optional[int]) -> None:
@@ -353,12 +349,12 @@ class Listener:
         self._ready.set()
         self._dispatch(greeting)
 
-    def _reconnect(self, failures: int) -> Optional[Tuple[_Connection, Status, int, int]]:
-        """Backoff loop. Returns the new connection, its greeting, the attempts made in this
-        outage and the consecutive-failure count; None when stopped or out of attempts (then
-        ``ReconnectionFailed`` was emitted)."""
+    def _reconnect(self) -> Optional[Tuple[_Connection, Status, int]]:
+        """Backoff loop. Returns the new connection, its greeting and the attempts made in
+        this outage; None when stopped or out of attempts (then ``ReconnectionFailed`` was
+        emitted). The backoff's count may carry over from a flapping link."""
         last_error: Optional[str] = None
-        made = 0  # attempts in this outage; ``failures`` may carry over from a flapping link
+        made = 0  # attempts in this outage
         while not self._stop.is_set():
             limit = None if self._pending_work() else self.max_attempts
             if limit is not None and made >= limit:
@@ -366,8 +362,7 @@ class Listener:
                 self._bus.emit(ReconnectionFailed(made, last_error))
                 return None
             made += 1
-            failures += 1
-            delay = self._backoff(failures)
+            delay = self._backoff.next_delay()
             self._bus.emit(Reconnecting(made, delay))
             if self._stop.wait(delay):
                 return None
@@ -379,13 +374,8 @@ class Listener:
                 last_error = exc.reason
                 logger.info("reconnect attempt %d to %s failed: %s", made, self.url, exc.reason)
                 continue
-            return conn, greeting, made, failures
+            return conn, greeting, made
         return None
-
-    def _backoff(self, failures: int) -> float:
-        """Full jitter: uniform(0, min(cap, base * 2**(failures-1)))."""
-        ceiling = min(self.backoff_cap, self.backoff_base * 2 ** min(failures - 1, _MAX_EXPONENT))
-        return self._rng.uniform(0.0, ceiling)
 
     def _pending_work(self) -> bool:
         try:
