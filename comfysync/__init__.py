@@ -41,6 +41,7 @@ from .errors import (
     PromptTimeoutError,
     PromptValidationError,
     UnsafePathError,
+    UnsupportedError,
     WorkflowFormatError,
 )
 
@@ -60,6 +61,7 @@ __all__ = [
     "PromptLostError",
     "PromptTimeoutError",
     "WorkflowFormatError",
+    "UnsupportedError",
     "UnsafePathError",
     "PoolFullError",
     "PoolClosedError",

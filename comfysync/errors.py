@@ -17,6 +17,7 @@ raised", or one of the few concrete classes when you want to react to a specific
     │   ├── PromptLostError       deleted from the queue, or the server forgot it
     │   └── PromptTimeoutError    wait(timeout) expired (the prompt may still run)
     ├── WorkflowFormatError       the workflow cannot be sent as it is
+    ├── UnsupportedError          the server's surface (native or Comfy API v2) lacks the call
     ├── UnsafePathError           a server-given file name would escape the target directory
     ├── PoolFullError             ComfyPool: the queue of waiting jobs is full
     └── PoolClosedError           ComfyPool: closed before the job could finish
@@ -44,6 +45,7 @@ __all__ = [
     "PromptLostError",
     "PromptTimeoutError",
     "WorkflowFormatError",
+    "UnsupportedError",
     "UnsafePathError",
     "PoolFullError",
     "PoolClosedError",
@@ -103,7 +105,8 @@ class ComfyHTTPError(ComfyError):
 
     ``status`` is the HTTP status, ``url`` the request URL (without credentials), ``body`` the
     decoded JSON body when the server sent JSON, otherwise the text (ComfyUI answers unhandled
-    exceptions with a plain-text 500, and a reverse proxy may send HTML).
+    exceptions with a plain-text 500, and a reverse proxy may send HTML). ``retry_after``: the
+    seconds the server asked to wait (its ``Retry-After`` header, e.g. with a 429), or None.
     """
 
     def __init__(
@@ -114,11 +117,13 @@ class ComfyHTTPError(ComfyError):
         *,
         method: str = "GET",
         message: Optional[str] = None,
+        retry_after: Optional[float] = None,
     ) -> None:
         self.status = status
         self.url = url
         self.body = body
         self.method = method
+        self.retry_after = retry_after
         if message is None:
             message = f"{method} {url} failed with HTTP {status}"
             preview = _body_preview(body)
@@ -298,6 +303,19 @@ class PromptTimeoutError(PromptError, ComfyTimeoutError):
 class WorkflowFormatError(ComfyError, ValueError):
     """The workflow is not something comfysync can send (UI format without node definitions,
     unknown node class, malformed JSON, unsupported construct). The message says what to do."""
+
+
+class UnsupportedError(ComfyError):
+    """The call exists on one server surface but not on the one this client talks to: e.g.
+    ``get_node_defs()`` or ``get_queue()`` on a Comfy API v2 deployment (Comfy Cloud, a
+    serverless deployment, comfy-api-proxy), which offers only jobs and assets. ``surface``
+    is ``"v2"`` or ``"native"``, ``operation`` the refused call; the message says what to use
+    instead."""
+
+    def __init__(self, message: str, *, surface: str, operation: str) -> None:
+        super().__init__(message)
+        self.surface = surface
+        self.operation = operation
 
 
 class UnsafePathError(ComfyError, ValueError):

@@ -10,8 +10,10 @@ about it — a refused connection asks whether ComfyUI runs, a 413 names
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import json
-from typing import Any, List, Tuple
+from typing import Any, List, Optional, Tuple
 
 import requests
 
@@ -27,6 +29,7 @@ __all__ = [
     "http_error",
     "reading_failure",
     "request_failure",
+    "retry_after_seconds",
 ]
 
 ERROR_BODY_LIMIT = 64 * 1024
@@ -112,7 +115,28 @@ def http_error(
         message += f": {preview}"
     if hint:
         message += f" ({hint})"
-    return ComfyHTTPError(response.status_code, display_url, body, method=method, message=message)
+    return ComfyHTTPError(response.status_code, display_url, body, method=method, message=message,
+                          retry_after=retry_after_seconds(response.headers.get("Retry-After")))
+
+
+def retry_after_seconds(value: Optional[str]) -> Optional[float]:
+    """A ``Retry-After`` header as seconds (delta-seconds or an HTTP date), None when absent
+    or unreadable; never negative."""
+    if not value:
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    return max(0.0, (when - now).total_seconds())
 
 
 def decode_json(response: requests.Response, *, method: str = "GET", url: str = "") -> Any:

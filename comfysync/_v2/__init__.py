@@ -1,0 +1,1 @@
+"""The Comfy API v2 surface: jobs, live job events over server-sent events, assets."""
