@@ -57,7 +57,7 @@ class ExecutionContext(Protocol):
         self, value: float, max: float, preview: Optional[PreviewTuple] = None
     ) -> None:
         """Emit ``progress_state``, [type-4 preview], ``progress``, [type-1 preview] exactly as
-        ComfyUI's global progress hook does, routed per §11.3. Raises :class:`NodeInterrupted`
+        ComfyUI's global progress hook does with the real routing. Raises :class:`NodeInterrupted`
         when the interrupt flag is set (this is an interruption point)."""
 
     def check_interrupted(self) -> None:

@@ -20,7 +20,7 @@ log = logging.getLogger("comfysync.testing.server")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-#: the body the real server sends for an unhandled exception (aiohttp's default, §1)
+#: the body the real server sends for an unhandled exception (aiohttp's default)
 INTERNAL_ERROR_TEXT = "500 Internal Server Error\n\nServer got itself in trouble"
 
 

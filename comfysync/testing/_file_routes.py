@@ -1,5 +1,5 @@
 """FakeComfyUI's file and user routes: ``/view``, ``/upload/image``, ``/upload/mask``,
-``/view_metadata``, ``/users``, ``/settings``, ``/userdata`` (§7, §9).
+``/view_metadata``, ``/users``, ``/settings``, ``/userdata``.
 
 Path rules live in :mod:`._files`; these handlers only map their outcomes to the real status
 codes and bodies. Single-user mode only: every request is the ``default`` user.
@@ -20,11 +20,17 @@ from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
 
 from aiohttp import web
 
-from ._files import file_info, resolve_mask_original, resolve_view, upload_target, user_path
+from ._files import (
+    Workdirs,
+    file_info,
+    resolve_mask_original,
+    resolve_view,
+    upload_target,
+    user_path,
+)
 
 if TYPE_CHECKING:
     from ._routes import Route
-    from ._server import FakeComfyUI
 
 USER = "default"
 _UNSAFE_TYPES = {"text/html", "text/html-sandboxed", "application/xhtml+xml",
@@ -33,8 +39,11 @@ _BAD_FILENAME = 'Invalid filename. Please avoid special characters like :\\/*?"<
 
 
 class FileRoutes:
-    def __init__(self, server: FakeComfyUI) -> None:
-        self.srv = server
+    """Files, uploads, users, settings and user data: all they touch is the server's
+    folders."""
+
+    def __init__(self, dirs: Workdirs) -> None:
+        self.dirs = dirs
 
     def routes(self) -> List[Route]:
         return [
@@ -61,7 +70,7 @@ class FileRoutes:
         query = request.rel_url.query
         if "filename" not in query:
             return web.Response(status=404)
-        found = resolve_view(self.srv.dirs, query["filename"], query.get("type"),
+        found = resolve_view(self.dirs, query["filename"], query.get("type"),
                              query.get("subfolder"))
         if found.path is None:
             return web.Response(status=found.status)
@@ -122,7 +131,7 @@ class FileRoutes:
         overwrite = post.get("overwrite")
         upload_type = post.get("type")
         dir_type = "input" if upload_type is None else str(upload_type)
-        base = self.srv.dirs.by_type(dir_type)
+        base = self.dirs.by_type(dir_type)
         if base is None:
             raise ValueError(f"unknown upload type {dir_type!r}")  # the real server: 500
         if not isinstance(image, web.FileField) or image.file is None:
@@ -143,13 +152,13 @@ class FileRoutes:
         return web.json_response({"name": target.name, "subfolder": subfolder, "type": dir_type})
 
     def _save_mask(self, original_ref: Any, mask: bytes, target: Path) -> None:
-        """Composite the mask's alpha onto the referenced image (§7.3); an unusable reference
+        """Composite the mask's alpha onto the referenced image; an unusable reference
         silently writes nothing, a missing one raises (→ 500), as in the real server."""
         from PIL import Image
         from PIL.PngImagePlugin import PngInfo
 
         ref = json.loads(original_ref)
-        original = resolve_mask_original(self.srv.dirs, ref)
+        original = resolve_mask_original(self.dirs, ref)
         if original is None:
             return
         with Image.open(original) as img:
@@ -166,7 +175,7 @@ class FileRoutes:
 
     # -------------------------------------------------------------------- users
     def _user_root(self) -> Path:
-        return self.srv.dirs.user / USER
+        return self.dirs.user / USER
 
     async def get_users(self, request: web.Request) -> web.Response:
         return web.json_response({"storage": "server", "migrated": self._user_root().exists()})
@@ -182,11 +191,11 @@ class FileRoutes:
             raise ValueError("username not provided")  # → 500, as the real server
         user_id = re.sub("[^a-zA-Z0-9-_]+", "-", name) + "_" + str(uuid.uuid4())
         users[user_id] = name
-        (self.srv.dirs.user / "users.json").write_text(json.dumps(users))
+        (self.dirs.user / "users.json").write_text(json.dumps(users))
         return web.json_response(user_id)
 
     def _load_users(self) -> Dict[str, str]:
-        path = self.srv.dirs.user / "users.json"
+        path = self.dirs.user / "users.json"
         if not path.is_file():
             return {}
         data = json.loads(path.read_text())

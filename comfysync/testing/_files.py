@@ -84,7 +84,7 @@ class ViewLookup:
 def resolve_view(
     dirs: Workdirs, filename: str, dir_type: Optional[str], subfolder: Optional[str]
 ) -> ViewLookup:
-    """Apply ``/view``'s checks in the server's order (protocol §7.1)."""
+    """Apply ``/view``'s checks in the server's order."""
     name, annotated = split_annotation(filename)
     if not name:
         return ViewLookup(400)
@@ -107,7 +107,7 @@ def resolve_view(
 
 def resolve_mask_original(dirs: Workdirs, ref: Mapping[str, object]) -> Optional[Path]:
     """The image a mask applies to (``original_ref`` of ``/upload/mask``), or None when the
-    reference is invalid or missing — the server then silently writes nothing (§7.3)."""
+    reference is invalid or missing — the server then silently writes nothing."""
     name, annotated = split_annotation(str(ref.get("filename", "")))
     if not name or name[0] == "/" or ".." in name:
         return None
@@ -144,7 +144,7 @@ class UploadTarget:
 def upload_target(
     base: Path, subfolder: str, filename: str, content: bytes, overwrite: bool
 ) -> Optional[UploadTarget]:
-    """Pick the target of an upload (§7.2): None when it would escape ``base``; otherwise the
+    """Pick the target of an upload: None when it would escape ``base``; otherwise the
     first of ``name.ext``, ``name (1).ext``, … that is free or holds identical content."""
     root = str(base)
     folder = os.path.join(root, os.path.normpath(subfolder))
@@ -169,7 +169,7 @@ def upload_target(
 
 
 def user_path(user_root: Path, file: Optional[str]) -> Optional[Path]:
-    """A path inside the user's directory (§9.3): ``file`` is decoded once more when it still
+    """A path inside the user's directory: ``file`` is decoded once more when it still
     contains ``%``; None when it would leave the user root."""
     root = os.path.abspath(str(user_root))
     if file is None:

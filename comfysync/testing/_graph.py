@@ -5,9 +5,9 @@ cached (``execution_cached``), so both follow the real algorithms:
 
 * order: a topological sort grown depth-first from the output nodes, that at every step picks
   an available output node first, then a node that directly feeds an output, then one two
-  links away, else the first available node (ComfyUI's "UX friendly" pick, §11.5 C);
+  links away, else the first available node (ComfyUI's "UX friendly" pick);
 * cache key: class, ``IS_CHANGED`` result and the inputs, where a link contributes its source
-  node's signature and socket — so an identical resubmission is fully cached (§11.5 B).
+  node's signature and socket — so an identical resubmission is fully cached.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ Prompt = Mapping[str, Mapping[str, Any]]
 
 
 def is_link(value: Any) -> bool:
-    """A ``[node_id, output_index]`` input (§3.1)."""
+    """A ``[node_id, output_index]`` input."""
     return (
         isinstance(value, list)
         and len(value) == 2

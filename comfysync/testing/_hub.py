@@ -4,7 +4,7 @@ Like ComfyUI, every message produced by the worker thread goes through one async
 is delivered by one task, and *who receives it is decided at delivery time* from the
 registry ``client id → socket``. That single design choice reproduces the real routing
 quirks: events sent while a client is away are lost, and when a socket that was replaced by a
-reconnect with the same ``clientId`` finally closes, it unregisters the *new* socket (§11.1).
+reconnect with the same ``clientId`` finally closes, it unregisters the *new* socket.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ _Item = Tuple[str, Any, Any]
 
 
 def binary_frame(event_type: int, payload: bytes) -> bytes:
-    """A binary WS frame: 4-byte big-endian event type + payload (§12)."""
+    """A binary WS frame: 4-byte big-endian event type + payload."""
     return struct.pack(">I", event_type) + payload
 
 
@@ -134,7 +134,7 @@ class Hub:
 
     async def handle(self, request: web.Request) -> Union[web.Response, web.WebSocketResponse]:
         """``GET /ws``: register, greet with ``status`` (+ ``executing`` when this client's
-        prompt is running), then read client frames (only the first counts, §11.2)."""
+        prompt is running), then read client frames (only the first counts)."""
         self.handshakes += 1
         if self._take_refusal():
             return web.Response(status=403)
@@ -177,7 +177,7 @@ class Hub:
                 first = False
         finally:
             with self._lock:
-                # by id, not by socket: the real server's race (§11.1)
+                # by id, not by socket: the real server's race
                 self._sockets.pop(sid, None)
                 self._flags.pop(sid, None)
                 self._open.pop(ws, None)

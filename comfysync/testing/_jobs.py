@@ -1,4 +1,5 @@
-"""The newer ``/api/jobs`` routes (protocol §17), served when ``FakeComfyUI(jobs_api=True)``.
+"""The newer ``/api/jobs`` routes of ComfyUI after v0.3.64, served when
+``FakeComfyUI(jobs_api=True)``.
 
 A job is a queue item or a history entry seen through one uniform dict (id, status,
 priority, times, error, output summary). v0.3.64 has no such routes, so the option is off by
@@ -8,13 +9,14 @@ default and the SDK can be tested against both kinds of server.
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from aiohttp import web
 
+from ._queue import PromptQueue
+
 if TYPE_CHECKING:
     from ._routes import Route
-    from ._server import FakeComfyUI
 
 STATUSES = ("pending", "in_progress", "completed", "failed", "cancelled")
 _PREVIEWABLE = ("images", "video", "audio", "3d", "text")
@@ -100,8 +102,12 @@ def _is_uuid(value: Any) -> bool:
 
 
 class JobRoutes:
-    def __init__(self, server: FakeComfyUI) -> None:
-        self.srv = server
+    """The jobs view of the queue and history; ``interrupt(prompt_id)`` stops a running
+    prompt (``POST /interrupt`` with that id)."""
+
+    def __init__(self, queue: PromptQueue, interrupt: Callable[[Optional[str]], None]) -> None:
+        self.queue = queue
+        self.interrupt = interrupt
 
     def routes(self) -> List[Route]:
         return [
@@ -112,10 +118,10 @@ class JobRoutes:
         ]
 
     def _all(self) -> List[Dict[str, Any]]:
-        running, pending = self.srv.queue.snapshot()
+        running, pending = self.queue.snapshot()
         jobs = [queue_job(i, "in_progress") for i in running]
         jobs += [queue_job(i, "pending") for i in pending]
-        jobs += [history_job(k, v) for k, v in self.srv.queue.history_items()]
+        jobs += [history_job(k, v) for k, v in self.queue.history_items()]
         return jobs
 
     async def list_jobs(self, request: web.Request) -> web.Response:
@@ -156,10 +162,10 @@ class JobRoutes:
 
     async def get_job(self, request: web.Request) -> web.Response:
         job_id = request.match_info["job_id"]
-        found = self.srv.queue.history(job_id)
+        found = self.queue.history(job_id)
         if job_id in found:
             return web.json_response(history_job(job_id, found[job_id], full=True))
-        running, pending = self.srv.queue.snapshot()
+        running, pending = self.queue.snapshot()
         for items, status in ((running, "in_progress"), (pending, "pending")):
             for item in items:
                 if item[1] == job_id:
@@ -167,10 +173,10 @@ class JobRoutes:
         return web.json_response({"error": "Job not found"}, status=404)
 
     def _cancel(self, job_id: str) -> bool:
-        if self.srv.queue.delete(job_id):
+        if self.queue.delete(job_id):
             return True
-        if self.srv.queue.running_prompt_id() == job_id:
-            self.srv.executor.interrupt(job_id)
+        if self.queue.running_prompt_id() == job_id:
+            self.interrupt(job_id)
             return True
         return False
 

@@ -19,7 +19,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 log = logging.getLogger("comfysync.testing.queue")
 
-#: ``[number, prompt_id, prompt, extra_data, outputs_to_execute]`` (protocol §4.1)
+#: ``[number, prompt_id, prompt, extra_data, outputs_to_execute]``
 QueueItem = List[Any]
 
 MAX_HISTORY = 10000
@@ -190,7 +190,7 @@ class PromptQueue:
     def history(
         self, prompt_id: Optional[str] = None, max_items: Optional[int] = None, offset: int = -1
     ) -> Dict[str, Any]:
-        """``GET /history`` semantics (§5.1), including its edge cases."""
+        """``GET /history`` semantics, including its edge cases."""
         with self._cond:
             if prompt_id is not None:
                 if prompt_id in self._history:

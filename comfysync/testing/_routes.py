@@ -1,6 +1,6 @@
 """FakeComfyUI's core routes: prompt, queue, history, interrupt, free, discovery, internal.
 
-Each handler reproduces the real handler's observable behaviour (§2–§10): status codes,
+Each handler reproduces the real handler's observable behaviour: status codes,
 bodies and the empty ``200`` answers of mutating routes. Malformed input is left to raise, so
 the error middleware answers with the real plain-text ``500``.
 """
@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, List, Tuple
 from aiohttp import web
 
 if TYPE_CHECKING:
-    from ._server import FakeComfyUI
+    from ._state import ServerState
 
 Route = Tuple[str, str, Callable[[web.Request], Any]]
 
@@ -35,8 +35,10 @@ def _empty() -> web.Response:
 
 
 class CoreRoutes:
-    def __init__(self, server: FakeComfyUI) -> None:
-        self.srv = server
+    """The core handlers, over the server's shared state."""
+
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
 
     def routes(self) -> List[Route]:
         return [
@@ -83,13 +85,13 @@ class CoreRoutes:
         )
 
     async def post_prompt(self, request: web.Request) -> web.Response:
-        srv = self.srv
-        srv.log_line("got prompt")
+        state = self.state
+        state.logs.line("got prompt")
         body = await request.json()
         if "number" in body:
             number: Any = float(body["number"])
         else:
-            number = srv.take_number()
+            number = state.take_number()
             if "front" in body and body["front"]:
                 number = -number
         if "prompt" not in body:
@@ -98,7 +100,7 @@ class CoreRoutes:
             return web.json_response({"error": error, "node_errors": {}}, status=400)
         prompt = body["prompt"]
         _crash_like_comfyui(prompt)
-        if srv.jobs_api and "prompt_id" in body:
+        if state.jobs_api and "prompt_id" in body:
             given = body["prompt_id"]
             if not _canonical_uuid(given):
                 error = {"type": "invalid_prompt_id",
@@ -107,37 +109,37 @@ class CoreRoutes:
                 return web.json_response({"error": error, "node_errors": {}}, status=400)
         prompt_id = str(body.get("prompt_id", uuid.uuid4()))
         targets = body.get("partial_execution_targets")
-        result = srv.validate(prompt, targets)
+        result = state.validate(prompt, targets)
         extra_data = body.get("extra_data", {})
         if "client_id" in body:
             extra_data["client_id"] = body["client_id"]
-        if srv.jobs_api:
+        if state.jobs_api:
             extra_data["create_time"] = int(datetime.now().timestamp() * 1000)
         if result.ok:
-            srv.queue.put([number, prompt_id, result.prompt, extra_data, list(result.outputs)])
+            state.queue.put([number, prompt_id, result.prompt, extra_data, list(result.outputs)])
             return web.json_response(
                 {"prompt_id": prompt_id, "number": number, "node_errors": result.node_errors}
             )
-        srv.log_line(f"invalid prompt: {result.error}")
+        state.logs.line(f"invalid prompt: {result.error}")
         return web.json_response(
             {"error": result.error, "node_errors": result.node_errors}, status=400
         )
 
     async def get_prompt(self, request: web.Request) -> web.Response:
-        return web.json_response({"exec_info": {"queue_remaining": self.srv.queue.remaining()}})
+        return web.json_response({"exec_info": {"queue_remaining": self.state.queue.remaining()}})
 
     # -------------------------------------------------------------------- queue
     async def get_queue(self, request: web.Request) -> web.Response:
-        running, pending = self.srv.queue.snapshot()
+        running, pending = self.state.queue.snapshot()
         return web.json_response({"queue_running": running, "queue_pending": pending})
 
     async def post_queue(self, request: web.Request) -> web.Response:
         body = await request.json()
         if "clear" in body and body["clear"]:
-            self.srv.queue.wipe()
+            self.state.queue.wipe()
         if "delete" in body:
             for prompt_id in body["delete"]:
-                self.srv.queue.delete(prompt_id)
+                self.state.queue.delete(prompt_id)
         return _empty()
 
     # ------------------------------------------------------------------ history
@@ -145,18 +147,18 @@ class CoreRoutes:
         query = request.rel_url.query
         max_items = int(query["max_items"]) if "max_items" in query else None
         offset = int(query["offset"]) if "offset" in query else -1
-        return web.json_response(self.srv.queue.history(max_items=max_items, offset=offset))
+        return web.json_response(self.state.queue.history(max_items=max_items, offset=offset))
 
     async def get_history_one(self, request: web.Request) -> web.Response:
-        return web.json_response(self.srv.queue.history(request.match_info["prompt_id"]))
+        return web.json_response(self.state.queue.history(request.match_info["prompt_id"]))
 
     async def post_history(self, request: web.Request) -> web.Response:
         body = await request.json()
         if "clear" in body and body["clear"]:
-            self.srv.queue.wipe_history()
+            self.state.queue.wipe_history()
         if "delete" in body:
             for prompt_id in body["delete"]:
-                self.srv.queue.delete_history(prompt_id)
+                self.state.queue.delete_history(prompt_id)
         return _empty()
 
     # --------------------------------------------------------- interrupt / free
@@ -166,26 +168,26 @@ class CoreRoutes:
         except ValueError:
             body = {}
         prompt_id = body.get("prompt_id")
-        self.srv.executor.interrupt(str(prompt_id) if prompt_id else None)
+        self.state.executor.interrupt(str(prompt_id) if prompt_id else None)
         return _empty()
 
     async def post_free(self, request: web.Request) -> web.Response:
         body = await request.json()
         if body.get("unload_models", False):
-            self.srv.queue.set_flag("unload_models", True)
+            self.state.queue.set_flag("unload_models", True)
         if body.get("free_memory", False):
-            self.srv.queue.set_flag("free_memory", True)
+            self.state.queue.set_flag("free_memory", True)
         return _empty()
 
     # ---------------------------------------------------------------- discovery
     async def object_info(self, request: web.Request) -> web.Response:
-        return web.json_response(self.srv.registry.object_info())
+        return web.json_response(self.state.registry.object_info())
 
     async def object_info_one(self, request: web.Request) -> web.Response:
         node_class = request.match_info["node_class"]
-        if node_class not in self.srv.registry:
+        if node_class not in self.state.registry:
             return web.json_response({})
-        return web.json_response(self.srv.registry.object_info(node_class))
+        return web.json_response(self.state.registry.object_info(node_class))
 
     async def system_stats(self, request: web.Request) -> web.Response:
         device = {"name": "cpu", "type": "cpu", "index": None, "vram_total": _FAKE_RAM,
@@ -202,26 +204,26 @@ class CoreRoutes:
             "python_version": sys.version,
             "pytorch_version": "fake (comfysync.testing)",
             "embedded_python": False,
-            "argv": ["main.py", "--cpu", "--port", str(self.srv.port),
-                     "--preview-method", self.srv.preview_method],
+            "argv": ["main.py", "--cpu", "--port", str(self.state.port),
+                     "--preview-method", self.state.preview_method],
         }
         return web.json_response({"system": system, "devices": [device]})
 
     async def features(self, request: web.Request) -> web.Response:
-        return web.json_response(self.srv.server_feature_flags())
+        return web.json_response(self.state.feature_flags())
 
     async def embeddings(self, request: web.Request) -> web.Response:
-        names = self.srv.registry.models.get("embeddings", [])
+        names = self.state.registry.models.get("embeddings", [])
         return web.json_response([os.path.splitext(n)[0] for n in names])
 
     async def models(self, request: web.Request) -> web.Response:
-        return web.json_response(list(self.srv.registry.models))
+        return web.json_response(list(self.state.registry.models))
 
     async def models_folder(self, request: web.Request) -> web.Response:
         folder = request.match_info["folder"]
-        if folder not in self.srv.registry.models:
+        if folder not in self.state.registry.models:
             return web.Response(status=404)
-        return web.json_response(list(self.srv.registry.models[folder]))
+        return web.json_response(list(self.state.registry.models[folder]))
 
     async def extensions(self, request: web.Request) -> web.Response:
         return web.json_response([])
@@ -231,25 +233,25 @@ class CoreRoutes:
 
     # ----------------------------------------------------------------- internal
     async def logs(self, request: web.Request) -> web.Response:
-        text = "".join(f"{e['t']} - {e['m']}" for e in self.srv.log_entries())
+        text = "".join(f"{e['t']} - {e['m']}" for e in self.state.logs.entries())
         return web.json_response(text)
 
     async def logs_raw(self, request: web.Request) -> web.Response:
         return web.json_response(
-            {"entries": self.srv.log_entries(), "size": {"cols": 80, "rows": 24}}
+            {"entries": self.state.logs.entries(), "size": {"cols": 80, "rows": 24}}
         )
 
     async def logs_subscribe(self, request: web.Request) -> web.Response:
         body = await request.json()
-        self.srv.subscribe_logs(str(body["clientId"]), bool(body["enabled"]))
+        self.state.logs.subscribe(str(body["clientId"]), bool(body["enabled"]))
         return _empty()
 
     async def folder_paths(self, request: web.Request) -> web.Response:
-        root = self.srv.dirs.models
-        return web.json_response({name: [str(root / name)] for name in self.srv.registry.models})
+        root = self.state.dirs.models
+        return web.json_response({name: [str(root / name)] for name in self.state.registry.models})
 
     async def internal_files(self, request: web.Request) -> web.Response:
-        base = self.srv.dirs.by_type(request.match_info["directory_type"])
+        base = self.state.dirs.by_type(request.match_info["directory_type"])
         if base is None:
             return web.json_response({"error": "Invalid directory type"}, status=400)
         files = [e for e in os.scandir(base) if e.is_file()]
@@ -260,7 +262,7 @@ class CoreRoutes:
     async def executions(self, request: web.Request) -> web.Response:
         """``{prompt_id: times executed}`` (``?prompt_id=`` for one): how tests in other
         processes prove that a prompt ran exactly once."""
-        return web.json_response(self.srv.executions(request.rel_url.query.get("prompt_id")))
+        return web.json_response(self.state.executions(request.rel_url.query.get("prompt_id")))
 
 
 def _templates_version() -> Any:

@@ -1,9 +1,10 @@
 """``FakeComfyUI``: a real HTTP + WebSocket ComfyUI stand-in running in a background thread.
 
 One event-loop thread serves aiohttp (the framework ComfyUI uses) on ``127.0.0.1`` and an
-ephemeral port; one worker thread executes prompts (:mod:`._executor`). Everything else is
-state shared between them: the queue and history (:mod:`._queue`), the socket hub
-(:mod:`._hub`), the node registry. ``stop()`` joins both threads and closes every socket.
+ephemeral port; one worker thread executes prompts (:mod:`._executor`). What requests read and
+change is the server's :class:`~._state.ServerState` (queue and history, node registry, log
+buffer, folders); the route groups get that state, never this object. ``stop()`` joins both
+threads and closes every socket.
 
 Tests wait on server-side conditions with :meth:`FakeComfyUI.wait_until` (a condition variable
 notified on every state change) instead of sleeping, and break things on purpose with the
@@ -20,7 +21,6 @@ import tempfile
 import threading
 import time
 from concurrent.futures import Future
-from datetime import datetime
 from pathlib import Path
 from typing import (
     TYPE_CHECKING,
@@ -32,7 +32,6 @@ from typing import (
     Mapping,
     Optional,
     Sequence,
-    Set,
     TypeVar,
     Union,
 )
@@ -46,15 +45,15 @@ from ._files import Workdirs, make_workdirs
 from ._hub import Hub
 from ._queue import PromptQueue
 from ._routes import CoreRoutes, Route
+from ._state import ServerState
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the node classes need Pillow: loaded only when a server is built
     from ._nodes import NodeRegistry
 
 log = logging.getLogger("comfysync.testing.server")
 
 T = TypeVar("T")
 DEFAULT_MAX_UPLOAD = 100 * 1024 * 1024
-_LOG_LIMIT = 300
 _ids = itertools.count(1)
 
 
@@ -88,43 +87,34 @@ class FakeComfyUI:
     ) -> None:
         self.host = host
         self._requested_port = port
-        self.port = port
         self.preview_method = preview_method
         self.preview_size = preview_size
         self.max_upload_size = max_upload_size
         self.jobs_api = jobs_api
-        self._extra_flags = dict(feature_flags or {})
         self._owns_workdir = workdir is None
         root = Path(tempfile.mkdtemp(prefix="fakecomfy-")) if workdir is None else Path(workdir)
         self.dirs: Workdirs = make_workdirs(root)
-        self.registry = _make_registry(models, self.dirs)
+        self.registry: NodeRegistry = _make_registry(models, self.dirs)
         for class_type, cls in (nodes or {}).items():
             self.registry.register(class_type, cls)
-        self._validate_fn: Optional[Callable[..., Any]] = None
-        self.faults = Faults()
-        self._cond = threading.Condition(threading.Lock())
-        self._version = 0
-        self._counter = 0
-        self._counter_lock = threading.Lock()
-        self._logs: List[Dict[str, str]] = []
-        self._logs_lock = threading.Lock()
-        self._log_subscribers: Set[str] = set()
-        self.queue = PromptQueue(self._queue_changed, self._notify)
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._loop_thread: Optional[threading.Thread] = None
-        self._hub: Optional[Hub] = None
-        self._runner: Optional[web.AppRunner] = None
-        self._name = f"fakecomfy-{next(_ids)}"
-        self.executor = Executor(
-            queue=self.queue,
-            hub=self._current_hub,
-            node_class=self.registry.get,
+        self.state = ServerState(
+            host=host,
             dirs=self.dirs,
+            registry=self.registry,
             preview_method=preview_method,
             preview_size=preview_size,
-            log_line=self.log_line,
-            notify=self._notify,
+            max_upload_size=max_upload_size,
+            feature_flags=feature_flags or {},
+            jobs_api=jobs_api,
         )
+        self.state.port = port
+        self.faults = Faults()
+        self.queue: PromptQueue = self.state.queue
+        self.executor: Executor = self.state.executor
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._loop_thread: Optional[threading.Thread] = None
+        self._runner: Optional[web.AppRunner] = None
+        self._name = f"fakecomfy-{next(_ids)}"
         self._started = False
         self._down = False
 
@@ -143,6 +133,11 @@ class FakeComfyUI:
     def accepting(self) -> bool:
         """False while stopped and during the downtime of :meth:`restart`."""
         return self._started and not self._down
+
+    @property
+    def port(self) -> int:
+        """The port the server listens on (the requested one until it is started)."""
+        return self.state.port
 
     @property
     def url(self) -> str:
@@ -186,7 +181,7 @@ class FakeComfyUI:
         finally:
             self._shutdown_loop(timeout)
             self._cleanup_workdir()
-        self._notify()
+        self.state.changes.notify()
 
     @staticmethod
     def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
@@ -221,14 +216,15 @@ class FakeComfyUI:
 
     async def _start_http(self, port: int) -> None:
         assert self._loop is not None
-        self._hub = Hub(
+        hub = Hub(
             self._loop,
-            self._notify,
-            self.server_feature_flags,
-            self._connect_info,
+            self.state.changes.notify,
+            self.state.feature_flags,
+            self.state.connect_info,
             self.faults.take_ws_refusal,
         )
-        self._hub.start()
+        hub.start()
+        self.state.hub = hub
         app = self._make_app()
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
@@ -241,12 +237,12 @@ class FakeComfyUI:
         self._runner = runner
         for address in runner.addresses:
             if isinstance(address, tuple):
-                self.port = int(address[1])
+                self.state.port = int(address[1])
                 break
 
     async def _stop_http(self) -> None:
-        if self._hub is not None:
-            await self._hub.stop()
+        if self.state.hub is not None:
+            await self.state.hub.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -257,14 +253,14 @@ class FakeComfyUI:
             middlewares=[self.faults.middleware, internal_error_middleware],
         )
         routes: List[Route] = [("GET", "/ws", self._ws_handler)]
-        core = CoreRoutes(self)
-        routes += core.routes() + FileRoutes(self).routes()
+        core = CoreRoutes(self.state)
+        routes += core.routes() + FileRoutes(self.dirs).routes()
         if self.jobs_api:
             from ._jobs import JobRoutes
 
-            routes += JobRoutes(self).routes()
+            routes += JobRoutes(self.queue, self.executor.interrupt).routes()
         table = [(m, p, h) for m, p, h in routes]
-        table += [(m, "/api" + p, h) for m, p, h in routes]  # the /api twins (§1.1)
+        table += [(m, "/api" + p, h) for m, p, h in routes]  # the /api twins
         table += core.internal_routes()
         for method, path, handler in table:
             if method == "GET":  # GET routes also answer HEAD, as aiohttp's add_get does
@@ -274,75 +270,7 @@ class FakeComfyUI:
         return app
 
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
-        assert self._hub is not None
-        return await self._hub.handle(request)
-
-    def _current_hub(self) -> Hub:
-        if self._hub is None:
-            raise RuntimeError("FakeComfyUI is not running")
-        return self._hub
-
-    def _connect_info(self, sid: str) -> tuple[Dict[str, Any], Optional[str]]:
-        return {"exec_info": {"queue_remaining": self.queue.remaining()}}, \
-            self.executor.reconnect_info(sid)
-
-    # ============================================================ shared state
-    def _notify(self) -> None:
-        with self._cond:
-            self._version += 1
-            self._cond.notify_all()
-
-    def _queue_changed(self, remaining: int) -> None:
-        hub = self._hub
-        if hub is not None:
-            hub.send_sync("status", {"status": {"exec_info": {"queue_remaining": remaining}}})
-
-    def take_number(self) -> int:
-        """The next priority of ``POST /prompt`` without ``number`` (§3.2)."""
-        with self._counter_lock:
-            number = self._counter
-            self._counter += 1
-            return number
-
-    def validate(self, prompt: Any, targets: Any) -> Any:
-        """Validate a posted prompt (``_validation.validate_prompt``)."""
-        fn = self._validate_fn
-        if fn is None:
-            from ._validation import validate_prompt
-
-            fn = validate_prompt
-        return fn(prompt, self.registry, targets)
-
-    def server_feature_flags(self) -> Dict[str, Any]:
-        flags: Dict[str, Any] = {
-            "supports_preview_metadata": True,
-            "max_upload_size": self.max_upload_size,
-        }
-        flags.update(self._extra_flags)
-        return flags
-
-    def log_line(self, text: str) -> None:
-        """Append to the log buffer of ``/internal/logs`` (and notify ``logs`` subscribers)."""
-        entry = {"t": datetime.now().isoformat(), "m": text if text.endswith("\n") else text + "\n"}
-        with self._logs_lock:
-            self._logs.append(entry)
-            del self._logs[:-_LOG_LIMIT]
-            subscribers = list(self._log_subscribers)
-        hub = self._hub
-        if hub is not None:
-            for sid in subscribers:
-                hub.send_sync("logs", {"entries": [entry], "size": None}, sid)
-
-    def log_entries(self) -> List[Dict[str, str]]:
-        with self._logs_lock:
-            return [dict(e) for e in self._logs]
-
-    def subscribe_logs(self, client_id: str, enabled: bool) -> None:
-        with self._logs_lock:
-            if enabled:
-                self._log_subscribers.add(client_id)
-            else:
-                self._log_subscribers.discard(client_id)
+        return await self.state.current_hub().handle(request)
 
     # ===================================================================== nodes
     def register_node(self, class_type: str, cls: type, display_name: Optional[str] = None) -> None:
@@ -352,7 +280,7 @@ class FakeComfyUI:
     # ============================================================ introspection
     def client_ids(self) -> List[str]:
         """Client ids of the registered WebSocket connections."""
-        hub = self._hub
+        hub = self.state.hub
         return hub.client_ids() if hub is not None else []
 
     @property
@@ -367,10 +295,7 @@ class FakeComfyUI:
         """Prompt id → how many times this server started executing it (a prompt served
         twice counts twice; one never run is absent). Also at ``GET /fake/executions``
         (``?prompt_id=`` for one), for tests whose server runs in another process."""
-        counts = self.executor.executions()
-        if prompt_id is None:
-            return counts
-        return {prompt_id: counts.get(prompt_id, 0)}
+        return self.state.executions(prompt_id)
 
     def queue_state(self) -> tuple[List[Any], List[Any]]:
         """``(running, pending)`` as ``GET /queue`` would show them."""
@@ -378,7 +303,7 @@ class FakeComfyUI:
 
     def is_idle(self) -> bool:
         """Nothing queued or running, and every WS message delivered."""
-        hub = self._hub
+        hub = self.state.hub
         return (
             self.queue.is_idle()
             and not self.executor.busy
@@ -389,20 +314,7 @@ class FakeComfyUI:
     def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         """Block until ``predicate()`` is true; it is re-checked after every server state
         change (queue, worker, sockets, sent messages). Raises ``TimeoutError``."""
-        deadline = time.monotonic() + timeout
-        while True:
-            with self._cond:
-                version = self._version
-            if predicate():
-                return
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"condition not met within {timeout:.1f}s")
-            self._wait_change(version, remaining)
-
-    def _wait_change(self, version: int, timeout: float) -> None:
-        with self._cond:
-            self._cond.wait_for(lambda: self._version != version, timeout)
+        self.state.changes.wait_until(predicate, timeout)
 
     def wait_for_idle(self, timeout: float = 10.0) -> None:
         self.wait_until(self.is_idle, timeout)
@@ -440,7 +352,7 @@ class FakeComfyUI:
     # =================================================================== faults
     def drop_websockets(self, abrupt: bool = False) -> None:
         """Close every WebSocket now (``abrupt``: cut TCP without a close frame)."""
-        hub = self._current_hub()
+        hub = self.state.current_hub()
         self._call(hub.close_all(abrupt=abrupt), 10.0)
         self.wait_until(lambda: hub.open_count() == 0, 10.0)
 
@@ -480,22 +392,21 @@ class FakeComfyUI:
             raise RuntimeError("FakeComfyUI is not running")
         self.queue.reset()
         self.executor.abandon_running()
-        with self._counter_lock:
-            self._counter = 0
+        self.state.reset_numbers()
         self._call(self._stop_http(), timeout)
         self._down = True
-        self._notify()
+        self.state.changes.notify()
         try:
             if downtime > 0:
                 time.sleep(downtime)
             self._call(self._start_http(self.port), timeout)
         finally:
             self._down = False
-            self._notify()
+            self.state.changes.notify()
 
     def send_message(self, event_type: str, data: Any, client_id: Optional[str] = None) -> None:
         """Send ``{"type": event_type, "data": data}`` to one client (or all)."""
-        self._current_hub().send_sync(event_type, data, client_id)
+        self.state.current_hub().send_sync(event_type, data, client_id)
 
     def send_unknown_message(
         self, type: str = "x.custom", data: Any = None, client_id: Optional[str] = None
@@ -505,16 +416,16 @@ class FakeComfyUI:
 
     def send_malformed_json(self, client_id: Optional[str] = None) -> None:
         """A text frame that is not valid JSON."""
-        self._current_hub().send_raw_sync('{"type": "status", "data": {', client_id)
+        self.state.current_hub().send_raw_sync('{"type": "status", "data": {', client_id)
 
     def send_truncated_binary(
         self, client_id: Optional[str] = None, frame: bytes = b"\x00\x00"
     ) -> None:
         """A binary frame too short to hold its header (or ``frame`` as given)."""
-        self._current_hub().send_bytes_sync(frame, client_id)
+        self.state.current_hub().send_bytes_sync(frame, client_id)
 
     def send_binary(self, frame: bytes, client_id: Optional[str] = None) -> None:
-        self._current_hub().send_bytes_sync(frame, client_id)
+        self.state.current_hub().send_bytes_sync(frame, client_id)
 
 
 def _make_registry(models: Optional[Mapping[str, Sequence[str]]], dirs: Workdirs) -> NodeRegistry:

@@ -31,6 +31,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from attrs import define
 
+from ._node_calls import full_type_name
 from ._nodes import NodeRegistry
 
 #: One error dict: ``{"type", "message", "details", "extra_info"}``.
@@ -139,12 +140,6 @@ def _failed(graph: Dict[str, Any], error: ErrorDict) -> ValidationResult:
     return ValidationResult(False, error, {}, [], graph)
 
 
-def _full_type_name(klass: type) -> str:
-    if klass.__module__ == "builtins":
-        return klass.__qualname__
-    return f"{klass.__module__}.{klass.__qualname__}"
-
-
 def _exception_error(type_: str, ex: BaseException, inner: Optional[Dict[str, Any]]) -> ErrorDict:
     """``exception_during_validation`` (``inner`` None) or
     ``exception_during_inner_validation`` (``inner`` = input_name, input_config, linked_node),
@@ -154,7 +149,7 @@ def _exception_error(type_: str, ex: BaseException, inner: Optional[Dict[str, An
         info["input_name"] = inner["input_name"]
         info["input_config"] = inner["input_config"]
         info["exception_message"] = str(ex)
-    info["exception_type"] = _full_type_name(type(ex))
+    info["exception_type"] = full_type_name(type(ex))
     info["traceback"] = traceback.format_tb(ex.__traceback__)
     if inner is not None:
         info["linked_node"] = inner["linked_node"]
