@@ -32,14 +32,23 @@ from typing import (
 
 from ._dispatch import Callback, EventBus, ExceptionHandler, Subscription
 from ._http.transport import HttpTransport, TimeoutArg, VerifyArg
-from ._rest.methods import RestMethods, WorkflowInput, to_api_prompt
+from ._rest.methods import RestMethods
+from ._rest.models import QueuedPrompt
 from ._results import PromptResult
 from ._tracking.job import PromptJob, check_timeout
 from ._tracking.reconcile import RestOps
 from ._tracking.tracker import Tracker
-from ._workflow.workflow import NodeDefsCache, ensure_api_format
+from ._types import TrackerMode, WorkflowLike
+from ._workflow.node_specs import NodeDefsCache
+from ._workflow.prompt import explain_rejection, to_prompt
 from ._ws.listener import Listener
-from .errors import ComfyConnectionError, ComfyError, ComfyHTTPError, ConnectTimeoutError
+from .errors import (
+    ComfyConnectionError,
+    ComfyError,
+    ComfyHTTPError,
+    ConnectTimeoutError,
+    PromptValidationError,
+)
 from .events import AuthError, AuthSuccess, Event, EventKey, Preview, Progress, Status
 
 __all__ = ["ComfyApi"]
@@ -104,7 +113,7 @@ class ComfyApi(RestMethods):
         timeout: TimeoutArg = 30.0,
         verify: VerifyArg = True,
         reconnect: bool = True,
-        tracker: str = "auto",
+        tracker: TrackerMode = "auto",
         exception_handler: Optional[ExceptionHandler] = None,
         backoff_base: float = 0.5,
         backoff_cap: float = 30.0,
@@ -403,7 +412,7 @@ class ComfyApi(RestMethods):
 
     def submit(
         self,
-        workflow: WorkflowInput,
+        workflow: WorkflowLike,
         *,
         on_progress: Optional[Callable[[Progress], object]] = None,
         on_preview: Optional[Callable[[Preview], object]] = None,
@@ -417,7 +426,7 @@ class ComfyApi(RestMethods):
         :class:`PromptJob` at once. ``on_progress`` / ``on_preview`` are subscribed to this
         prompt before it is posted, so none of its events is missed. Connects first when
         ``connect()`` was never called. A rejected prompt raises ``PromptValidationError``."""
-        prompt = to_api_prompt(ensure_api_format(workflow, self._node_defs))
+        prompt = to_prompt(workflow, self._node_defs)
         if self._listener is None and self.tracker_mode != "http":
             self.connect()
         subscribe: List[Tuple[EventKey, Callback]] = []
@@ -427,11 +436,34 @@ class ComfyApi(RestMethods):
             subscribe.append(("b_preview", on_preview))
         options = dict(front=front, number=number, extra_data=extra_data,
                        partial_execution_targets=partial_execution_targets)
-        return self._tracker.submit(prompt, options, subscribe=subscribe)
+        try:
+            return self._tracker.submit(prompt, options, subscribe=subscribe)
+        except PromptValidationError as exc:
+            raise explain_rejection(exc, prompt, self._node_defs.cached()) from None
+
+    def queue_prompt(
+        self,
+        workflow: WorkflowLike,
+        *,
+        prompt_id: Optional[str] = None,
+        front: bool = False,
+        number: Optional[float] = None,
+        extra_data: Optional[Mapping[str, Any]] = None,
+    ) -> QueuedPrompt:
+        """``POST /prompt`` without tracking: ``workflow`` as for :meth:`submit` (checked,
+        and converted from UI format, before anything is sent); options and answer as for
+        :meth:`RestMethods.queue_prompt`."""
+        prompt = to_prompt(workflow, self._node_defs)
+        try:
+            return super().queue_prompt(
+                prompt, prompt_id=prompt_id, front=front, number=number, extra_data=extra_data
+            )
+        except PromptValidationError as exc:
+            raise explain_rejection(exc, prompt, self._node_defs.cached()) from None
 
     def run_workflow(
         self,
-        workflow: WorkflowInput,
+        workflow: WorkflowLike,
         timeout: Optional[float] = None,
         on_progress: Optional[Callable[[Progress], object]] = None,
         on_preview: Optional[Callable[[Preview], object]] = None,

@@ -22,9 +22,9 @@ from concurrent.futures import Future
 from typing import Any, Literal, Optional, Union, overload
 
 from ._client import ComfyApi
-from ._rest.methods import WorkflowInput
 from ._results import PromptResult
 from ._tracking.job import JobHandle, PromptJob
+from ._types import WorkflowLike
 
 __all__ = ["ComfyClient", "SeedPromptJob", "create_client"]
 
@@ -47,21 +47,21 @@ class ComfyClient(ComfyApi):
 
     @overload
     def submit_workflow(
-        self, workflow: WorkflowInput, return_future: Literal[True] = ..., **kwargs: Any
+        self, workflow: WorkflowLike, return_future: Literal[True] = ..., **kwargs: Any
     ) -> PromptJob: ...
 
     @overload
     def submit_workflow(
-        self, workflow: WorkflowInput, return_future: Literal[False], **kwargs: Any
+        self, workflow: WorkflowLike, return_future: Literal[False], **kwargs: Any
     ) -> SeedPromptJob: ...
 
     @overload
     def submit_workflow(
-        self, workflow: WorkflowInput, return_future: bool = ..., **kwargs: Any
+        self, workflow: WorkflowLike, return_future: bool = ..., **kwargs: Any
     ) -> Union[PromptJob, SeedPromptJob]: ...
 
     def submit_workflow(
-        self, workflow: WorkflowInput, return_future: bool = True, **kwargs: Any
+        self, workflow: WorkflowLike, return_future: bool = True, **kwargs: Any
     ) -> Union[PromptJob, SeedPromptJob]:
         """:meth:`ComfyApi.submit`; with ``return_future=False`` the prompt's ``future`` is
         None (a :class:`SeedPromptJob`) and the result is fetched with

@@ -27,7 +27,7 @@ Messages never contain credentials: the URL in an error is always the redacted o
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence
 
 if TYPE_CHECKING:  # for the annotation only: errors.py imports nothing of comfysync
     from ._tracking.job import PromptJob
@@ -160,7 +160,8 @@ class PromptValidationError(ComfyHTTPError):
 
     ``error`` is the top-level ``{"type", "message", "details", "extra_info"}`` dict,
     ``node_errors`` maps node id → ``{"errors": [...], "dependent_outputs", "class_type"}``.
-    The message lists every node error as ``node <id> (<class_type>): <message> — <details>``.
+    The message lists every node error as ``node <id> (<class_type>): <message> — <details>``,
+    then the client's ``hints`` (what a cryptic error means, likely typos), when it has any.
     """
 
     def __init__(
@@ -171,15 +172,21 @@ class PromptValidationError(ComfyHTTPError):
         status: int = 400,
         url: str = "",
         body: Any = None,
+        hints: Sequence[str] = (),
     ) -> None:
         self.error: Dict[str, Any] = dict(error)
         self.node_errors: Dict[str, Any] = dict(node_errors)
+        self.hints: List[str] = list(hints)
         head = str(self.error.get("message") or self.error.get("type") or "Prompt rejected")
         lines = _format_node_errors(self.node_errors)
         details = str(self.error.get("details") or "").strip()
         if not lines and details:
             head += f" — {details}"
         message = head if not lines else head + ":\n" + "\n".join(f"  {ln}" for ln in lines)
+        if self.hints:
+            message += "\nWhat the client sees in the workflow:\n" + "\n".join(
+                f"  {hint}" for hint in self.hints
+            )
         super().__init__(status, url, body, method="POST", message=message)
 
     @property

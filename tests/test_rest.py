@@ -25,10 +25,11 @@ import comfysync
 from comfysync import ComfyApi
 from comfysync._rest.base import RestBase
 from comfysync._rest.files import FileInput, FileRoutes
-from comfysync._rest.methods import RestMethods, to_api_prompt
+from comfysync._rest.methods import RestMethods
 from comfysync._rest.models import FileRef, HistoryEntry, NodeDef, QueuedPrompt, QueueState
 from comfysync._rest.server import ServerRoutes
 from comfysync._rest.user import UserRoutes
+from comfysync._workflow.prompt import to_prompt as to_api_prompt
 from comfysync.errors import (
     ComfyConnectionError,
     ComfyHTTPError,
@@ -179,16 +180,19 @@ def test_real_recorded_submission_is_reproduced(h: Harness) -> None:
     assert queued.prompt_id == recorded["prompt_id"] == ex["body"]["prompt_id"]
 
 
-def test_ui_format_refused_before_any_request(h: Harness, tmp_path: Path) -> None:
+def test_ui_format_is_converted_never_posted_raw(h: Harness, tmp_path: Path) -> None:
+    """queue_prompt goes through the one normaliser like submit: a UI-format workflow is
+    converted with the server's node definitions (read once), and one that cannot be
+    converted is refused before POST /prompt."""
     ui = {"last_node_id": 3, "nodes": [], "links": [], "version": 0.4}
-    with pytest.raises(WorkflowFormatError) as info:
+    h.expect("GET", "/object_info", json={"SaveImage": {"input": {}, "output_node": True}})
+    with pytest.raises(WorkflowFormatError, match="no node to run"):
         h.api.queue_prompt(ui)
-    assert "Export (API)" in str(info.value) and "Workflow.from_ui" in str(info.value)
     path = tmp_path / "ui.json"
     path.write_text(json.dumps(ui))
-    with pytest.raises(WorkflowFormatError, match="ui.json"):
+    with pytest.raises(WorkflowFormatError, match="no node to run"):
         h.api.queue_prompt(path)
-    assert len(h.mock.calls) == 0
+    assert [c.request.method for c in h.mock.calls] == ["GET"]
 
 
 @pytest.mark.parametrize(
@@ -231,14 +235,14 @@ def test_to_api_prompt_checks_nodes_like_workflow(bad: Dict[str, Any]) -> None:
 def test_to_api_prompt_other_inputs(tmp_path: Path) -> None:
     with pytest.raises(WorkflowFormatError, match="not found"):
         to_api_prompt(tmp_path / "missing.json")
-    with pytest.raises(WorkflowFormatError, match="got int"):
+    with pytest.raises(WorkflowFormatError, match="not int"):
         to_api_prompt(42)
     with pytest.raises(WorkflowFormatError, match="JSON-serialisable"):
         to_api_prompt({"1": {"class_type": "X", "inputs": {"v": object()}}})
-    src = {"1": {"class_type": "X", "inputs": {"v": [1, 2]}}}
+    src = {"1": {"class_type": "X", "inputs": {"v": {"__value__": [1, 2]}}}}
     copy = to_api_prompt(src)
-    copy["1"]["inputs"]["v"].append(3)
-    assert src["1"]["inputs"]["v"] == [1, 2]
+    copy["1"]["inputs"]["v"]["__value__"].append(3)
+    assert src["1"]["inputs"]["v"] == {"__value__": [1, 2]}
     bom = tmp_path / "bom.json"
     bom.write_bytes(b"\xef\xbb\xbf" + json.dumps(src).encode())
     assert to_api_prompt(bom) == src

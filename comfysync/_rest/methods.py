@@ -7,95 +7,36 @@ of a prompt's life — submitting, the queue, interrupting, history — and take
 one mixin per group: :mod:`comfysync._rest.server` (system, models, node definitions, logs),
 :mod:`comfysync._rest.files` (uploads and ``/view``), :mod:`comfysync._rest.user` (users,
 settings, user data, jobs API). Paths, bodies and query parameters follow ComfyUI v0.3.64
-(protocol reference §3–§10, §17 for the jobs API).
+(the jobs API as newer servers offer it).
 
 Submitting is split in two so the tracking layer can register a prompt *before* it is posted:
-:func:`to_api_prompt` turns whatever the user passed into an API-format dict (refusing UI
-format before any request), then :meth:`RestMethods._post_prompt` posts it under a prompt id
-chosen by the caller. :meth:`RestMethods.queue_prompt` is both steps in one.
+the caller turns whatever the user passed into the API prompt (the workflow layer's
+``to_prompt``; this layer takes only the ready dict), then :meth:`RestMethods._post_prompt`
+posts it under a prompt id chosen by the caller. :meth:`RestMethods.queue_prompt` posts a ready
+prompt under a fresh id.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import uuid
 from typing import Any, Dict, Iterable, Mapping, Optional, Union
 
-from .._workflow.format import check_api_shape, is_ui_format, read_json_file
-from ..errors import (
-    ComfyHTTPError,
-    PromptValidationError,
-    WorkflowFormatError,
-    _format_node_errors,
-)
+from ..errors import ComfyHTTPError, PromptValidationError, _format_node_errors
 from .base import id_list, segment
 from .files import FileInput, FileRoutes
 from .models import HistoryEntry, QueuedPrompt, QueueState
 from .server import ServerRoutes
 from .user import UserRoutes
 
-__all__ = ["FileInput", "RestMethods", "WorkflowInput", "new_prompt_id", "to_api_prompt"]
+__all__ = ["FileInput", "RestMethods", "new_prompt_id"]
 
 log = logging.getLogger("comfysync.rest")
-
-WorkflowInput = Any
-"""A workflow: an API-format mapping, a path to an API-format JSON file, or any object with a
-``to_dict()`` method returning one (e.g. :class:`~comfysync.Workflow`)."""
-
-_UI_FORMAT_HELP = (
-    "it is a UI-format workflow (top-level 'nodes' and 'links', as saved by ComfyUI's "
-    "'Save'). The server only runs API format: in ComfyUI use 'Export (API)' (enable dev "
-    "mode options in older versions), or convert it with "
-    "Workflow.from_ui(ui_json, api.get_node_defs())"
-)
 
 
 def new_prompt_id() -> str:
     """A prompt id in the only form newer servers accept: a canonical UUID4 string."""
     return str(uuid.uuid4())
-
-
-def to_api_prompt(workflow: WorkflowInput) -> Dict[str, Any]:
-    """The API-format prompt dict for ``workflow``, checked enough to fail early.
-
-    Accepts a mapping, a path (``str``/``PathLike``) to a JSON file, or an object with
-    ``to_dict()``. Raises :class:`WorkflowFormatError` — before anything is sent — for a
-    UI-format workflow, a file that is missing or not JSON, nodes without ``class_type``, or
-    values that cannot be serialised as JSON. Returns a deep copy: later changes to the
-    caller's object do not affect what was submitted.
-    """
-    path = ""
-    if isinstance(workflow, (str, os.PathLike)):
-        path = os.fspath(workflow)
-        data: Any = read_json_file(workflow)
-    elif isinstance(workflow, Mapping):
-        data = workflow
-    elif callable(getattr(workflow, "to_dict", None)):
-        data = workflow.to_dict()
-    else:
-        raise WorkflowFormatError(
-            "a workflow must be an API-format dict, a path to an API-format JSON file, or an "
-            f"object with to_dict(); got {type(workflow).__name__}"
-        )
-    source = f" in {path}" if path else ""
-    if not isinstance(data, Mapping):
-        raise WorkflowFormatError(
-            f"the workflow{source} must be a JSON object of nodes, not {type(data).__name__}"
-        )
-    if is_ui_format(data):
-        raise WorkflowFormatError(f"cannot submit the workflow{source} as it is: " +
-                                  _UI_FORMAT_HELP)
-    if not data:
-        raise WorkflowFormatError(f"the workflow{source} has no nodes")
-    check_api_shape(data, source=path)
-    try:
-        encoded = json.dumps(data, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise WorkflowFormatError(f"the workflow{source} is not JSON-serialisable: {exc}") from None
-    result: Dict[str, Any] = json.loads(encoded)
-    return result
 
 
 class RestMethods(ServerRoutes, FileRoutes, UserRoutes):
@@ -110,15 +51,16 @@ class RestMethods(ServerRoutes, FileRoutes, UserRoutes):
 
     def queue_prompt(
         self,
-        workflow: WorkflowInput,
+        workflow: Any,
         *,
         prompt_id: Optional[str] = None,
         front: bool = False,
         number: Optional[float] = None,
         extra_data: Optional[Mapping[str, Any]] = None,
     ) -> QueuedPrompt:
-        """``POST /prompt``: queue ``workflow`` (see :data:`WorkflowInput`; checked by
-        :func:`to_api_prompt` before anything is sent) and return the server's answer.
+        """``POST /prompt``: queue ``workflow``, an API prompt ready to post, and return the
+        server's answer (:class:`~comfysync.ComfyApi` first turns any workflow-like input
+        into one, checked before anything is sent).
 
         ``extra_data`` goes to the server as is (e.g. API keys for API nodes); ``client_id`` is
         always sent, so this client's WebSocket receives the prompt's events.
@@ -127,9 +69,8 @@ class RestMethods(ServerRoutes, FileRoutes, UserRoutes):
         A prompt the server rejects raises :class:`~comfysync.PromptValidationError`.
         This only queues: ``submit()``/``run_workflow()`` also track the prompt to the end.
         """
-        prompt = to_api_prompt(workflow)
         return self._post_prompt(
-            prompt, prompt_id if prompt_id is not None else new_prompt_id(),
+            workflow, prompt_id if prompt_id is not None else new_prompt_id(),
             front=front, number=number, extra_data=extra_data,
         )
 
@@ -143,7 +84,7 @@ class RestMethods(ServerRoutes, FileRoutes, UserRoutes):
         extra_data: Optional[Mapping[str, Any]] = None,
         partial_execution_targets: Optional[Iterable[str]] = None,
     ) -> QueuedPrompt:
-        """Post an already normalised prompt (see :func:`to_api_prompt`) under ``prompt_id``;
+        """Post an already normalised prompt under ``prompt_id``;
         options as for :meth:`queue_prompt`, plus ``partial_execution_targets`` (run only
         these output nodes). For the tracking layer, which registers the id first."""
         body: Dict[str, Any] = {

@@ -40,12 +40,16 @@ class InputSpec:
     def from_wire(cls, name: str, spec: Any, category: str) -> InputSpec:
         """From the wire ``spec`` of input ``name`` in the input group ``category``: a bare
         type name, ``[type, options]``, ``[[choices], options]`` or
-        ``["COMBO", {"options": [choices], ...}]``."""
+        ``["COMBO", {"options": [choices], ...}]``. Anything else (a custom node's own
+        shape) reads as an input of any type (``"*"``): one odd input must not make the
+        whole ``/object_info`` answer unreadable."""
         choices: Optional[List[Any]] = None
         options: Dict[str, Any] = {}
         if isinstance(spec, str):
             return cls(name=name, type=spec, category=category, raw=spec)
-        items = wire_array(spec, f"input spec {name}")
+        if not isinstance(spec, (list, tuple)):
+            return cls(name=name, type="*", category=category, raw=spec)
+        items = list(spec)
         head: Any = items[0] if items else "*"
         if len(items) > 1 and isinstance(items[1], Mapping):
             options = dict(items[1])
@@ -78,7 +82,9 @@ class NodeDef:
     """A node class from ``GET /object_info``.
 
     ``input_required`` / ``input_optional`` / ``input_hidden`` are the server's input dicts
-    verbatim; :meth:`inputs` gives them as :class:`InputSpec` in the server's ``input_order``.
+    verbatim; :meth:`inputs` gives them as :class:`InputSpec` in the server's ``input_order``,
+    parsed once when the definition is made (UI conversion and validation ask for them per
+    node of every workflow).
     """
 
     name: str
@@ -97,6 +103,17 @@ class NodeDef:
     deprecated: bool = False
     experimental: bool = False
     raw: Dict[str, Any] = field(factory=dict, repr=False, eq=False)
+    _specs: Dict[str, InputSpec] = field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        specs: Dict[str, InputSpec] = {}
+        for category in _INPUT_CATEGORIES:
+            group = self._category_dict(category)
+            names = [n for n in self.input_order.get(category, []) if n in group]
+            names += [n for n in group if n not in names]
+            for n in names:
+                specs.setdefault(n, InputSpec.from_wire(n, group[n], category))
+        object.__setattr__(self, "_specs", specs)
 
     @classmethod
     def from_wire(cls, name: str, data: Mapping[str, Any]) -> NodeDef:
@@ -109,7 +126,11 @@ class NodeDef:
             str(k): [str(x) for x in wire_array(v, "input_order")]
             for k, v in wire_object(data.get("input_order"), f"input_order of {name}").items()
         }
-        output = [str(x) for x in wire_array(data.get("output"), "output")]
+        # an output that is an option list (a combo passed on) has the type COMBO
+        output = [
+            "COMBO" if isinstance(x, list) else str(x)
+            for x in wire_array(data.get("output"), "output")
+        ]
         return cls(
             name=str(data.get("name") or name),
             display_name=str(data.get("display_name") or data.get("name") or name),
@@ -141,23 +162,14 @@ class NodeDef:
     def inputs(self, *, include_hidden: bool = False) -> List[InputSpec]:
         """Required then optional inputs (then hidden ones with ``include_hidden``), each
         group in the server's ``input_order``."""
-        specs: List[InputSpec] = []
-        for category in _INPUT_CATEGORIES:
-            if category == "hidden" and not include_hidden:
-                continue
-            group = self._category_dict(category)
-            names = [n for n in self.input_order.get(category, []) if n in group]
-            names += [n for n in group if n not in names]
-            specs.extend(InputSpec.from_wire(n, group[n], category) for n in names)
-        return specs
+        return [
+            spec for spec in self._specs.values()
+            if include_hidden or spec.category != "hidden"
+        ]
 
     def input(self, name: str) -> Optional[InputSpec]:
         """The spec of input ``name`` (any category), or ``None``."""
-        for category in _INPUT_CATEGORIES:
-            group = self._category_dict(category)
-            if name in group:
-                return InputSpec.from_wire(name, group[name], category)
-        return None
+        return self._specs.get(name)
 
     def input_names(self, *, include_hidden: bool = False) -> List[str]:
         """The names of :meth:`inputs` (hidden ones only with ``include_hidden``)."""

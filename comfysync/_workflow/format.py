@@ -1,7 +1,8 @@
 """Reading workflow files and telling the two workflow formats apart.
 
-Shared by the REST layer (which refuses the UI format before anything is sent) and the
-workflow layer (which converts it), so both read files and recognise formats the same way.
+The low-level checks of :mod:`comfysync._workflow.prompt`, the one place that turns what a
+user passes into the prompt that is posted: :func:`read_workflow_file` reads a JSON file or the
+prompt a ComfyUI output PNG carries, :func:`is_ui_format` recognises an editor save file and
 :func:`check_api_shape` refuses a mapping that is neither, naming the first bad node.
 """
 
@@ -9,11 +10,15 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Mapping, Union
+import struct
+import zlib
+from typing import Any, Dict, Mapping, Union
 
 from ..errors import WorkflowFormatError
 
-__all__ = ["check_api_shape", "is_ui_format", "read_json_file"]
+__all__ = ["check_api_shape", "is_ui_format", "read_json_file", "read_workflow_file"]
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def is_ui_format(data: Any) -> bool:
@@ -44,6 +49,66 @@ def read_json_file(path: Union[str, os.PathLike[str]]) -> Any:
         raise WorkflowFormatError(f"{name} is not UTF-8 text: {exc}") from None
     except ValueError as exc:
         raise WorkflowFormatError(f"{name} is not valid JSON: {exc}") from None
+
+
+def read_workflow_file(path: Union[str, os.PathLike[str]]) -> Any:
+    """The workflow in a file: a JSON file (see :func:`read_json_file`), or a PNG written by
+    ComfyUI, whose ``prompt`` text chunk holds the API-format prompt it was made with (its
+    ``workflow`` chunk, the editor graph, is used when there is no ``prompt``)."""
+    name = os.fspath(path)
+    try:
+        with open(name, "rb") as fh:
+            is_png = fh.read(len(_PNG_SIGNATURE)) == _PNG_SIGNATURE
+    except OSError:
+        is_png = False  # read_json_file words the failure
+    if not is_png:
+        return read_json_file(path)
+    chunks = _png_text_chunks(name)
+    text = chunks.get("prompt", chunks.get("workflow"))
+    if text is None:
+        raise WorkflowFormatError(
+            f"{name} is a PNG without an embedded workflow (no 'prompt' text chunk): only "
+            "images saved by ComfyUI's SaveImage carry one, and not when the server runs "
+            "with --disable-metadata"
+        )
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise WorkflowFormatError(f"{name}: the embedded prompt is not valid JSON: {exc}") from None
+
+
+def _png_text_chunks(name: str) -> Dict[str, str]:
+    """The ``tEXt``/``zTXt``/``iTXt`` chunks of a PNG file by keyword (standard library only,
+    so Pillow is not needed to read a workflow)."""
+    found: Dict[str, str] = {}
+    try:
+        with open(name, "rb") as fh:
+            data = fh.read()
+        pos = len(_PNG_SIGNATURE)
+        while pos + 8 <= len(data):
+            length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+            body = data[pos + 8:pos + 8 + length]
+            pos += 12 + length
+            if kind == b"IEND":
+                break
+            if kind not in (b"tEXt", b"zTXt", b"iTXt"):
+                continue
+            keyword, _, rest = body.partition(b"\0")
+            if kind == b"tEXt":
+                text = rest.decode("latin-1")
+            elif kind == b"zTXt":
+                text = zlib.decompress(rest[1:]).decode("latin-1")
+            else:  # iTXt: flag, method, language\0, translated keyword\0, text
+                compressed = rest[:1] == b"\1"
+                _, _, rest = rest[2:].partition(b"\0")
+                _, _, rest = rest.partition(b"\0")
+                text = (zlib.decompress(rest) if compressed else rest).decode("utf-8")
+            found.setdefault(keyword.decode("latin-1"), text)
+    except OSError as exc:
+        raise WorkflowFormatError(f"cannot read workflow file {name}: {exc.strerror}") from None
+    except (zlib.error, UnicodeDecodeError, struct.error) as exc:
+        raise WorkflowFormatError(f"{name}: a damaged PNG text chunk ({exc})") from None
+    return found
 
 
 def check_api_shape(data: Mapping[str, Any], source: str = "") -> None:

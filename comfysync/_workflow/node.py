@@ -2,14 +2,19 @@
 
 An API-format node is ``{"class_type", "inputs", "_meta": {"title"}}``; an input holds a
 literal or a link ``[source node id, output index]``. :class:`Node` wraps the workflow's own
-entry dict rather than copying it, so ``wf["3"].inputs["seed"] = 1`` edits the workflow.
+entry dict rather than copying it and reads like it, so ``wf["3"]["inputs"]["seed"] = 1``,
+``wf["3"].inputs["seed"] = 1`` and the shortcut ``wf["3"]["seed"] = 1`` all edit the workflow.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+import copy
+from typing import Any, Dict, ItemsView, Iterator, KeysView, Mapping, Optional, ValuesView
 
-__all__ = ["Node", "is_link"]
+__all__ = ["ENTRY_KEYS", "Node", "is_link"]
+
+#: The keys of an API-format node entry; any other key of a :class:`Node` names an input.
+ENTRY_KEYS = frozenset({"class_type", "inputs", "_meta"})
 
 
 def is_link(value: Any) -> bool:
@@ -25,7 +30,12 @@ def is_link(value: Any) -> bool:
 
 
 class Node:
-    """Live view of one node of a :class:`Workflow` (edits go straight into the workflow)."""
+    """Live view of one node of a :class:`Workflow` (edits go straight into the workflow).
+
+    Reads like the entry dict it wraps (``node["class_type"]``, ``node["inputs"]``,
+    ``"inputs" in node``, ``dict(node)``); any other key is an input name, so ``node["seed"]``
+    is ``node["inputs"]["seed"]``.
+    """
 
     __slots__ = ("_entry", "id")
 
@@ -66,16 +76,51 @@ class Node:
         """True when input ``name`` is fed by another node's output."""
         return is_link(self.inputs.get(name))
 
-    def __getitem__(self, name: str) -> Any:
-        return self.inputs[name]
+    def __getitem__(self, key: str) -> Any:
+        if key == "inputs":
+            return self.inputs
+        if key in ENTRY_KEYS:
+            return self._entry[key]
+        return self.inputs[key]
 
-    def __setitem__(self, name: str, value: Any) -> None:
-        self.inputs[name] = value
+    def __setitem__(self, key: str, value: Any) -> None:
+        if key in ENTRY_KEYS:
+            self._entry[key] = value
+        else:
+            self.inputs[key] = value
 
-    def __contains__(self, name: object) -> bool:
-        return name in self.inputs
+    def __contains__(self, key: object) -> bool:
+        return key in self._entry or key in self.inputs
+
+    def __iter__(self) -> Iterator[str]:
+        """The entry's keys (``class_type``, ``inputs``, ``_meta``), like the dict."""
+        return iter(list(self._entry))
+
+    def __len__(self) -> int:
+        return len(self._entry)
+
+    def keys(self) -> KeysView[str]:
+        return self._entry.keys()
+
+    def items(self) -> ItemsView[str, Any]:
+        return self._entry.items()
+
+    def values(self) -> ValuesView[Any]:
+        return self._entry.values()
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def to_dict(self) -> Dict[str, Any]:
+        """A deep copy of the entry."""
+        return copy.deepcopy(self._entry)
 
     def __eq__(self, other: object) -> bool:
+        if isinstance(other, Mapping):
+            return self._entry == dict(other)
         if not isinstance(other, Node):
             return NotImplemented
         return self.id == other.id and self._entry is other._entry

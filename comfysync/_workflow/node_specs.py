@@ -1,4 +1,4 @@
-"""Reading ComfyUI node definitions (``/object_info``): input specs, widgets, seeds, caching.
+"""Node definitions (``/object_info``) as the workflow layer reads them: widgets, seeds, caching.
 
 A class's definition answers every question that UI conversion and client-side validation ask
 about it: the type and options of an input, which inputs the editor shows as widgets and in
@@ -6,38 +6,41 @@ what order (the order of a save file's ``widgets_values``), which INT widgets ar
 the editor-only "control after generate" value, what a widget holds when the file has no value,
 and the range a seed may take. Both read definitions through this module, so they agree.
 
-Definitions arrive in two forms, ``api.get_node_defs()`` (class → ``NodeDef`` with ``.raw``)
-or the raw ``/object_info`` JSON; :func:`raw_node_defs` turns either into the wire dicts the rest
-of this module reads.
+Definitions are the typed :class:`~comfysync.NodeDef` model, parsed once: ``api.get_node_defs()``
+returns it, and the raw ``/object_info`` JSON a user may pass instead is parsed class by class
+on first use by :class:`NodeDefIndex` — never turned back into JSON.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from attrs import define
 
+from .._rest.node_defs import InputSpec, NodeDef
 from ..errors import WorkflowFormatError
 
 __all__ = [
     "EDITOR_ONLY_WIDGET_TYPES",
+    "NodeDefIndex",
     "NodeDefsCache",
     "NodeDefsLike",
+    "NodeDefsSource",
     "SEED_INPUTS",
     "SEED_MAX",
     "WidgetSlot",
-    "input_spec",
-    "raw_node_defs",
     "seed_range",
-    "spec_options",
-    "spec_type",
     "widget_slots",
 ]
 
-#: ``api.get_node_defs()`` (class → ``NodeDef`` with ``.raw``) or the raw ``/object_info``
+#: ``api.get_node_defs()`` (class → :class:`~comfysync.NodeDef`) or the raw ``/object_info``
 #: JSON.
 NodeDefsLike = Mapping[str, Any]
+
+#: Node definitions, or a callable returning them when first needed (the client's
+#: :class:`NodeDefsCache`): ``/object_info`` is fetched only for work that needs it.
+NodeDefsSource = Union[NodeDefsLike, Callable[[], NodeDefsLike]]
 
 #: Input names ComfyUI uses for seeds (randomized by ``Workflow.randomize_seeds``; an INT of
 #: this name has a "control after generate" widget when its definition does not say).
@@ -53,74 +56,67 @@ EDITOR_ONLY_WIDGET_TYPES = frozenset({"WEBCAM", "AUDIO_RECORD", "LOAD_3D", "LOAD
 _WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
 
 
-def raw_node_defs(node_defs: NodeDefsLike) -> Dict[str, Mapping[str, Any]]:
-    """class_type → the wire dict of ``/object_info``, from either accepted form."""
-    if not isinstance(node_defs, Mapping):
-        raise WorkflowFormatError(
-            "node_defs must map class_type to its definition (api.get_node_defs() or the "
-            f"/object_info JSON), not {type(node_defs).__name__}"
-        )
-    out: Dict[str, Mapping[str, Any]] = {}
-    for name, info in node_defs.items():
-        raw = getattr(info, "raw", info)
-        if isinstance(raw, Mapping):
-            out[str(name)] = raw
-    return out
+class NodeDefIndex:
+    """Class name → :class:`~comfysync.NodeDef`, from either accepted form. A raw
+    ``/object_info`` entry is parsed the first time its class is asked for (a workflow uses a
+    few dozen of the server's hundreds of classes), then kept."""
+
+    __slots__ = ("_parsed", "_source")
+
+    def __init__(self, node_defs: NodeDefsLike) -> None:
+        if isinstance(node_defs, NodeDefIndex):
+            self._source: Mapping[str, Any] = node_defs._source
+            self._parsed: Dict[str, Optional[NodeDef]] = node_defs._parsed
+            return
+        if not isinstance(node_defs, Mapping):
+            raise WorkflowFormatError(
+                "node_defs must map class_type to its definition (api.get_node_defs() or the "
+                f"/object_info JSON), not {type(node_defs).__name__}"
+            )
+        self._source = node_defs
+        self._parsed = {}
+
+    def get(self, class_type: str) -> Optional[NodeDef]:
+        """The definition of ``class_type``, or None when it is unknown (or unreadable)."""
+        if class_type in self._parsed:
+            return self._parsed[class_type]
+        info = self._source.get(class_type)
+        node: Optional[NodeDef] = None
+        if isinstance(info, NodeDef):
+            node = info
+        elif isinstance(info, Mapping):
+            try:
+                node = NodeDef.from_wire(class_type, info)
+            except TypeError:  # a custom node's malformed definition: treated as unknown
+                node = None
+        self._parsed[class_type] = node
+        return node
+
+    def __contains__(self, class_type: object) -> bool:
+        return isinstance(class_type, str) and self.get(class_type) is not None
+
+    def names(self) -> List[str]:
+        """Every class name (for suggestions)."""
+        return [str(n) for n in self._source]
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names())
 
 
-def input_spec(info: Optional[Mapping[str, Any]], name: str) -> Optional[Sequence[Any]]:
-    """``[TYPE, options]`` of a required or optional input, or None."""
-    if not isinstance(info, Mapping):
-        return None
-    inputs = info.get("input")
-    if not isinstance(inputs, Mapping):
-        return None
-    for category in ("required", "optional"):
-        group = inputs.get(category)
-        if isinstance(group, Mapping):
-            spec = group.get(name)
-            if isinstance(spec, (list, tuple)) and spec:
-                return spec
-    return None
-
-
-def spec_options(spec: Optional[Sequence[Any]]) -> Mapping[str, Any]:
-    """The options dict of an input spec (``min``, ``default``, ``forceInput``...), or ``{}``."""
-    if spec is not None and len(spec) > 1 and isinstance(spec[1], Mapping):
-        return spec[1]
-    return {}
-
-
-def spec_type(spec: Sequence[Any]) -> str:
-    """The input's type name; a literal option list is a ``COMBO``."""
-    kind = spec[0]
-    if isinstance(kind, (list, tuple)):
-        return "COMBO"
-    return str(kind)
-
-
-def seed_range(info: Optional[Mapping[str, Any]], name: str) -> Tuple[int, int]:
+def seed_range(info: Optional[NodeDef], name: str) -> Tuple[int, int]:
     """The values a seed input takes: ComfyUI's 0..2**64-1, narrowed by the input's own
     ``min``/``max`` when the definition gives them (some API nodes take only 32-bit seeds)."""
     low, high = 0, SEED_MAX
-    opts = spec_options(input_spec(info, name))
+    spec = info.input(name) if info is not None else None
+    opts = spec.options if spec is not None else {}
     if isinstance(opts.get("min"), int):
         low = max(low, int(opts["min"]))
     if isinstance(opts.get("max"), int):
         high = min(high, int(opts["max"]))
     return low, high
-
-
-def _input_names(info: Mapping[str, Any], category: str) -> List[str]:
-    """Input names of one category in ``input_order`` (then any the order leaves out)."""
-    inputs = info.get("input")
-    group = inputs.get(category) if isinstance(inputs, Mapping) else None
-    names = [str(n) for n in group] if isinstance(group, Mapping) else []
-    order = info.get("input_order")
-    if isinstance(order, Mapping) and isinstance(order.get(category), list):
-        ordered = [str(n) for n in order[category] if str(n) in names]
-        return ordered + [n for n in names if n not in ordered]
-    return names
 
 
 @define(frozen=True)
@@ -155,40 +151,33 @@ class WidgetSlot:
         return True
 
 
-def widget_slots(info: Mapping[str, Any]) -> List[WidgetSlot]:
+def widget_slots(info: NodeDef) -> List[WidgetSlot]:
     """The widgets the editor builds for a node class, in ``widgets_values`` order: inputs of
     a widget type (or an editor-only type) without ``forceInput``, required then optional."""
-    slots: List[WidgetSlot] = []
-    for category in ("required", "optional"):
-        for name in _input_names(info, category):
-            spec = input_spec(info, name)
-            if spec is None:
-                continue
-            kind = spec_type(spec)
-            opts = spec_options(spec)
-            if kind not in _WIDGET_TYPES and kind not in EDITOR_ONLY_WIDGET_TYPES:
-                continue
-            if opts.get("forceInput"):
-                continue
-            control = opts.get("control_after_generate")
-            if control is None:
-                has_control = kind == "INT" and name in SEED_INPUTS
-            else:
-                has_control = bool(control)
-            choices: Optional[Sequence[Any]] = None
-            if isinstance(spec[0], (list, tuple)):
-                choices = list(spec[0])
-            elif isinstance(opts.get("options"), list):
-                choices = list(opts["options"])
-            slots.append(WidgetSlot(name, kind, opts, choices, has_control))
-    return slots
+    return [_widget_slot(spec) for spec in info.inputs() if _is_widget(spec)]
+
+
+def _is_widget(spec: InputSpec) -> bool:
+    if spec.type not in _WIDGET_TYPES and spec.type not in EDITOR_ONLY_WIDGET_TYPES:
+        return False
+    return not spec.options.get("forceInput")
+
+
+def _widget_slot(spec: InputSpec) -> WidgetSlot:
+    control = spec.options.get("control_after_generate")
+    if control is None:
+        has_control = spec.type == "INT" and spec.name in SEED_INPUTS
+    else:
+        has_control = bool(control)
+    return WidgetSlot(spec.name, spec.type, spec.options, spec.choices, has_control)
 
 
 class NodeDefsCache:
-    """Node definitions fetched on first need and then kept: the ``node_defs_provider`` a
-    client hands to :func:`~comfysync._workflow.workflow.ensure_api_format` so ``/object_info``
+    """Node definitions fetched on first need and then kept: the :data:`NodeDefsSource` a
+    client hands to :func:`~comfysync._workflow.prompt.to_prompt` so ``/object_info``
     (hundreds of KB) is read once per client, not once per run. Thread-safe; :meth:`refresh`
-    fetches again (after installing custom nodes, say)."""
+    fetches again (after installing custom nodes, say); :meth:`cached` answers without
+    fetching."""
 
     def __init__(self, fetch: Callable[[], NodeDefsLike]) -> None:
         self._fetch = fetch
@@ -199,6 +188,11 @@ class NodeDefsCache:
         with self._lock:
             if self._defs is None:
                 self._defs = self._fetch()
+            return self._defs
+
+    def cached(self) -> Optional[NodeDefsLike]:
+        """The definitions if they were fetched already, else None (never fetches)."""
+        with self._lock:
             return self._defs
 
     def refresh(self) -> NodeDefsLike:

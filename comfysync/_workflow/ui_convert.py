@@ -34,15 +34,14 @@ Rules (each mirrors the ComfyUI frontend):
 
 from __future__ import annotations
 
-import copy
 import logging
 from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from attrs import define
 
+from .._suggest import did_you_mean
 from ..errors import WorkflowFormatError
-from .format import is_ui_format
-from .node_specs import NodeDefsLike, raw_node_defs, widget_slots
+from .node_specs import NodeDefIndex, widget_slots
 from .ui_graph import (
     MODE_BYPASSED,
     MODE_MUTED,
@@ -110,7 +109,7 @@ class _Converter:
     """One conversion: emits the API node of every real node at every graph level, resolving
     each input link to the real node output (or literal) it stands for."""
 
-    def __init__(self, ui: Mapping[str, Any], defs: Dict[str, Mapping[str, Any]]) -> None:
+    def __init__(self, ui: Mapping[str, Any], defs: NodeDefIndex) -> None:
         self.defs = defs
         document = parse_ui(ui)
         self.subgraphs = document.subgraphs
@@ -172,7 +171,7 @@ class _Converter:
         kind = node["type"]
         info = self.defs.get(kind)
         if info is None:
-            self.unknown.append(describe(node, api_id))
+            self.unknown.append(describe(node, api_id) + did_you_mean(kind, self.defs.names()))
             self.unknown_classes.add(kind)
             return
         inputs = widget_inputs(api_id, node, info)
@@ -192,7 +191,7 @@ class _Converter:
                 inputs.pop(name, None)
         title = node.get("title")
         if not isinstance(title, str) or not title:
-            title = info.get("display_name") or kind
+            title = info.display_name or kind
         self.output[api_id] = {"inputs": inputs, "class_type": kind, "_meta": {"title": title}}
 
     # -- link resolution ------------------------------------------------------------------
@@ -369,18 +368,14 @@ class _Converter:
         return _NOTHING
 
 
-def convert_ui_to_api(ui_workflow: Mapping[str, Any], node_defs: NodeDefsLike) -> Dict[str, Any]:
-    """Convert an editor save file to an API-format prompt dict (a new dict).
+def convert_ui_to_api(ui_workflow: Mapping[str, Any], defs: NodeDefIndex) -> Dict[str, Any]:
+    """Convert an editor save file (a mapping with a ``nodes`` list) to an API-format prompt
+    dict. The result is new but may share literal values with ``ui_workflow``: the caller,
+    :func:`~comfysync._workflow.prompt.to_prompt`, makes the one copy of what is posted.
 
     Raises :class:`WorkflowFormatError` naming the node and what is wrong whenever the
     result would not be what the editor itself sends.
     """
-    if not is_ui_format(ui_workflow):
-        raise WorkflowFormatError(
-            "not a UI-format workflow: expected an object with a 'nodes' list "
-            "(as saved by the ComfyUI editor)"
-        )
-    defs = raw_node_defs(node_defs)
-    if not defs:
+    if not len(defs):
         raise WorkflowFormatError("node_defs is empty: cannot convert a UI-format workflow")
-    return copy.deepcopy(_Converter(ui_workflow, defs).run())
+    return dict(_Converter(ui_workflow, defs).run())

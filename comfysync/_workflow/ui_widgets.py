@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Dict, Mapping, Sequence
 
+from .._rest.node_defs import NodeDef
 from ..errors import WorkflowFormatError
 from .node_specs import EDITOR_ONLY_WIDGET_TYPES, WidgetSlot, widget_slots
 from .ui_graph import describe
@@ -39,7 +40,7 @@ def _is_control_value(value: Any) -> bool:
     return isinstance(value, bool) or (isinstance(value, str) and value in _CONTROL_VALUES)
 
 
-def widget_inputs(api_id: str, node: Mapping[str, Any], info: Mapping[str, Any]) -> Dict[str, Any]:
+def widget_inputs(api_id: str, node: Mapping[str, Any], info: NodeDef) -> Dict[str, Any]:
     """The inputs that ``node`` (API id ``api_id``, class definition ``info``) sets through
     its widgets, by input name, before links are applied."""
     slots = widget_slots(info)

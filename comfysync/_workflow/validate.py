@@ -10,12 +10,13 @@ choices are left to the server (they depend on its files and models).
 
 from __future__ import annotations
 
-from typing import Any, List, Mapping
+from typing import Any, List, Mapping, Set
 
+from .._suggest import did_you_mean, suggestions
 from .node import is_link
-from .node_specs import input_spec, spec_options, spec_type
+from .node_specs import NodeDefIndex
 
-__all__ = ["validate_api"]
+__all__ = ["missing_link_source", "unknown_class", "unknown_input", "validate_api"]
 
 
 def _types_match(received: str, expected: str) -> bool:
@@ -27,7 +28,33 @@ def _types_match(received: str, expected: str) -> bool:
     return not (got - want)
 
 
-def validate_api(data: Mapping[str, Any], defs: Mapping[str, Mapping[str, Any]]) -> List[str]:
+def unknown_class(node_id: str, class_type: str, defs: NodeDefIndex) -> str:
+    """The server's words for a class it does not have, with the likely intended class."""
+    return (
+        f"node {node_id}: Cannot execute because node {class_type} does not exist. "
+        f"— Node ID '#{node_id}' (not installed on the server?)"
+        + did_you_mean(class_type, defs.names())
+    )
+
+
+def unknown_input(here: str, name: str, known: List[str]) -> str:
+    """An input key the node's class does not have (the server would silently ignore it)."""
+    return (
+        f"{here}: unknown input {name!r}"
+        + (did_you_mean(name, known) or f" (its inputs: {', '.join(known) or 'none'})")
+    )
+
+
+def missing_link_source(here: str, name: str, source_id: str) -> str:
+    """The client's words for a link to a node that is not in the workflow (the server says
+    only ``Exception when validating node — '<id>'``)."""
+    return (
+        f"{here}: Exception when validating node — '{source_id}' (input {name!r} "
+        f"links to node {source_id}, which is not in the workflow)"
+    )
+
+
+def validate_api(data: Mapping[str, Any], defs: NodeDefIndex) -> List[str]:
     """Client-side version of the server's prompt validation (see :meth:`Workflow.validate`)."""
     problems: List[str] = []
     has_output = False
@@ -41,22 +68,27 @@ def validate_api(data: Mapping[str, Any], defs: Mapping[str, Mapping[str, Any]])
             continue
         info = defs.get(class_type)
         if info is None:
-            problems.append(
-                f"node {node_id}: Cannot execute because node {class_type} does not exist. "
-                f"— Node ID '#{node_id}' (not installed on the server?)"
-            )
+            problems.append(unknown_class(str(node_id), class_type, defs))
             continue
-        has_output = has_output or info.get("output_node") is True
+        has_output = has_output or info.output_node
         inputs = entry.get("inputs") or {}
         here = f"node {node_id} ({class_type})"
-        required = info.get("input", {}).get("required") or {}
-        for name in required:
-            if name not in inputs:
-                problems.append(f"{here}: Required input is missing — {name}")
+        known = info.input_names(include_hidden=True)
+        # an unknown key that looks like a missing required input is that input, mistyped
+        meant: Set[str] = set()
+        for name in inputs:
+            if info.input(name) is None:
+                close = suggestions(name, known)
+                meant.update(close[:1])
+                problems.append(unknown_input(here, name, info.input_names()))
+        for declared in info.inputs():
+            missing = declared.name not in inputs and declared.name not in meant
+            if declared.category == "required" and missing:
+                problems.append(f"{here}: Required input is missing — {declared.name}")
         for name, value in inputs.items():
-            spec = input_spec(info, name)
+            spec = info.input(name)
             if isinstance(value, list) and len(value) != 2:
-                if spec is not None and spec_options(spec).get("rawLink"):
+                if spec is not None and spec.options.get("rawLink"):
                     continue
                 problems.append(
                     f"{here}: Bad linked input, must be a length-2 list of [node_id, "
@@ -68,15 +100,12 @@ def validate_api(data: Mapping[str, Any], defs: Mapping[str, Mapping[str, Any]])
             source_id, index = str(value[0]), int(value[1])
             source = data.get(source_id)
             if not isinstance(source, Mapping):
-                problems.append(
-                    f"{here}: Exception when validating node — '{source_id}' (input {name!r} "
-                    f"links to node {source_id}, which is not in the workflow)"
-                )
+                problems.append(missing_link_source(here, name, source_id))
                 continue
             source_info = defs.get(str(source.get("class_type")))
             if source_info is None:
                 continue  # reported on the source node itself
-            outputs = source_info.get("output") or []
+            outputs = source_info.output
             if index < 0 or index >= len(outputs):
                 problems.append(
                     f"{here}: Exception when validating node — tuple index out of range "
@@ -84,10 +113,10 @@ def validate_api(data: Mapping[str, Any], defs: Mapping[str, Mapping[str, Any]])
                     f"({source.get('class_type')}), which has {len(outputs)} outputs)"
                 )
                 continue
-            if spec is None or isinstance(outputs[index], list):
+            if spec is None or outputs[index] == "COMBO":
                 continue
-            expected = spec_type(spec)
-            received = str(outputs[index])
+            expected = spec.type
+            received = outputs[index]
             if expected != "COMBO" and not _types_match(received, expected):
                 problems.append(
                     f"{here}: Return type mismatch between linked nodes — {name}, "
@@ -96,3 +125,4 @@ def validate_api(data: Mapping[str, Any], defs: Mapping[str, Mapping[str, Any]])
     if data and not has_output and not problems:
         problems.append("Prompt has no outputs (no node of an output class such as SaveImage)")
     return problems
+

@@ -1,19 +1,16 @@
 """``Workflow``: an API-format prompt you can load, edit by node id or title, check and save.
 
 The API format is what ``POST /prompt`` takes: ``{"<node id>": {"class_type", "inputs",
-"_meta": {"title"}}}``. A :class:`Workflow` owns a private copy of that dict; :class:`Node` is a
-live view of one entry, so ``wf["3"].inputs["seed"] = 1`` edits the workflow in place.
+"_meta": {"title"}}}``. A :class:`Workflow` owns a private copy of that dict and reads and writes
+like it: ``wf["3"]`` is a live :class:`Node` view of one entry, so ``wf["3"]["inputs"]["seed"]
+= 1`` (ComfyUI's own example), ``wf["3"].inputs["seed"] = 1`` and ``wf["3"]["seed"] = 1`` all
+edit the workflow in place.
 
 Editing by *path* (``wf.set("KSampler.seed", 1)``) addresses a node by id or by title. Titles may
 contain dots, so a path is split at the longest prefix that names a node. Lookups that fail
-list the candidates instead of guessing.
-
-UI-format workflows (what the editor saves: ``nodes``/``links``/``widgets_values``) are turned
-into API format by :meth:`Workflow.from_ui` (see :mod:`comfysync._workflow.ui_convert`);
-:func:`ensure_api_format` is the one entry point the client uses before posting anything.
-Client-side checks live in :mod:`comfysync._workflow.validate`, node definitions are read by
-:mod:`comfysync._workflow.node_specs` (whose :class:`NodeDefsCache` is re-exported here for the
-client).
+list the candidates (and the likely intended name) instead of guessing. An input added by
+plain assignment is checked against the server's node definitions before the workflow is
+posted (see :mod:`comfysync._workflow.prompt`, through which every constructor goes).
 """
 
 from __future__ import annotations
@@ -25,37 +22,28 @@ import os
 import random
 from typing import (
     Any,
-    Callable,
     Dict,
+    ItemsView,
     Iterator,
+    KeysView,
     List,
     Mapping,
     Optional,
     Sequence,
     Tuple,
     Union,
+    ValuesView,
 )
 
+from .._suggest import did_you_mean
 from ..errors import WorkflowFormatError
-from .format import check_api_shape, is_ui_format, read_json_file
+from .format import check_api_shape
 from .node import Node
-from .node_specs import (
-    SEED_INPUTS,
-    NodeDefsCache,
-    NodeDefsLike,
-    raw_node_defs,
-    seed_range,
-)
-from .ui_convert import convert_ui_to_api
+from .node_specs import SEED_INPUTS, NodeDefIndex, NodeDefsLike, NodeDefsSource, seed_range
+from .prompt import WorkflowState, prepare, resolve
 from .validate import validate_api
 
-__all__ = [
-    "Workflow",
-    "Node",
-    "NodeDefsCache",
-    "coerce_cli_value",
-    "ensure_api_format",
-]
+__all__ = ["Workflow", "Node", "coerce_cli_value"]
 
 log = logging.getLogger("comfysync.workflow")
 
@@ -77,66 +65,56 @@ def coerce_cli_value(text: str) -> Any:
         return text
 
 
-class Workflow:
+class InputPathError(WorkflowFormatError):
+    """A ``"<node>.<input>"`` path names no input of the node. ``detail`` is the message
+    without the Python advice, for callers (the CLI) that give their own."""
+
+    def __init__(self, detail: str, advice: str = "") -> None:
+        super().__init__(detail + (f" ({advice})" if advice else ""))
+        self.detail = detail
+
+
+class Workflow(WorkflowState):
     """An API-format workflow: node id → ``{"class_type", "inputs", "_meta"}``.
 
-    ``Workflow(data)`` copies ``data`` (a dict or another Workflow); editing the workflow never
-    changes the caller's dict. Anything that takes a workflow (``run_workflow``, ``submit``,
-    ``queue_prompt``, ``ComfyPool``) accepts a Workflow.
+    ``Workflow(data)`` copies ``data`` — a dict, another Workflow, a path to a JSON file or a
+    ComfyUI PNG, or a ``/prompt`` request body; editing the workflow never changes the
+    caller's dict. A UI-format graph (the editor's save file) is converted when ``node_defs``
+    (``api.get_node_defs()``) are given. Anything that takes a workflow (``run_workflow``,
+    ``submit``, ``queue_prompt``, ``ComfyPool``) accepts a Workflow.
     """
 
-    __slots__ = ("_data",)
+    __slots__ = ()
 
-    def __init__(self, data: Union[Mapping[str, Any], Workflow, None] = None) -> None:
-        if data is None:
-            data = {}
-        if isinstance(data, Workflow):
-            self._data: Dict[str, Any] = data.to_dict()
-            return
-        if not isinstance(data, Mapping):
-            raise WorkflowFormatError(
-                f"a workflow must be a JSON object of nodes, not {type(data).__name__}"
-            )
-        if is_ui_format(data):
-            raise WorkflowFormatError(
-                "this is a UI-format workflow (as saved by the ComfyUI editor: nodes/links); "
-                "convert it with Workflow.from_ui(data, node_defs) — node_defs from "
-                "api.get_node_defs() — or pass it to api.run_workflow(), which converts it"
-            )
-        self._data = {str(k): _copy.deepcopy(v) for k, v in data.items()}
-        check_api_shape(self._data)
+    def __init__(self, data: Any = None, node_defs: Optional[NodeDefsSource] = None) -> None:
+        self._adopt_state(resolve(prepare({} if data is None else data), node_defs))
 
     # ------------------------------------------------------------------ constructors
 
     @classmethod
-    def load(cls, path: PathLike, node_defs: Optional[NodeDefsLike] = None) -> Workflow:
-        """Read a workflow JSON file. An API-format file is used as is; a UI-format file is
-        converted with ``node_defs`` (``api.get_node_defs()``), and refused without them."""
-        data = _read_json(path)
-        if is_ui_format(data):
-            if node_defs is None:
-                raise WorkflowFormatError(
-                    f"{os.fspath(path)} is a UI-format workflow (as saved by the ComfyUI "
-                    "editor); converting it needs the server's node definitions: "
-                    "Workflow.load(path, node_defs=api.get_node_defs()), or export it with "
-                    "'Export (API)' in the editor"
-                )
-            return cls.from_ui(data, node_defs)
-        return cls(data)
+    def load(cls, path: PathLike, node_defs: Optional[NodeDefsSource] = None) -> Workflow:
+        """Read a workflow file: API-format JSON, a ``/prompt`` request body, a ComfyUI
+        output PNG (its embedded prompt), or a UI-format file, which is converted with
+        ``node_defs`` (``api.get_node_defs()``) and refused without them."""
+        if not isinstance(path, (str, os.PathLike)):
+            raise WorkflowFormatError(
+                f"Workflow.load takes a file path, not {type(path).__name__}; use Workflow(data)"
+            )
+        return cls(path, node_defs)
 
     @classmethod
-    def from_ui(cls, ui_workflow: Mapping[str, Any], node_defs: NodeDefsLike) -> Workflow:
+    def from_ui(cls, ui_workflow: Mapping[str, Any], node_defs: NodeDefsSource) -> Workflow:
         """Convert a UI-format workflow (editor save file) to API format, as the editor's
         *Queue* button does. ``node_defs``: ``api.get_node_defs()`` or the raw
         ``/object_info`` JSON. Raises :class:`WorkflowFormatError` for anything it cannot
-        convert faithfully."""
-        return cls._adopt(convert_ui_to_api(ui_workflow, node_defs))
+        convert faithfully (an API-format workflow is taken as it is)."""
+        return cls(ui_workflow, node_defs)
 
     @classmethod
     def _adopt(cls, data: Dict[str, Any]) -> Workflow:
         """Wrap a dict this module just built (no copy)."""
         wf = cls.__new__(cls)
-        wf._data = data
+        wf._adopt_state(data)
         return wf
 
     # ------------------------------------------------------------------ mapping-like access
@@ -148,6 +126,20 @@ class Workflow:
             raise KeyError(key)
         return Node(key, entry)
 
+    def __setitem__(self, node_id: Union[str, int], entry: Mapping[str, Any]) -> None:
+        """Add or replace a node: ``wf["10"] = {"class_type": "SaveImage", "inputs": {...}}``
+        (copied; its inputs are checked against the node definitions before posting)."""
+        key = str(node_id)
+        if isinstance(entry, Node):
+            entry = entry.to_dict()
+        check_api_shape({key: entry})
+        self._data[key] = json.loads(json.dumps(dict(entry)))
+        self._loaded.pop(key, None)
+
+    def __delitem__(self, node_id: Union[str, int]) -> None:
+        del self._data[str(node_id)]
+        self._loaded.pop(str(node_id), None)
+
     def __contains__(self, node_id: object) -> bool:
         return isinstance(node_id, (str, int)) and str(node_id) in self._data
 
@@ -156,6 +148,18 @@ class Workflow:
 
     def __len__(self) -> int:
         return len(self._data)
+
+    def keys(self) -> KeysView[str]:
+        """The node ids, like ``dict.keys()``."""
+        return {k: None for k in self._data}.keys()
+
+    def values(self) -> ValuesView[Node]:
+        """A :class:`Node` view of every node, like ``dict.values()``."""
+        return dict(self.items()).values()
+
+    def items(self) -> ItemsView[str, Node]:
+        """``(node id, Node)`` pairs, like ``dict.items()``."""
+        return {k: Node(k, v) for k, v in self._data.items()}.items()
 
     def ids(self) -> List[str]:
         return list(self._data)
@@ -241,9 +245,11 @@ class Workflow:
                 )
             if matches:
                 return matches[0], name
+        titles = [n.title for n in self.nodes() if n.title]
         raise WorkflowFormatError(
             f"{path!r}: no node with id or title {parts[0]!r}"
             + (" (or any longer dotted title)" if len(parts) > 2 else "")
+            + did_you_mean(parts[0], [*self._data, *titles])
             + f"; nodes: {self._names(self.nodes())}"
         )
 
@@ -252,10 +258,14 @@ class Workflow:
         otherwise be sent, and silently ignored by the server)."""
         node, name = self._resolve_path(path)
         if name not in node.inputs:
-            known = ", ".join(sorted(node.inputs)) or "(none)"
-            raise WorkflowFormatError(
-                f"{path!r}: node {node.describe()} has no input {name!r}; its inputs: {known} "
-                f"(to add an input, assign wf[{node.id!r}].inputs[{name!r}])"
+            known = sorted(node.inputs)
+            hint = did_you_mean(name, known)
+            detail = f"{path!r}: node {node.describe()} has no input {name!r}" + (
+                hint or f"; its inputs: {', '.join(known) or '(none)'}"
+            )
+            raise InputPathError(
+                detail,
+                "" if hint else f"to add an input, assign wf[{node.id!r}].inputs[{name!r}]",
             )
         return node, name
 
@@ -268,8 +278,9 @@ class Workflow:
         """Set ``"<id or title>.<input>"`` to ``value``; returns self for chaining.
 
         The input must already exist on the node (a typo would otherwise be silently sent
-        and ignored by the server); add new inputs with ``wf[id].inputs[name] = value``.
-        Setting a literal over a link replaces the link.
+        and ignored by the server); add new inputs with ``wf[id].inputs[name] = value``
+        (checked against the node definitions before posting). Setting a literal over a link
+        replaces the link.
         """
         node, name = self._resolve_input(path)
         node.inputs[name] = value
@@ -287,36 +298,46 @@ class Workflow:
 
     def randomize_seeds(
         self, rng: Optional[random.Random] = None, node_defs: Optional[NodeDefsLike] = None
-    ) -> Dict[str, int]:
+    ) -> Workflow:
         """Give every literal-int ``seed``/``noise_seed`` input a new random value (linked
-        seeds are left alone). Returns ``{"<id>.<input>": new_value}``.
+        seeds are left alone); returns the workflow, for chaining
+        (``wf.copy().randomize_seeds()``). :meth:`seeds` reads the values chosen.
 
         Values lie in 0..2**64-1 (ComfyUI's seed range), or in the input's own ``min``/``max``
         when ``node_defs`` are given (some API nodes accept only 32-bit seeds).
         Pass ``rng=random.Random(n)`` for reproducible seeds.
         """
         rng = rng if rng is not None else random.Random()
-        defs = raw_node_defs(node_defs) if node_defs is not None else None
-        changed: Dict[str, int] = {}
+        defs = NodeDefIndex(node_defs) if node_defs is not None else None
+        for path, _ in self._seed_inputs():
+            node_id, name = path.rsplit(".", 1)
+            node = self[node_id]
+            info = defs.get(node.class_type) if defs is not None else None
+            low, high = seed_range(info, name)
+            node.inputs[name] = rng.randint(low, high) if high >= low else low
+        return self
+
+    def seeds(self) -> Dict[str, int]:
+        """``{"<id>.<input>": value}`` of every literal-int ``seed``/``noise_seed`` input —
+        what :meth:`randomize_seeds` chose, to log or reproduce a run."""
+        return dict(self._seed_inputs())
+
+    def _seed_inputs(self) -> List[Tuple[str, int]]:
+        found = []
         for node in self.nodes():
             for name in SEED_INPUTS:
                 value = node.inputs.get(name)
-                if not isinstance(value, int) or isinstance(value, bool):
-                    continue
-                info = defs.get(node.class_type) if defs is not None else None
-                low, high = seed_range(info, name)
-                new = rng.randint(low, high) if high >= low else low
-                node.inputs[name] = new
-                changed[f"{node.id}.{name}"] = new
-        return changed
+                if isinstance(value, int) and not isinstance(value, bool):
+                    found.append((f"{node.id}.{name}", value))
+        return found
 
     def output_nodes(self, node_defs: NodeDefsLike) -> List[str]:
         """Ids of the nodes whose class is an output node (``output_node: true``)."""
-        defs = raw_node_defs(node_defs)
+        defs = NodeDefIndex(node_defs)
         out = []
         for node in self.nodes():
             info = defs.get(node.class_type)
-            if isinstance(info, Mapping) and info.get("output_node") is True:
+            if info is not None and info.output_node:
                 out.append(node.id)
         return out
 
@@ -325,12 +346,13 @@ class Workflow:
 
         Returns one line per problem (empty list = fine), worded like the server's errors:
         ``node 3 (KSampler): Required input is missing — seed``. Checks: missing/unknown
-        ``class_type``, required inputs, link shape, links to missing nodes or output
-        indexes, link types, and that there is an output node. Value ranges and combo
-        choices are left to the server. With ``raise_errors=True`` a non-empty result raises
-        :class:`WorkflowFormatError` listing every problem instead.
+        ``class_type`` (with the likely intended class), required inputs, unknown input names
+        (with the likely intended input, instead of reporting it missing), link shape, links
+        to missing nodes or output indexes, link types, and that there is an output node.
+        Value ranges and combo choices are left to the server. With ``raise_errors=True`` a
+        non-empty result raises :class:`WorkflowFormatError` listing every problem instead.
         """
-        problems = validate_api(self._data, raw_node_defs(node_defs))
+        problems = validate_api(self._data, NodeDefIndex(node_defs))
         if problems and raise_errors:
             raise WorkflowFormatError(
                 "workflow failed validation:\n" + "\n".join(f"  {p}" for p in problems)
@@ -344,7 +366,10 @@ class Workflow:
         return _copy.deepcopy(self._data)
 
     def copy(self) -> Workflow:
-        return Workflow._adopt(self.to_dict())
+        """An independent copy (inputs added to this workflow stay marked as added)."""
+        clone = Workflow._adopt(self.to_dict())
+        clone._loaded = dict(self._loaded)
+        return clone
 
     def to_json(self, indent: Optional[int] = 2) -> str:
         return json.dumps(self._data, indent=indent, ensure_ascii=False)
@@ -354,59 +379,3 @@ class Workflow:
         with open(os.fspath(path), "w", encoding="utf-8") as fh:
             fh.write(self.to_json(indent=indent))
             fh.write("\n")
-
-
-def _read_json(path: PathLike) -> Any:
-    data = read_json_file(path)
-    if not isinstance(data, dict):
-        name = os.fspath(path)
-        raise WorkflowFormatError(
-            f"{name} holds a JSON {type(data).__name__}, not a workflow object"
-        )
-    return data
-
-
-def ensure_api_format(
-    workflow: Any, node_defs_provider: Optional[Callable[[], NodeDefsLike]] = None
-) -> Dict[str, Any]:
-    """Whatever the caller passed → a fresh API-format dict ready for ``POST /prompt``.
-
-    Accepts a :class:`Workflow`, anything with ``to_dict()``, an API- or UI-format mapping,
-    or a path (``str``/``os.PathLike``) to a JSON file. A UI-format workflow is converted with
-    the node definitions returned by ``node_defs_provider()`` (called only then; the client
-    caches ``/object_info`` behind it, e.g. with :class:`NodeDefsCache`, which is asked to
-    refresh once when the workflow uses classes it does not know). Without a provider a
-    UI-format workflow is refused with :class:`WorkflowFormatError` — it is never posted raw.
-    """
-    if isinstance(workflow, Workflow):
-        return workflow.to_dict()
-    if isinstance(workflow, (str, os.PathLike)):
-        data: Any = _read_json(workflow)
-        source = os.fspath(workflow)
-    elif isinstance(workflow, Mapping):
-        data, source = workflow, "the workflow"
-    elif callable(getattr(workflow, "to_dict", None)):
-        data, source = workflow.to_dict(), "the workflow"
-    else:
-        raise WorkflowFormatError(
-            "a workflow must be a Workflow, an API-format dict, or a path to a JSON file, "
-            f"not {type(workflow).__name__}"
-        )
-    if is_ui_format(data):
-        if node_defs_provider is None:
-            raise WorkflowFormatError(
-                f"{source} is in UI format (as saved by the ComfyUI editor) and no node "
-                "definitions are available to convert it; use Workflow.from_ui(data, "
-                "node_defs) or export it with 'Export (API)' in the editor"
-            )
-        log.debug("converting UI-format workflow from %s", source)
-        try:
-            return convert_ui_to_api(data, node_defs_provider())
-        except WorkflowFormatError as exc:
-            # Cached definitions may predate custom nodes installed since: look once more.
-            unknown = getattr(exc, "unknown_classes", None)
-            if not unknown or not isinstance(node_defs_provider, NodeDefsCache):
-                raise
-            log.info("unknown node classes %s: fetching node definitions again", unknown)
-            return convert_ui_to_api(data, node_defs_provider.refresh())
-    return Workflow(data)._data

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, 
 from .. import errors, events
 from .._results import PromptResult
 from .._tracking.job import PromptJob
-from .._workflow.format import check_api_shape, is_ui_format, read_json_file
+from .._workflow.prompt import PreparedWorkflow, prepare, to_prompt
 from .._workflow.workflow import Workflow, coerce_cli_value
 from . import EXIT_INTERRUPTED, EXIT_OK, CommandFailed, UsageError, describe_error
 from ._common import open_api
@@ -38,25 +38,18 @@ __all__ = ["cmd_run", "read_workflow_file", "parse_sets", "prepare_workflow", "p
 _CANCEL_GRACE = 5.0
 
 
-def read_workflow_file(path: str) -> Dict[str, Any]:
-    """The workflow in ``path``; :class:`UsageError` when it is missing, not JSON, empty, or
-    not a workflow (a bad file is a usage error on the command line: exit code 2, before any
-    connection). An API-format file is checked node by node here; a UI-format one is
-    checked when it is converted."""
+def read_workflow_file(path: str) -> PreparedWorkflow:
+    """The workflow in ``path`` (JSON, a ``/prompt`` request body, or a ComfyUI PNG), read
+    and checked; :class:`UsageError` when it is missing, not JSON, empty, or not a workflow
+    (a bad file is a usage error on the command line: exit code 2, before any connection).
+    A UI-format one is checked when it is converted."""
     try:
-        data = read_json_file(path)
+        prepared = prepare(path)
+        if prepared.prompt is not None:
+            to_prompt(prepared)  # refuses an empty one
     except errors.WorkflowFormatError as exc:
         raise UsageError(str(exc)) from None
-    if not isinstance(data, dict):
-        raise UsageError(f"{path} does not hold a workflow (a JSON object)")
-    if not is_ui_format(data):
-        if not data:
-            raise UsageError(f"{path} has no nodes: nothing to run")
-        try:
-            check_api_shape(data, source=path)
-        except errors.WorkflowFormatError as exc:
-            raise UsageError(str(exc)) from None
-    return data
+    return prepared
 
 
 def prepare_out_dir(out: str) -> Path:
@@ -93,27 +86,30 @@ def parse_sets(items: Sequence[str]) -> Dict[str, Any]:
         path = path.strip()
         node, dot, name = path.rpartition(".")
         if not sep or not dot or not node or not name:
-            raise UsageError(f"--set {item!r}: expected NODE.INPUT=VALUE, e.g. 3.seed=42")
+            raise UsageError(
+                f"--set {item!r}: expected NODE.INPUT=VALUE, e.g. 3.seed=42; quote an item "
+                "with spaces as one shell word: --set 'Positive prompt.text=a cat'"
+            )
         values[path] = coerce_cli_value(raw)
     return values
 
 
-def prepare_workflow(api: ComfyApi, data: Mapping[str, Any], sets: Mapping[str, Any],
+def prepare_workflow(api: ComfyApi, data: PreparedWorkflow, sets: Mapping[str, Any],
                      randomize_seeds: bool) -> Workflow:
     """A :class:`Workflow` in API format with the command line's edits applied.
 
     A UI-format file is converted with the server's node definitions first, so ``--set``
     addresses the same node ids and titles the user sees in the editor.
     """
-    if is_ui_format(data):
-        wf = Workflow.from_ui(data, api.get_node_defs())
-    else:
-        wf = Workflow(dict(data))
+    wf = Workflow(data, node_defs=api.get_node_defs)
     if sets:
         try:
             wf.set_many(dict(sets))
         except errors.WorkflowFormatError as exc:  # unknown node/title/input: a usage error
-            raise UsageError(f"--set: {exc}") from None
+            detail = getattr(exc, "detail", str(exc))
+            raise UsageError(
+                f"--set: {detail} (list a node class's inputs with: comfysync nodes CLASS)"
+            ) from None
     if randomize_seeds:
         wf.randomize_seeds()
     return wf

@@ -206,7 +206,7 @@ def test_read_workflow_file_errors(tmp_path: Path) -> None:
         read_workflow_file(str(tmp_path / "missing.json"))
     good = tmp_path / "ok.json"
     good.write_text('{"1": {"class_type": "X", "inputs": {}}}', encoding="utf-8")
-    assert read_workflow_file(str(good)) == {"1": {"class_type": "X", "inputs": {}}}
+    assert read_workflow_file(str(good)).prompt == {"1": {"class_type": "X", "inputs": {}}}
 
 
 @pytest.mark.parametrize("data, words", [

@@ -6,17 +6,17 @@ templating tests exercise the same code end to end; these pin each module's own 
 from __future__ import annotations
 
 import threading
-from typing import Any, Dict, List, Mapping
+from typing import Any, Dict, List
 
 import pytest
 
-from comfysync import WorkflowFormatError
+from comfysync import NodeDef, WorkflowFormatError
 from comfysync._workflow.format import check_api_shape
 from comfysync._workflow.node_specs import (
     SEED_MAX,
+    NodeDefIndex,
     NodeDefsCache,
     WidgetSlot,
-    raw_node_defs,
     seed_range,
     widget_slots,
 )
@@ -27,7 +27,7 @@ from comfysync._workflow.ui_widgets import literal, widget_inputs
 
 
 def test_widget_slots_follow_input_order_and_skip_sockets(node_defs: Dict[str, Any]) -> None:
-    slots = widget_slots(node_defs["KSampler"])
+    slots = widget_slots(NodeDef.from_wire("KSampler", node_defs["KSampler"]))
     assert [s.name for s in slots] == [
         "seed",
         "steps",
@@ -55,7 +55,7 @@ def test_widget_slots_control_option_and_force_input() -> None:
         },
         "input_order": {"required": ["noise_seed", "count"]},
     }
-    slots = widget_slots(info)
+    slots = widget_slots(NodeDef.from_wire("X", info))
     # input_order first, then the inputs the order leaves out; optional after required
     assert [(s.name, s.has_control) for s in slots] == [
         ("noise_seed", True),
@@ -96,22 +96,26 @@ def test_widget_fits_by_kind(kind: str, good: Any, bad: Any) -> None:
 
 def test_seed_range_defaults_and_narrowing() -> None:
     assert seed_range(None, "seed") == (0, SEED_MAX)
-    info = {"input": {"required": {"seed": ["INT", {"min": -5, "max": 2**31 - 1}]}}}
+    info = NodeDef.from_wire(
+        "X", {"input": {"required": {"seed": ["INT", {"min": -5, "max": 2**31 - 1}]}}}
+    )
     assert seed_range(info, "seed") == (0, 2**31 - 1)
     assert seed_range(info, "other") == (0, SEED_MAX)
 
 
-class _NodeDef:
-    def __init__(self, raw: Mapping[str, Any]) -> None:
-        self.raw = raw
-
-
-def test_raw_node_defs_accepts_both_forms_and_refuses_others() -> None:
-    wire: Dict[str, Any] = {"input": {}}
-    assert raw_node_defs({"A": _NodeDef(wire), "B": wire, "C": 3}) == {"A": wire, "B": wire}
+def test_node_def_index_reads_both_forms_once_and_refuses_others() -> None:
+    wire: Dict[str, Any] = {"input": {"required": {"x": ["INT", {}]}}, "output_node": True}
+    typed = NodeDef.from_wire("A", wire)
+    index = NodeDefIndex({"A": typed, "B": wire, "C": 3})
+    assert index.get("A") is typed
+    parsed = index.get("B")
+    assert isinstance(parsed, NodeDef) and parsed == NodeDef.from_wire("B", wire)
+    assert index.get("B") is parsed  # parsed once, then kept
+    assert index.get("C") is None and "C" not in index and "B" in index
+    assert index.names() == ["A", "B", "C"]
     with pytest.raises(WorkflowFormatError, match=r"node_defs must map class_type.*"
                        r"api\.get_node_defs\(\)"):
-        raw_node_defs([wire])  # type: ignore[arg-type]
+        NodeDefIndex([wire])  # type: ignore[arg-type]
 
 
 def test_node_defs_cache_fetches_once_until_refreshed() -> None:
@@ -216,7 +220,7 @@ def test_widget_inputs_consume_the_control_value_and_fill_defaults(
     node_defs: Dict[str, Any],
 ) -> None:
     node = {"id": 3, "type": "KSampler", "widgets_values": [42, "randomize", 20, 7.5]}
-    assert widget_inputs("3", node, node_defs["KSampler"]) == {
+    assert widget_inputs("3", node, NodeDef.from_wire("KSampler", node_defs["KSampler"])) == {
         "seed": 42,
         "steps": 20,
         "cfg": 7.5,
@@ -229,14 +233,15 @@ def test_widget_inputs_consume_the_control_value_and_fill_defaults(
 def test_widget_inputs_by_name_and_list_literals() -> None:
     info = {"input": {"required": {"values": ["STRING", {}], "n": ["INT", {"default": 2}]}}}
     node = {"id": 1, "type": "X", "widgets_values": {"values": ["a", "b"]}}
-    assert widget_inputs("1", node, info) == {"values": {"__value__": ["a", "b"]}, "n": 2}
+    assert widget_inputs("1", node, NodeDef.from_wire("X", info)) == {
+        "values": {"__value__": ["a", "b"]}, "n": 2}
     assert literal([1, 0]) == {"__value__": [1, 0]} and literal(5) == 5
 
 
 def test_widget_inputs_refuse_shifted_values(node_defs: Dict[str, Any]) -> None:
     node = {"id": 3, "type": "KSampler", "widgets_values": [42, 20]}
     with pytest.raises(WorkflowFormatError, match="control_after_generate choice after 'seed'"):
-        widget_inputs("3", node, node_defs["KSampler"])
+        widget_inputs("3", node, NodeDef.from_wire("KSampler", node_defs["KSampler"]))
 
 
 # ---------------------------------------------------------------------- _format

@@ -12,7 +12,9 @@ from typing import Any, Dict
 import pytest
 
 from comfysync import Node, Workflow, WorkflowFormatError
-from comfysync._workflow.workflow import NodeDefsCache, coerce_cli_value, ensure_api_format
+from comfysync._workflow.node_specs import NodeDefsCache
+from comfysync._workflow.prompt import to_prompt as ensure_api_format
+from comfysync._workflow.workflow import coerce_cli_value
 
 API: Dict[str, Any] = {
     "3": {
@@ -200,10 +202,12 @@ def test_unknown_input_is_refused_with_the_known_inputs(wf: Workflow) -> None:
     with pytest.raises(WorkflowFormatError) as err:
         wf.set("3.sede", 1)
     message = str(err.value)
-    assert "has no input 'sede'" in message and "seed" in message and "steps" in message
-    assert "wf['3'].inputs['sede']" in message
-    with pytest.raises(WorkflowFormatError, match="has no input 'nope'"):
+    assert "has no input 'sede' — did you mean 'seed'?" in message
+    with pytest.raises(WorkflowFormatError) as err:
         wf.get("Save Image.nope")
+    message = str(err.value)  # nothing close: the inputs are listed, and how to add one
+    assert "has no input 'nope'; its inputs: filename_prefix, images" in message
+    assert "wf['9'].inputs['nope']" in message
     # adding a new input is explicit
     wf["3"].inputs["sede"] = 1
     assert wf.get("3.sede") == 1
@@ -289,8 +293,9 @@ def _seedy() -> Workflow:
 
 def test_randomize_seeds_is_deterministic_with_an_rng() -> None:
     a, b = _seedy(), _seedy()
-    changes_a = a.randomize_seeds(rng=random.Random(1234))
-    changes_b = b.randomize_seeds(rng=random.Random(1234))
+    assert a.randomize_seeds(rng=random.Random(1234)) is a  # chainable, like set()
+    changes_a = a.seeds()  # the seeds it chose stay readable
+    changes_b = b.randomize_seeds(rng=random.Random(1234)).seeds()
     assert changes_a == changes_b
     assert set(changes_a) == {"1.seed", "2.noise_seed", "5.seed"}
     assert all(0 <= v <= 2**64 - 1 for v in changes_a.values())
@@ -310,13 +315,13 @@ def test_randomize_seeds_honours_the_input_range(node_defs: Dict[str, Any]) -> N
     maximum = node_defs["IdeogramV3"]["input"]["optional"]["seed"][1]["max"]
     assert maximum < 2**63
     for n in range(20):
-        changes = wf.randomize_seeds(rng=random.Random(n), node_defs=node_defs)
+        changes = wf.randomize_seeds(rng=random.Random(n), node_defs=node_defs).seeds()
         assert 0 <= changes["5.seed"] <= maximum
 
 
 def test_randomize_seeds_without_rng_changes_values() -> None:
     wf = _seedy()
-    seen = {wf.randomize_seeds()["1.seed"] for _ in range(3)}
+    seen = {wf.randomize_seeds().seeds()["1.seed"] for _ in range(3)}
     assert len(seen) > 1
 
 
@@ -328,19 +333,6 @@ def test_output_nodes(wf: Workflow, node_defs: Dict[str, Any]) -> None:
     data = wf.to_dict()
     data["10"] = {"class_type": "PreviewImage", "inputs": {"images": ["8", 0]}}
     assert Workflow(data).output_nodes(node_defs) == ["9", "10"]
-
-
-class _FakeNodeDef:
-    """Stands in for comfysync's NodeDef: anything with ``.raw`` holding the wire dict."""
-
-    def __init__(self, raw: Dict[str, Any]) -> None:
-        self.raw = raw
-
-
-def test_node_defs_may_be_objects_with_raw(wf: Workflow, node_defs: Dict[str, Any]) -> None:
-    wrapped = {k: _FakeNodeDef(v) for k, v in node_defs.items()}
-    assert wf.output_nodes(wrapped) == ["9"]
-    assert wf.validate(wrapped) == []
 
 
 def test_node_defs_from_the_models_module(wf: Workflow, node_defs: Dict[str, Any]) -> None:
@@ -424,7 +416,7 @@ def test_load_accepts_a_byte_order_mark(tmp_path: Path) -> None:
     "content, words",
     [
         (b"{not json", "is not valid JSON"),
-        (b"[1, 2]", "holds a JSON list, not a workflow object"),
+        (b"[1, 2]", "must be a JSON object of nodes, not list"),
         (b"\xff\xfe\x00", "is not UTF-8 text"),
         (b'{"1": 5}', "expected an object with class_type"),
     ],
@@ -500,7 +492,7 @@ def test_ensure_api_format_copies(wf: Workflow) -> None:
 
 
 def test_ensure_api_format_refusals(default_ui: Dict[str, Any]) -> None:
-    with pytest.raises(WorkflowFormatError, match="UI format .* no node definitions"):
+    with pytest.raises(WorkflowFormatError, match=r"UI-format workflow .*Export \(API\)"):
         ensure_api_format(default_ui)
     with pytest.raises(WorkflowFormatError, match="not int"):
         ensure_api_format(42)

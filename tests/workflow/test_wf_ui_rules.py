@@ -9,7 +9,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import pytest
 
 from comfysync import Workflow, WorkflowFormatError
-from comfysync._workflow.ui_convert import convert_ui_to_api
+from comfysync._workflow.prompt import to_prompt as convert_ui_to_api
 
 SlotSpec = Union[Tuple[str, str], Tuple[str, str, str]]
 
@@ -823,7 +823,7 @@ def test_subgraph_unknown_inner_class_names_the_prefixed_id(node_defs: Dict[str,
 @pytest.mark.parametrize(
     "mutate, words",
     [
-        (lambda d: d.update(nodes={}), "not a UI-format workflow"),
+        (lambda d: d.update(nodes={}), "is this an API-format workflow"),
         (lambda d: d["nodes"].append({"id": 1}), "malformed node"),
         (lambda d: d["nodes"].append("x"), "malformed node"),
         (lambda d: d.update(links={}), "'links' must be a list"),
@@ -845,8 +845,8 @@ def test_malformed_ui_files_are_refused(node_defs: Dict[str, Any], mutate: Any, 
 def test_bad_arguments_are_refused(node_defs: Dict[str, Any]) -> None:
     ui = UI()
     chain(ui)
-    with pytest.raises(WorkflowFormatError, match="not a UI-format workflow"):
-        convert_ui_to_api({"1": {"class_type": "X"}}, node_defs)
+    # the one normaliser takes an API-format workflow as it is
+    assert convert_ui_to_api({"1": {"class_type": "X"}}, node_defs) == {"1": {"class_type": "X"}}
     with pytest.raises(WorkflowFormatError, match="node_defs is empty"):
         convert_ui_to_api(ui.data(), {})
     with pytest.raises(WorkflowFormatError, match="node_defs must map class_type"):
