@@ -1,14 +1,18 @@
 """``ComfyApi``: the client object users create.
 
 It glues the layers together: the :class:`~comfysync._http.transport.HttpTransport` (one HTTP
-session with the credentials), the REST routes of :class:`~comfysync._rest.methods.RestMethods`, the
-:class:`~comfysync._dispatch.EventBus`, the WebSocket :class:`~comfysync._ws.listener.Listener`
-and the prompt :class:`~comfysync._tracking.tracker.Tracker`. This module holds only construction,
-lifetime and delegation; each capability lives in its own module.
+session with the credentials), the REST routes of :class:`~comfysync._rest.methods.RestMethods`,
+the server surface that prompt tracking goes through
+(:class:`~comfysync._tracking.native.NativeSurface`: REST plus the WebSocket listener), the
+prompt :class:`~comfysync._tracking.tracker.Tracker` and the user's
+:class:`~comfysync._dispatch.EventBus`. This module holds only construction, lifetime and
+delegation; each capability lives in its own module.
 
-Wiring order matters: the tracker subscribes to the bus with ``"*"`` in the constructor,
-before any user callback, so it sees every event first; the listener tells it when a socket
-(re)opens so it can reconcile prompts whose end may have been missed.
+The event path is one explicit step, :meth:`ComfyApi._deliver`: every event the listener
+decodes (and the few the client makes itself) goes first to the tracker, which attributes
+id-less frames to their prompt and updates that prompt (running its ``job.on`` callbacks),
+then — attributed — to the user's ``api.on`` subscriptions. Nothing depends on the order in
+which anything subscribed.
 """
 
 from __future__ import annotations
@@ -36,12 +40,11 @@ from ._rest.methods import RestMethods
 from ._rest.models import QueuedPrompt
 from ._results import PromptResult
 from ._tracking.job import PromptJob, check_timeout
-from ._tracking.reconcile import RestOps
+from ._tracking.native import ListenerEvents, NativeSurface
 from ._tracking.tracker import Tracker
 from ._types import TrackerMode, WorkflowLike
 from ._workflow.node_specs import NodeDefsCache
 from ._workflow.prompt import explain_rejection, to_prompt
-from ._ws.listener import Listener
 from .errors import (
     ComfyConnectionError,
     ComfyError,
@@ -133,18 +136,24 @@ class ComfyApi(RestMethods):
         )
         self.reconnect = bool(reconnect)
         self.tracker_mode = tracker
-        self._listener_options = dict(
-            reconnect=self.reconnect,
-            backoff_base=backoff_base,
-            backoff_cap=backoff_cap,
-            max_attempts=max_reconnect_attempts,
-        )
         # /object_info is hundreds of KB: fetched once per client, when a UI-format workflow
         # first needs converting (refetched once if a workflow uses classes it lacks).
         self._node_defs = NodeDefsCache(self.get_node_defs)
         self._bus = EventBus(exception_handler)
+        self._events = ListenerEvents(
+            self._transport,
+            self.client_id,
+            self._deliver,
+            has_pending_work=lambda: self._tracker.has_unfinished(),
+            options=dict(
+                reconnect=self.reconnect,
+                backoff_base=backoff_base,
+                backoff_cap=backoff_cap,
+                max_attempts=max_reconnect_attempts,
+            ),
+        )
         self._tracker = Tracker(
-            RestOps(self),
+            NativeSurface(self, self._events),
             name=self.client_id[:8],
             files=self,
             polling=tracker == "http",
@@ -153,10 +162,11 @@ class ComfyApi(RestMethods):
             exception_handler=exception_handler,
             on_event_thread=self._on_listener_thread,
         )
-        self._bus.on("*", self._tracker.handle_event)  # first subscriber: sees events first
-        self._listener: Optional[Listener] = None
+        # True once the socket was opened, or given up for HTTP polling: submit() then does
+        # not connect first, and wait_for() may wait.
+        self._socket_tried = False
         self._lifecycle = threading.Lock()  # serialises connect()
-        self._close_lock = threading.Lock()  # _closed and the handover of _listener
+        self._close_lock = threading.Lock()  # guards _closed
         self._closed = False
         self._close_done = threading.Event()
         log.debug("created %r", self)
@@ -173,8 +183,7 @@ class ComfyApi(RestMethods):
     @property
     def connected(self) -> bool:
         """True while the WebSocket is open."""
-        listener = self._listener
-        return listener is not None and listener.connected
+        return self._events.connected
 
     def _state(self) -> str:
         if self._closed:
@@ -213,50 +222,44 @@ class ComfyApi(RestMethods):
     def _connect_needed(self) -> bool:
         if self._closed:
             raise ComfyConnectionError("this ComfyApi is closed", url=self.url)
-        return self._listener is None or not self._listener.alive
+        return not self._events.alive
 
     def _on_listener_thread(self) -> bool:
-        listener = self._listener
-        return listener is not None and listener.owns_current_thread()
+        return self._events.owns_current_thread()
+
+    def _deliver(self, event: Event) -> None:
+        """The event path: prompt tracking first (attribution, the prompt's state and its
+        ``job.on`` callbacks), then the user's subscriptions. Runs on the listener thread
+        for socket events."""
+        try:
+            event = self._tracker.handle_event(event)
+        except Exception:  # a tracking bug must not stop the listener or hide the event
+            log.exception("prompt tracking failed on a %r event", event.type)
+        self._bus.emit(event)
 
     def _connect(self, timeout: float) -> None:
         if self.tracker_mode == "http":
             self.poll_status(timeout=timeout)
             return
-        listener = Listener(
-            self._transport,
-            self.client_id,
-            self._bus,
-            has_pending_work=self._tracker.has_unfinished,
-            on_socket_ready=self._tracker.on_socket_ready,
-            **self._listener_options,  # type: ignore[arg-type]
-        )
-        # Published before start(): close() — maybe from a callback on the listener thread
-        # while start() waits for the greeting — stops it without waiting for this lock.
-        with self._close_lock:
-            if self._closed:
-                raise ComfyConnectionError("this ComfyApi is closed", url=self.url)
-            previous, self._listener = self._listener, listener
         try:
-            listener.start(timeout)
+            self._events.start(timeout)
         except ComfyConnectionError as exc:
             if self._closed:
                 raise self._closed_meanwhile() from None
             try:
                 self.ping()  # is it the socket, or the whole server?
             except ComfyError as http_exc:
-                self._listener = previous  # so that submit() tries to connect again
                 raise _unreachable(exc, http_exc) from http_exc
             if self.tracker_mode == "websocket":
-                self._listener = previous
                 raise
             log.warning("WebSocket unavailable (%s); tracking prompts by HTTP polling", exc)
-            # the stopped listener stays: submit() does not try the socket again
+            self._socket_tried = True  # submit() does not try the socket again
             self._tracker.set_polling(True)
             return
         if self._closed:
-            listener.stop()
+            self._events.stop()
             raise self._closed_meanwhile()
+        self._socket_tried = True
         self._tracker.set_polling(False)
 
     def _closed_meanwhile(self) -> ComfyConnectionError:
@@ -267,9 +270,9 @@ class ComfyApi(RestMethods):
             self.get_queue_remaining()
         except ComfyHTTPError as exc:
             if exc.status in (401, 403):
-                self._bus.emit(AuthError(status=exc.status))
+                self._deliver(AuthError(status=exc.status))
             raise
-        self._bus.emit(AuthSuccess())
+        self._deliver(AuthSuccess())
 
     def close(self) -> None:
         """Stop the listener and tracker threads (joined), end unfinished waits with
@@ -282,15 +285,13 @@ class ComfyApi(RestMethods):
         with self._close_lock:
             first = not self._closed
             self._closed = True
-            listener = self._listener
         if not first:
             if not self._on_own_thread():  # the first close() may be joining this thread
                 self._close_done.wait(_CLOSE_WAIT)
             return
         try:
             self._bus.close("this ComfyApi is closed", url=self.url)  # wakes wait_for() first
-            if listener is not None:
-                listener.stop()
+            self._events.stop()
             self._tracker.close()
             self._transport.close()
         finally:
@@ -385,7 +386,7 @@ class ComfyApi(RestMethods):
                 "wait_for() called from a callback on the listener thread, which delivers "
                 "the events it would wait for: use api.once(...), or wait on another thread"
             )
-        if self._listener is None and self.tracker_mode != "http" and not self._closed:
+        if not self._socket_tried and self.tracker_mode != "http" and not self._closed:
             raise ComfyConnectionError(
                 "not connected: call api.connect() or use `with ComfyApi(...) as api`",
                 url=self.url,
@@ -405,7 +406,7 @@ class ComfyApi(RestMethods):
             queue_remaining=remaining,
             raw={"type": "status", "data": {"status": {"exec_info": dict(exec_info or {})}}},
         )
-        self._bus.emit(status)
+        self._deliver(status)
         return status
 
     # ------------------------------------------------------------------ running work
@@ -416,6 +417,7 @@ class ComfyApi(RestMethods):
         *,
         on_progress: Optional[Callable[[Progress], object]] = None,
         on_preview: Optional[Callable[[Preview], object]] = None,
+        on_event: Optional[Callable[[Event], object]] = None,
         front: bool = False,
         number: Optional[float] = None,
         extra_data: Optional[Mapping[str, Any]] = None,
@@ -423,17 +425,20 @@ class ComfyApi(RestMethods):
     ) -> PromptJob:
         """Queue ``workflow`` (a ``Workflow``, an API-format dict or a JSON file path; UI
         format is converted with the server's node definitions) and return its
-        :class:`PromptJob` at once. ``on_progress`` / ``on_preview`` are subscribed to this
-        prompt before it is posted, so none of its events is missed. Connects first when
+        :class:`PromptJob` at once. ``on_progress`` / ``on_preview`` / ``on_event`` (every
+        event of this prompt, id-less previews attributed to it included) are subscribed to
+        this prompt before it is posted, so none of its events is missed. Connects first when
         ``connect()`` was never called. A rejected prompt raises ``PromptValidationError``."""
         prompt = to_prompt(workflow, self._node_defs)
-        if self._listener is None and self.tracker_mode != "http":
+        if not self._socket_tried and self.tracker_mode != "http":
             self.connect()
         subscribe: List[Tuple[EventKey, Callback]] = []
         if on_progress is not None:
             subscribe.append(("progress", on_progress))
         if on_preview is not None:
             subscribe.append(("b_preview", on_preview))
+        if on_event is not None:
+            subscribe.append(("*", on_event))
         options = dict(front=front, number=number, extra_data=extra_data,
                        partial_execution_targets=partial_execution_targets)
         try:

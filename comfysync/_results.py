@@ -23,9 +23,9 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, 
 
 from attrs import define, field
 
+from ._rest.models import HistoryEntry
 from ._rest.saving import safe_basename, safe_join, save_target
 from ._rest.shapes import ms_to_datetime
-from ._tracking.reconcile import history_messages
 
 if TYPE_CHECKING:  # Pillow is optional (the ``pil`` extra)
     from PIL.Image import Image
@@ -254,7 +254,7 @@ def _make_file(
 def build_result(
     prompt_id: str,
     *,
-    history: Optional[Mapping[str, Any]],
+    history: Optional[HistoryEntry],
     executed: Mapping[str, Optional[Mapping[str, Any]]],
     cached_nodes: Iterable[str] = (),
     started_ms: Optional[float] = None,
@@ -267,9 +267,7 @@ def build_result(
     Order follows execution (the events), then nodes only history knows. A node whose
     ``executed`` output was ``null`` (cached output node without UI) contributes nothing.
     """
-    hist_outputs = history.get("outputs") if history else None
-    if not isinstance(hist_outputs, Mapping):
-        hist_outputs = {}
+    hist_outputs: Mapping[str, Mapping[str, Any]] = history.outputs if history else {}
     outputs: Dict[str, Mapping[str, Any]] = {}
     for node_id, output in executed.items():
         chosen = hist_outputs.get(node_id, output)
@@ -290,20 +288,20 @@ def build_result(
         elif isinstance(strings, str):
             text[node_id] = [strings]
 
-    messages = history_messages(history)
     cached = list(cached_nodes)
-    cached_msg = messages.get("execution_cached", {}).get("nodes")
-    if not cached and isinstance(cached_msg, list):
-        cached = [str(n) for n in cached_msg]
-    start_ts = messages.get("execution_start", {}).get("timestamp", started_ms)
+    start_ts: Optional[float] = started_ms
     end_ts = finished_ms
-    for name in ("execution_success", "execution_error", "execution_interrupted"):
-        if name in messages and "timestamp" in messages[name]:
-            end_ts = messages[name]["timestamp"]
     status = "success"
-    status_obj = history.get("status") if history else None
-    if isinstance(status_obj, Mapping) and isinstance(status_obj.get("status_str"), str):
-        status = status_obj["status_str"]
+    if history is not None:
+        if not cached:
+            cached = history.cached_nodes
+        start_ts = (history.message("execution_start") or {}).get("timestamp", started_ms)
+        for name in ("execution_success", "execution_error", "execution_interrupted"):
+            message = history.message(name)
+            if message is not None and "timestamp" in message:
+                end_ts = message["timestamp"]
+        if history.status_str is not None:
+            status = history.status_str
 
     return PromptResult(
         prompt_id=prompt_id,
@@ -315,6 +313,6 @@ def build_result(
         cached_nodes=tuple(cached),
         started_at=ms_to_datetime(start_ts),
         finished_at=ms_to_datetime(end_ts),
-        raw=history,
+        raw=history.raw if history is not None else None,
         node_errors=dict(node_errors or {}),
     )

@@ -236,7 +236,7 @@ class Logs(Event):
 class Preview(Event):
     """A preview image (binary frame type 4 with metadata, or legacy type 1).
 
-    Type-1 frames carry no ids: the listener attributes them to the prompt and node of the
+    Type-1 frames carry no ids: the client attributes them to the prompt and node of the
     most recent ``executing``/``progress`` it saw (best effort — they may be broadcasts of a
     prompt submitted without client id). ``event_type`` says which flavour arrived.
     """

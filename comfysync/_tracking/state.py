@@ -25,10 +25,12 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Set
 from .. import events as ev
 from .._backoff import Backoff
 from .._dispatch import EventBus, ExceptionHandler
+from .._rest.models import HistoryEntry
 from .._results import FileClient, PromptResult, build_result
 from ..errors import ComfyError, PromptError, PromptInterruptedError, PromptLostError
 from .job import JobProgress
-from .reconcile import prompt_error
+from .outcome import prompt_error
+from .surface import Submitted
 
 __all__ = ["JobState", "SUCCESS_GRACE", "RETRY_MIN", "RETRY_MAX"]
 
@@ -160,11 +162,11 @@ class JobState:
 
     # ------------------------------------------------------------------ scheduling
 
-    def posted(self, answer: Any, now: float, poll_min: Optional[float]) -> None:
+    def posted(self, answer: Submitted, now: float, poll_min: Optional[float]) -> None:
         """POST /prompt answered: from now on the server may be asked about the prompt
         (``poll_min``: first polling delay in HTTP mode, None with a socket)."""
-        self.number = getattr(answer, "number", None)
-        self.node_errors = dict(getattr(answer, "node_errors", None) or {})
+        self.number = answer.number
+        self.node_errors = dict(answer.node_errors)
         self.submitted = True
         self.last_news = now
         if poll_min is not None:
@@ -259,7 +261,7 @@ class JobState:
             else:
                 future.set_exception(self.error or ComfyError("prompt ended without an outcome"))
 
-    def result_from(self, entry: Mapping[str, Any], files: Optional[FileClient]) -> PromptResult:
+    def result_from(self, entry: HistoryEntry, files: Optional[FileClient]) -> PromptResult:
         """The run's result: its history entry merged with the outputs seen live."""
         return build_result(
             self.prompt_id,

@@ -1,27 +1,30 @@
 """Following submitted prompts to their end: the :class:`Tracker`.
 
-Guarantees (API.md "Running work", CORE.md "Tracking"):
+Guarantees:
 
 * The prompt id is chosen (``str(uuid4())``) and the job registered **before** ``POST
   /prompt``, so no event of the prompt can arrive before we know it; a refused POST
   unregisters the job and re-raises. A server that queues the prompt under an id of its own
   is followed under that id.
-* Events update only their own prompt's state. ``job.on(...)`` sees only that prompt.
+* Every event passes through :meth:`Tracker.handle_event` before the user's subscriptions
+  see it: it is the one place that attributes id-less frames to their prompt
+  (:class:`~comfysync._tracking.attribution.Attribution`), and events update only their own
+  prompt's state. ``job.on(...)`` sees only that prompt.
 * A job ends on ``execution_error`` / ``execution_interrupted`` (from the event alone), or
   after ``execution_success`` / ``executing(node=None)`` once ``/history/{id}`` was read (it
   is written just after ``execution_success``, so a few short retries) and merged with the
   live ``executed`` outputs.
 * Never one message alone: after a reconnect, when a job had no news for ``watchdog``
   seconds, after ``cancel()``, when an end signal has no history entry, and on every poll of
-  the HTTP tracker, unfinished jobs are reconciled against ``/queue`` then ``/history/{id}``
-  (see :mod:`comfysync._tracking.reconcile`): a prompt in neither is lost (deleted from the queue,
-  or
-  the server restarted).
+  the HTTP tracker, unfinished jobs are checked with the surface's ``status``
+  (``/queue`` then ``/history/{id}`` on a native server): a prompt the server surely does not
+  have is lost (deleted from the queue, or the server restarted).
 
 The per-prompt record and its transitions (when to ask the server what) are
 :class:`~comfysync._tracking.state.JobState`; the user's handle is
-:class:`~comfysync._tracking.job.PromptJob`. The tracker owns the registry, the lock, the thread and
-every HTTP call.
+:class:`~comfysync._tracking.job.PromptJob`. The tracker owns the registry, the lock and the
+thread; it reaches the server only through its
+:class:`~comfysync._tracking.surface.ServerSurface`.
 
 Threads: events arrive on the listener thread and only touch memory. Every HTTP call the
 tracker makes runs on its one daemon thread (``comfysync-tracker-<id>``), started with the
@@ -40,11 +43,14 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from .. import events as ev
 from .._dispatch import Callback, ExceptionHandler
+from .._rest.models import HistoryEntry
 from .._results import FileClient, PromptResult
 from ..errors import ComfyConnectionError, ComfyError
+from .attribution import Attribution
 from .job import JobProgress, PromptJob
-from .reconcile import Finding, ServerOps, check_prompts, history_outcome
+from .outcome import history_outcome
 from .state import JobState
+from .surface import PromptStatus, ServerSurface
 
 __all__ = ["Tracker", "HISTORY_DELAYS"]
 
@@ -62,14 +68,14 @@ _IDLE_WAIT = 5.0
 class Tracker:
     """Registry of unfinished prompts of one client plus the thread doing their HTTP work.
 
-    ``handle_event`` must be subscribed to the client's bus with ``"*"`` before any user
-    callback; ``on_socket_ready`` is the listener's hook; ``set_polling(True)`` switches
-    every job to HTTP polling (``tracker="http"``, socket unavailable, listener gave up).
+    The client hands every event to :meth:`handle_event` first and passes on the event it
+    returns (attributed) to the user's subscriptions; ``set_polling(True)`` switches every
+    job to HTTP polling (``tracker="http"``, socket unavailable, listener gave up).
     """
 
     def __init__(
         self,
-        ops: ServerOps,
+        surface: ServerSurface,
         *,
         name: str,
         files: Optional[FileClient] = None,
@@ -80,7 +86,7 @@ class Tracker:
         exception_handler: Optional[ExceptionHandler] = None,
         on_event_thread: Callable[[], bool] = lambda: False,
     ) -> None:
-        self._ops = ops
+        self._surface = surface
         self._on_event_thread = on_event_thread
         self._name = name
         self._files = files
@@ -92,7 +98,7 @@ class Tracker:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._jobs: Dict[str, JobState] = {}
-        self._current: Optional[str] = None  # the prompt the server runs for this client
+        self._attribution = Attribution()  # the prompt the server runs for this client
         self._thread: Optional[threading.Thread] = None
         self._closed = False
 
@@ -100,7 +106,15 @@ class Tracker:
 
     @property
     def polling(self) -> bool:
+        """True when prompts are followed by HTTP polling for good (``tracker="http"``, no
+        socket, the listener gave up)."""
         return self._polling
+
+    def _polls_now(self) -> bool:
+        """True while completion must come from the surface's ``status`` at the polling pace:
+        polling for good, or the event source is down (reconnecting) or gives hints only."""
+        events = self._surface.events
+        return self._polling or not (events.connected and events.authoritative)
 
     def has_unfinished(self) -> bool:
         with self._lock:
@@ -124,17 +138,16 @@ class Tracker:
             self._jobs[prompt_id] = state
             self._ensure_thread()
         try:
-            answer = self._ops.post_prompt(workflow, prompt_id, options)
+            answer = self._surface.submit(workflow, prompt_id, options)
         except BaseException:
             with self._lock:
                 self._jobs.pop(prompt_id, None)
             raise
         with self._lock:
             now = time.monotonic()
-            state.posted(answer, now, self._poll_min if self._polling else None)
-            server_id = getattr(answer, "prompt_id", None)
-            if isinstance(server_id, str) and server_id and server_id != prompt_id:
-                self._rekey(state, server_id, now)
+            state.posted(answer, now, self._poll_min if self._polls_now() else None)
+            if answer.prompt_id and answer.prompt_id != prompt_id:
+                self._rekey(state, answer.prompt_id, now)
             self._wake.notify()
         return PromptJob(state, self)
 
@@ -172,14 +185,14 @@ class Tracker:
             state.cancel_requested = True
             pending = state.status == "pending"
         try:
-            self._ops.cancel_prompt(state.prompt_id)
+            self._surface.cancel(state.prompt_id)
         except BaseException:
             with self._lock:
                 state.cancel_requested = False  # not cancelled: a vanished prompt is lost
             raise
         if pending:
             try:
-                findings = check_prompts(self._ops, [state.prompt_id])
+                findings = self._surface.status([state.prompt_id])
             except ComfyError as exc:
                 log.debug("%s: checking cancelled prompt %s failed: %s",
                           self._name, state.prompt_id, exc)
@@ -204,7 +217,8 @@ class Tracker:
         self._request_check(jobs, delay=0.0)
 
     def on_socket_ready(self, reconnected: bool) -> None:
-        """Listener hook (listener thread): reconcile everything after a reconnect."""
+        """The socket (re)opened: check every unfinished prompt, whose end may have been
+        missed while it was down."""
         with self._lock:
             jobs = list(self._jobs.values())
         if reconnected and jobs:
@@ -245,34 +259,37 @@ class Tracker:
 
     # ------------------------------------------------------------------ events (listener)
 
-    def handle_event(self, event: ev.Event) -> None:
-        """Bus ``"*"`` subscriber: update the event's prompt, pass it to ``job.on`` callbacks."""
+    def handle_event(self, event: ev.Event) -> ev.Event:
+        """The first step of every event: attribute an id-less frame to its prompt, update
+        that prompt, run its ``job.on`` callbacks. Returns the (attributed) event, for the
+        user's subscriptions."""
         if isinstance(event, ev.ReconnectionFailed):
             self.set_polling(True)
-            return
+            return event
         if isinstance(event, ev.Status):
             self._queue_changed()
-            return
-        prompt_id = event.prompt_id
-        if prompt_id is None and isinstance(event, (ev.Executing, ev.Preview, ev.ProgressText)):
-            prompt_id = self._current  # repeated `executing` after a reconnect; type-1 previews
-        if prompt_id is None:
-            return
+            return event
+        if isinstance(event, (ev.Connected, ev.Reconnected)):
+            self.on_socket_ready(isinstance(event, ev.Reconnected))
+            return event
+        if isinstance(event, ev.Disconnected):
+            with self._lock:  # unfinished prompts are polled until the socket is back
+                self._wake.notify()
+            return event
+        error: Optional[BaseException] = None
         with self._lock:
-            state = self._jobs.get(prompt_id)
+            event = self._attribution.attribute(event)
+            prompt_id = event.prompt_id
+            state = self._jobs.get(prompt_id) if prompt_id is not None else None
             if state is None or state.finished:
-                return
-            if isinstance(event, (ev.ExecutionStart, ev.ExecutionCached)):
-                self._current = prompt_id
-            elif isinstance(event, ev.Executing) and event.node is None:
-                if self._current == prompt_id:
-                    self._current = None
+                return event
             error = state.apply(event, time.monotonic())
             if state.end_signal is not None:
                 self._wake.notify()
         state.bus.emit(event)
         if error is not None:
             self._finish(state, error=error)
+        return event
 
     def _queue_changed(self) -> None:
         """A ``status`` broadcast: the queue changed. A prompt deleted from the queue sends
@@ -296,13 +313,12 @@ class Tracker:
             if not state.conclude(result, error):
                 return False
             self._jobs.pop(state.prompt_id, None)
-            if self._current == state.prompt_id:
-                self._current = None
+            self._attribution.forget(state.prompt_id)
         state.announce()  # outside the lock: future callbacks are user code
         log.debug("%s: prompt %s ended: %s", self._name, state.prompt_id, state.status)
         return True
 
-    def _finish_from_history(self, state: JobState, entry: Mapping[str, Any]) -> None:
+    def _finish_from_history(self, state: JobState, entry: HistoryEntry) -> None:
         error = history_outcome(state.prompt_id, entry, cancelled=state.cancel_requested)
         if error is not None:
             self._finish(state, error=error)
@@ -320,7 +336,7 @@ class Tracker:
             self._name,
             state.prompt_id,
         )
-        self._finish_from_history(state, {})
+        self._finish_from_history(state, HistoryEntry(state.prompt_id))  # an empty entry
 
     # ------------------------------------------------------------------ tracker thread
 
@@ -360,9 +376,10 @@ class Tracker:
         due (or for a change). Lock held."""
         due: List[JobState] = []
         later: List[Tuple[float, JobState]] = []
+        polling = self._polls_now()
         for state in self._jobs.values():
             if state.submitted:
-                at = state.due_at(self._watchdog, self._polling)
+                at = state.due_at(self._watchdog, polling)
                 if at <= now:
                     due.append(state)
                 else:
@@ -373,7 +390,7 @@ class Tracker:
         # One GET /queue serves many prompts: bring watchdog checks that are due soon
         # forward instead of asking again a moment later.
         soon = now + self._watchdog / 2
-        due.extend(s for at, s in later if s.on_watchdog(self._polling) and at < soon)
+        due.extend(s for at, s in later if s.on_watchdog(polling) and at < soon)
         return due
 
     def _process(self, due: List[JobState]) -> None:
@@ -386,7 +403,7 @@ class Tracker:
 
     def _read_history(self, state: JobState) -> None:
         try:
-            entry = self._ops.history_entry(state.prompt_id)
+            entry = self._surface.result(state.prompt_id)
         except ComfyError as exc:
             log.debug("%s: history of %s unavailable: %s", self._name, state.prompt_id, exc)
             self._retry_later([state])
@@ -402,19 +419,25 @@ class Tracker:
 
     def _reconcile(self, states: List[JobState]) -> None:
         try:
-            findings = check_prompts(self._ops, [s.prompt_id for s in states])
+            findings = self._surface.status([s.prompt_id for s in states])
         except ComfyError as exc:
             log.debug("%s: reconciling failed (%s); retrying", self._name, exc)
             self._retry_later(states)
             return
         for state in states:
-            self._settle(state, findings[state.prompt_id])
+            finding = findings.get(state.prompt_id)
+            if finding is None:
+                self._retry_later([state])
+            else:
+                self._settle(state, finding)
 
-    def _settle(self, state: JobState, finding: Finding) -> None:
+    def _settle(self, state: JobState, finding: PromptStatus) -> None:
         """Act on where the server has the prompt: end it, or schedule the next check."""
-        if finding.where == "history" and finding.entry is not None:
+        if finding.where == "done" and finding.entry is not None:
             self._finish_from_history(state, finding.entry)
-        elif finding.where == "missing":
+        elif finding.where == "unknown":
+            self._retry_later([state])
+        elif finding.where == "absent":
             if state.success_seen:
                 self._finish_live(state)
             else:  # cancelled, or lost

@@ -3,8 +3,11 @@
 ``start()`` spawns a daemon thread that opens ``/ws?clientId=…`` (handshake headers carry the
 credentials and extra headers, TLS follows ``verify``), sends the ``feature_flags`` message as
 its first frame and waits for the server's greeting (the first ``status``, which carries
-``sid``). From then on it loops ``recv → decode → bus.emit``, so user callbacks run on it in
-arrival order. A frame that cannot be decoded is logged and skipped.
+``sid``). From then on it loops ``recv → decode → sink``: every decoded event goes, in arrival
+order and on this thread, to the one ``sink`` callable it was built with (the client's delivery
+step, which hands it to prompt tracking and then to user callbacks). The listener only reads
+and decodes: it attributes nothing to prompts. A frame that cannot be decoded is logged and
+skipped.
 
 websocket-client does the handshake and every send (masking, locking); receiving bypasses it:
 the thread reads the socket in large chunks and splits them with ``_wire.FrameParser``, one
@@ -43,28 +46,21 @@ import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Tuple
 
-import attrs
 import websocket
 
 from .._backoff import Backoff
-from .._dispatch import EventBus
 from ..errors import ComfyConnectionError, ConnectTimeoutError
 from ..events import (
     Connected,
     Disconnected,
     Event,
-    Executing,
     FeatureFlags,
-    Preview,
-    Progress,
-    ProgressText,
     Reconnected,
     Reconnecting,
     ReconnectionFailed,
     Status,
 )
 from .wire import (
-    BINARY_PREVIEW_IMAGE,
     OP_BINARY,
     OP_CLOSE,
     OP_PING,
@@ -129,7 +125,7 @@ def _display_url(url: str) -> str:
 
 
 class Listener:
-    """One WebSocket thread for one client id; events go to ``bus``. See the module docstring.
+    """One WebSocket thread for one client id; events go to ``sink``. See the module docstring.
 
     ``backoff_base``/``backoff_cap``: the n-th reconnect attempt waits
     ``uniform(0, min(cap, base * 2**(n-1)))`` seconds. ``max_attempts``: give up after that
@@ -141,7 +137,7 @@ class Listener:
         self,
         transport: WebSocketSource,
         client_id: str,
-        bus: EventBus,
+        sink: Callable[[Event], object],
         *,
         reconnect: bool = True,
         backoff_base: float = 0.5,
@@ -164,7 +160,7 @@ class Listener:
             raise ValueError("ping_interval must be positive or None")
         self._transport = transport
         self.client_id = client_id
-        self._bus = bus
+        self._sink = sink
         self.reconnect = reconnect
         self._backoff = backoff
         self.max_attempts = max_attempts
@@ -189,9 +185,6 @@ class Listener:
         self.sid: Optional[str] = None
         #: The server's feature flags from the last ``feature_flags`` answer.
         self.server_features: Optional[Dict[str, Any]] = None
-        # Attribution of id-less frames (type-1 previews, text): listener thread only.
-        self._current_prompt: Optional[str] = None
-        self._current_node: Optional[str] = None
 
     # ------------------------------------------------------------------ public
 
@@ -313,14 +306,14 @@ class Listener:
             self._connected = False
             self._close_socket(conn.ws)
             if self._stop.is_set():
-                self._bus.emit(Disconnected("closed by the client"))
+                self._sink(Disconnected("closed by the client"))
                 return
             logger.warning("WebSocket %s dropped: %s", self.url, reason)
-            self._bus.emit(Disconnected(reason, code))
+            self._sink(Disconnected(reason, code))
             if not self.reconnect:
                 # The socket will not come back: say so, as after failed attempts, so that
                 # prompts are followed over HTTP from now on.
-                self._bus.emit(ReconnectionFailed(0, f"reconnect is disabled ({reason})"))
+                self._sink(ReconnectionFailed(0, f"reconnect is disabled ({reason})"))
                 return
             if time.monotonic() - up_since >= self.stable_after:
                 self._backoff.reset()
@@ -336,12 +329,12 @@ class Listener:
         reconnected = reconnect_attempts is not None
         if reconnect_attempts is None:
             logger.debug("WebSocket %s connected", self.url)
-            self._bus.emit(Connected(greeting.sid))
+            self._sink(Connected(greeting.sid))
         else:
             logger.info(
                 "WebSocket %s reconnected after %d attempt(s)", self.url, reconnect_attempts
             )
-            self._bus.emit(Reconnected(reconnect_attempts, greeting.sid))
+            self._sink(Reconnected(reconnect_attempts, greeting.sid))
         try:
             self._on_socket_ready(reconnected)
         except Exception:
@@ -359,11 +352,11 @@ class Listener:
             limit = None if self._pending_work() else self.max_attempts
             if limit is not None and made >= limit:
                 logger.error("giving up reconnecting to %s after %d attempt(s)", self.url, made)
-                self._bus.emit(ReconnectionFailed(made, last_error))
+                self._sink(ReconnectionFailed(made, last_error))
                 return None
             made += 1
             delay = self._backoff.next_delay()
-            self._bus.emit(Reconnecting(made, delay))
+            self._sink(Reconnecting(made, delay))
             if self._stop.wait(delay):
                 return None
             try:
@@ -520,33 +513,10 @@ class Listener:
         return None
 
     def _dispatch(self, event: Event) -> None:
-        """Attribute id-less frames to the running prompt, remember state, emit."""
-        if isinstance(event, Executing):
-            if event.node is None:
-                self._current_prompt = self._current_node = None
-            else:
-                # After a reconnect mid-run the server repeats the node without prompt_id.
-                self._current_prompt = event.prompt_id or self._current_prompt
-                self._current_node = event.node
-        elif isinstance(event, Progress):
-            self._current_prompt = event.prompt_id or self._current_prompt
-            self._current_node = event.node or self._current_node
-        elif isinstance(event, Preview):
-            if event.event_type == BINARY_PREVIEW_IMAGE and event.prompt_id is None:
-                if self._current_prompt is not None or self._current_node is not None:
-                    event = attrs.evolve(
-                        event, prompt_id=self._current_prompt, node_id=self._current_node
-                    )
-        elif isinstance(event, ProgressText):
-            if (
-                event.prompt_id is None
-                and self._current_prompt is not None
-                and event.node_id == self._current_node
-            ):
-                event = attrs.evolve(event, prompt_id=self._current_prompt)
-        elif isinstance(event, FeatureFlags):
+        """Remember the server's feature flags, hand the event to the sink."""
+        if isinstance(event, FeatureFlags):
             self.server_features = dict(event.flags)
-        self._bus.emit(event)
+        self._sink(event)
 
     # ------------------------------------------------------------------ sockets
 

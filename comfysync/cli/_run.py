@@ -13,11 +13,10 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence
 
-from .. import errors, events
+from .. import errors
 from .._results import PromptResult
 from .._tracking.job import PromptJob
 from .._workflow.prompt import PreparedWorkflow, prepare, to_prompt
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
     from .._client import ComfyApi
 
 __all__ = ["cmd_run", "read_workflow_file", "parse_sets", "prepare_workflow", "prepare_out_dir",
-           "PromptEvents", "save_outputs", "run_and_report"]
+           "save_outputs", "run_and_report"]
 
 #: After Ctrl-C, how long to wait for the server to confirm the cancellation.
 _CANCEL_GRACE = 5.0
@@ -115,43 +114,6 @@ def prepare_workflow(api: ComfyApi, data: PreparedWorkflow, sets: Mapping[str, A
     return wf
 
 
-class PromptEvents:
-    """An ``api.on("*")`` callback that forwards one prompt's events to ``sink``.
-
-    It is subscribed *before* the prompt is submitted and buffers until :meth:`bind` names
-    the prompt, so no early event (execution_start, cached nodes) is lost to the display.
-    Previews without ids are attributed to the bound prompt: the command runs one at a time.
-    """
-
-    def __init__(self, sink: Callable[[events.Event], None]) -> None:
-        self._sink = sink
-        self._lock = threading.Lock()
-        self._prompt_id: Optional[str] = None
-        self._early: List[events.Event] = []
-
-    def _belongs(self, event: events.Event) -> bool:
-        prompt_id = event.prompt_id
-        if prompt_id is None:  # type-1 previews; the node repeated after a reconnect
-            return isinstance(event, events.Preview) or (
-                isinstance(event, events.Executing) and event.node is not None)
-        return bool(prompt_id == self._prompt_id)
-
-    def __call__(self, event: events.Event) -> None:
-        with self._lock:
-            if self._prompt_id is None:
-                self._early.append(event)
-            elif self._belongs(event):
-                self._sink(event)
-
-    def bind(self, prompt_id: str) -> None:
-        with self._lock:
-            self._prompt_id = prompt_id
-            early, self._early = self._early, []
-            for event in early:
-                if self._belongs(event):
-                    self._sink(event)
-
-
 def save_outputs(result: PromptResult, out_dir: Path,
                  saved: Optional[List[SavedFile]] = None) -> List[SavedFile]:
     """Save every output file of ``result`` into ``out_dir`` (created), never overwriting.
@@ -191,13 +153,12 @@ def run_and_report(api: ComfyApi, wf: Workflow, *, out_dir: Path, timeout: Optio
     Shared by ``run`` and ``demo``."""
     state = RunProgress(labels_for(wf.to_dict()))
     reporter = ProgressReporter(state, make_renderer(progress_mode, sys.stderr))
-    forward = PromptEvents(reporter)
-    subscription = api.on("*", forward)
     job: Optional[PromptJob] = None
     try:
         with CtrlC() as ctrl_c:
-            job = api.submit(wf)
-            forward.bind(job.prompt_id)
+            # The prompt's own events (id-less previews attributed by the client), subscribed
+            # before it is posted: none is missed, no other prompt's event is shown.
+            job = api.submit(wf, on_event=reporter)
             result = wait_interruptibly(job, timeout, ctrl_c)
     except KeyboardInterrupt as exc:
         reporter.close()
@@ -218,7 +179,6 @@ def run_and_report(api: ComfyApi, wf: Workflow, *, out_dir: Path, timeout: Optio
         raise exc from None
     finally:
         reporter.close()
-        subscription.cancel()
     saved: List[SavedFile] = []
     try:
         save_outputs(result, out_dir, saved)

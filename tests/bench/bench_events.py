@@ -142,7 +142,7 @@ def end_to_end(frames: List[Tuple[int, bytes]]) -> float:
     bus.on("progress", lambda e: None)
     done = threading.Event()
     bus.on("bench.done", lambda e: done.set())
-    listener = Listener(_Transport(server.port), "bench0000", bus, ping_interval=None)
+    listener = Listener(_Transport(server.port), "bench0000", bus.emit, ping_interval=None)
     try:
         listener.start(timeout=10)
         start = time.perf_counter()

@@ -11,7 +11,7 @@ from typing import Any, List
 
 import pytest
 
-from comfysync import cli, errors, events
+from comfysync import cli, errors
 from comfysync._rest.models import FileRef
 from comfysync.cli._common import client_options, open_api
 from comfysync.cli._output import (
@@ -21,7 +21,7 @@ from comfysync.cli._output import (
     result_document,
     to_jsonable,
 )
-from comfysync.cli._run import PromptEvents, parse_sets, read_workflow_file
+from comfysync.cli._run import parse_sets, read_workflow_file
 
 
 def parse(*argv: str) -> argparse.Namespace:
@@ -258,41 +258,6 @@ def test_malformed_comfyui_url_names_the_variable(monkeypatch: pytest.MonkeyPatc
     assert err.startswith("comfysync: error: $COMFYUI_URL: unsupported URL scheme 'ftp'")
     assert cli.main(["queue", "--server", "gpu:x"]) == cli.EXIT_USAGE
     assert capsys.readouterr().err.startswith("comfysync: error: --server: invalid server URL")
-
-
-def test_prompt_events_buffers_until_bound_and_filters() -> None:
-    got: List[Any] = []
-    forward = PromptEvents(got.append)
-    early = events.ExecutionStart(prompt_id="mine")
-    forward(early)
-    forward(events.ExecutionStart(prompt_id="other"))
-    assert got == []
-    forward.bind("mine")
-    assert got == [early]
-    preview = events.Preview(image=b"x", prompt_id=None)
-    forward(preview)
-    forward(events.Progress(value=1, max=2, prompt_id="other"))
-    forward(events.Executing(node=None, prompt_id=None))
-    forward(events.Status(queue_remaining=0))
-    assert got == [early, preview]
-
-
-def test_prompt_events_is_thread_safe() -> None:
-    got: List[Any] = []
-    forward = PromptEvents(got.append)
-    start = threading.Event()
-
-    def emit() -> None:
-        start.wait(5)
-        for i in range(200):
-            forward(events.Progress(value=i, max=200, prompt_id="p"))
-
-    t = threading.Thread(target=emit)
-    t.start()
-    start.set()
-    forward.bind("p")
-    t.join(10)
-    assert [e.value for e in got] == list(range(200))  # order kept across the bind
 
 
 # -- credentials ---------------------------------------------------------------------------------

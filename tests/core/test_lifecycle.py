@@ -81,7 +81,7 @@ def test_concurrent_close_returns_only_when_everything_stopped(
     fake_server: FakeComfyUI, make_api: Callable[..., ComfyApi], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     api = make_api()
-    listener = api._listener
+    listener = api._events.listener
     assert listener is not None
     stopping = threading.Event()
     real_stop = listener.stop

@@ -31,6 +31,7 @@ from aiohttp import web  # noqa: E402
 from comfysync import events as ev  # noqa: E402
 from comfysync._dispatch import EventBus  # noqa: E402
 from comfysync._http.transport import HttpTransport  # noqa: E402
+from comfysync._tracking.attribution import Attribution  # noqa: E402
 from comfysync._ws.listener import ConnectTimeoutError, Listener  # noqa: E402
 from comfysync.errors import ComfyConnectionError, ComfyTimeoutError  # noqa: E402
 
@@ -274,13 +275,20 @@ def make_listener() -> Iterator[Callable[..., Tuple[Listener, EventBus, Recorder
         url: str,
         client_id: str = "0123456789abcdef",
         transport_kw: Optional[Dict[str, Any]] = None,
+        attribute: bool = False,
         **kw: Any,
     ) -> Tuple[Listener, EventBus, Recorder]:
+        """``attribute``: pass events through the client's attribution step first (the
+        listener itself attributes nothing)."""
         transport = HttpTransport(url, **(transport_kw or {}))
         bus = EventBus()
         recorder = Recorder(bus)
         kw.setdefault("rng", random.Random(1234))
-        listener = Listener(transport, client_id, bus, **kw)
+        sink: Callable[[ev.Event], None] = bus.emit
+        if attribute:
+            attribution = Attribution()
+            sink = lambda e: bus.emit(attribution.attribute(e))  # noqa: E731
+        listener = Listener(transport, client_id, sink, **kw)
         made.append((listener, transport))
         return listener, bus, recorder
 
@@ -380,7 +388,7 @@ def test_path_prefix_is_kept() -> None:
     server = ScriptedServer(prefix="/comfy")
     try:
         transport = HttpTransport(server.url)
-        listener = Listener(transport, "prefixclient0000", EventBus())
+        listener = Listener(transport, "prefixclient0000", EventBus().emit)
         try:
             listener.start(timeout=WAIT)
             assert listener.connected
@@ -394,7 +402,7 @@ def test_path_prefix_is_kept() -> None:
 
 def test_wss_url_follows_https() -> None:
     transport = HttpTransport("https://example.invalid:8443/comfy", verify=False)
-    listener = Listener(transport, "c" * 16, EventBus())
+    listener = Listener(transport, "c" * 16, EventBus().emit)
     assert listener.url == "wss://example.invalid:8443/comfy/ws"
     assert transport.ws_sslopt()["check_hostname"] is False
     transport.close()
@@ -513,7 +521,7 @@ def test_raising_callback_does_not_stop_the_listener(
 def test_type1_previews_are_attributed_to_the_running_node(
     scripted: ScriptedServer, make_listener: Any
 ) -> None:
-    listener, bus, rec = make_listener(scripted.url)
+    listener, bus, rec = make_listener(scripted.url, attribute=True)
     listener.start(timeout=WAIT)
     scripted.send_bytes(struct.pack(">II", 1, 2) + PNG)  # nothing running yet
     scripted.send_json(
@@ -1033,7 +1041,7 @@ def test_fake_server_type4_previews_carry_ids(fake_server: Any, make_listener: A
 
 def test_fake_server_type1_previews_are_attributed(fake_server: Any, make_listener: Any) -> None:
     listener, bus, rec = make_listener(
-        fake_server.url, client_id="previews1client00", feature_flags={}
+        fake_server.url, client_id="previews1client00", feature_flags={}, attribute=True
     )
     listener.start(timeout=WAIT)
     prompt_id = _post_prompt(fake_server, "previews1client00", steps=2, preview="PNG")
@@ -1163,6 +1171,7 @@ def test_fake_server_reconnect_mid_run_keeps_attribution(
         fake_server.url,
         client_id="midrunclient0001",
         feature_flags={},
+        attribute=True,
         backoff_base=0.01,
         backoff_cap=0.02,
     )

@@ -10,6 +10,7 @@ from typing import Any, Dict, List
 
 import pytest
 
+from comfysync._rest.models import HistoryEntry
 from comfysync._rest.saving import safe_join, stream_to_path
 from comfysync._results import OutputFile, build_result
 from comfysync.errors import UnsafePathError
@@ -58,8 +59,8 @@ VARIETY = {
 
 
 def history(outputs: Dict[str, Any], start: int = 1_700_000_000_000,
-            end: int = 1_700_000_002_500) -> Dict[str, Any]:
-    return {
+            end: int = 1_700_000_002_500) -> HistoryEntry:
+    return HistoryEntry.from_wire("p", {
         "prompt": [1, "p", {}, {}, []],
         "outputs": outputs,
         "status": {"status_str": "success", "completed": True, "messages": [
@@ -68,7 +69,7 @@ def history(outputs: Dict[str, Any], start: int = 1_700_000_000_000,
             ["execution_success", {"prompt_id": "p", "timestamp": end}],
         ]},
         "meta": {},
-    }
+    })
 
 
 def test_every_output_key_with_file_items_becomes_files() -> None:

@@ -4,13 +4,14 @@ per-prompt state, endings, history retries, reconciliation, polling, cancel, clo
 from __future__ import annotations
 
 import threading
-from types import SimpleNamespace
-from typing import Any, Dict, FrozenSet, Iterator, List, Mapping, Optional, Set, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
 import pytest
 
 from comfysync import events as ev
+from comfysync._rest.models import HistoryEntry
 from comfysync._tracking.job import PromptJob
+from comfysync._tracking.surface import PromptStatus, Submitted
 from comfysync._tracking.tracker import Tracker
 from comfysync.errors import (
     ComfyConnectionError,
@@ -36,8 +37,24 @@ def entry(status: str = "success", outputs: Optional[Dict[str, Any]] = None,
     }
 
 
+class FakeEvents:
+    """An event source that is always connected (the tests hand events to the tracker)."""
+
+    alive = connected = authoritative = True
+
+    def start(self, timeout: float) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def owns_current_thread(self) -> bool:
+        return False
+
+
 class FakeOps:
-    """ServerOps over dicts; records every call."""
+    """A server surface over dicts; records every call (``post``, ``queue`` — one per status
+    question — ``history``, ``cancel``)."""
 
     def __init__(self) -> None:
         self.running: Set[str] = set()
@@ -51,6 +68,7 @@ class FakeOps:
         self.server_id: Optional[str] = None  # an id the server picks instead of ours
         self.lock = threading.Lock()
         self.called = threading.Condition(self.lock)
+        self.events = FakeEvents()
 
     def _record(self, *call: str) -> None:
         with self.lock:
@@ -63,8 +81,8 @@ class FakeOps:
                 f"{call} not made {count} time(s): {self.calls}"
             )
 
-    def post_prompt(self, workflow: Mapping[str, Any], prompt_id: str,
-                    options: Mapping[str, Any]) -> Any:
+    def submit(self, workflow: Mapping[str, Any], prompt_id: str,
+               options: Mapping[str, Any]) -> Submitted:
         self._record("post", prompt_id)
         prompt_id = self.server_id or prompt_id
         if self.post_error is None:
@@ -73,7 +91,7 @@ class FakeOps:
             self.on_post(prompt_id)
         if self.post_error is not None:
             raise self.post_error
-        return SimpleNamespace(prompt_id=prompt_id, number=7, node_errors={})
+        return Submitted(prompt_id, 7, {})
 
     def _maybe_fail(self) -> None:
         with self.lock:
@@ -81,12 +99,22 @@ class FakeOps:
                 self.down -= 1
                 raise ComfyConnectionError("server down")
 
-    def queue_ids(self) -> Tuple[FrozenSet[str], FrozenSet[str]]:
+    def status(self, prompt_ids: Sequence[str]) -> Dict[str, PromptStatus]:
         self._record("queue")
         self._maybe_fail()
-        return frozenset(self.running), frozenset(self.pending)
+        running, pending = frozenset(self.running), frozenset(self.pending)
+        found: Dict[str, PromptStatus] = {}
+        for prompt_id in prompt_ids:
+            if prompt_id in running:
+                found[prompt_id] = PromptStatus("running")
+            elif prompt_id in pending:
+                found[prompt_id] = PromptStatus("queued")
+            else:
+                got = self.result(prompt_id)
+                found[prompt_id] = PromptStatus("absent" if got is None else "done", got)
+        return found
 
-    def history_entry(self, prompt_id: str) -> Optional[Mapping[str, Any]]:
+    def result(self, prompt_id: str) -> Optional[HistoryEntry]:
         self._record("history", prompt_id)
         self._maybe_fail()
         with self.lock:
@@ -94,9 +122,10 @@ class FakeOps:
             if hidden > 0:
                 self.history_hidden[prompt_id] = hidden - 1
                 return None
-        return self.history.get(prompt_id)
+        raw = self.history.get(prompt_id)
+        return None if raw is None else HistoryEntry.from_wire(prompt_id, raw)
 
-    def cancel_prompt(self, prompt_id: str) -> None:
+    def cancel(self, prompt_id: str) -> None:
         self._record("cancel", prompt_id)
         self.pending.discard(prompt_id)
 
@@ -286,9 +315,10 @@ def test_preview_without_ids_goes_to_the_running_prompt(ops: FakeOps, make_track
     a.on(ev.Preview, got.append)
     t.handle_event(ev.ExecutionStart(prompt_id=a.prompt_id, timestamp=1))
     preview = ev.Preview(image=b"jpeg", event_type=1)
-    t.handle_event(preview)
-    assert got == [preview]
-    assert a.progress.preview is preview and b.progress.preview is None
+    passed_on = t.handle_event(preview)  # what the user's api.on subscriptions get
+    assert got == [passed_on] and passed_on.prompt_id == a.prompt_id
+    assert passed_on.image == preview.image
+    assert a.progress.preview is passed_on and b.progress.preview is None
 
 
 def test_progress_snapshot(ops: FakeOps, make_tracker: Any) -> None:
