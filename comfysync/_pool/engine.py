@@ -27,24 +27,24 @@ import logging
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, List, Optional, Sequence, Tuple
 
+from .._results import PromptResult
 from ..errors import ComfyConnectionError, ComfyError, PoolClosedError, PromptLostError
-from ..events import Event
 from .policies import Policy, ServerSpec, ServerView, normalize_url
+from .server import Move, ServerRecord
 from .state import (
     HEARTBEAT,
     ApiFactory,
+    ApiLike,
     Attempt,
     Delivery,
     Item,
     PoolConfig,
+    UserSub,
     deliver,
 )
 from .worker import ServerWorker
-
-if TYPE_CHECKING:
-    from .pool import PoolSubscription
 
 __all__ = ["Engine"]
 
@@ -55,7 +55,9 @@ _Pick = Tuple[Item, List[ServerView]]
 
 class Engine:
     """Shared state of a pool. Fields are guarded by ``lock``; methods named ``*_locked``
-    expect it held."""
+    expect it held. Each server's own state is its :class:`ServerRecord` (with a lock of its
+    own, always taken after this one); its thread reaches the pool only through the
+    :class:`~.worker.WorkerHost` methods below."""
 
     def __init__(
         self,
@@ -71,12 +73,13 @@ class Engine:
         self.api_kwargs = dict(api_kwargs)
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)  # notified on every change
-        self.servers = [ServerWorker(self, i, spec) for i, spec in enumerate(specs)]
+        self.servers = [ServerRecord(i, spec, config, self.wake) for i, spec in enumerate(specs)]
+        self.workers = [ServerWorker(server, self) for server in self.servers]
         urls = [s.url for s in self.servers]
         if len(set(urls)) != len(urls):
             raise ValueError(f"the same server appears twice in {urls}")
         self.queue: Deque[Item] = deque()
-        self.user_subs: List[PoolSubscription] = []
+        self.user_subs: List[UserSub] = []
         self.version = 0  # bumped on every change that may let a job move
         self.started = False
         self.closed = False
@@ -105,7 +108,7 @@ class Engine:
     def check_may_block(self, what: str) -> None:
         """Refuse to block a pool thread (in a future's callback) on the pool's own work."""
         me = threading.current_thread()
-        if me is self._dispatcher or any(me is s.thread for s in self.servers):
+        if me is self._dispatcher or any(me is w.thread for w in self.workers):
             raise RuntimeError(
                 f"{what} from a ComfyPool thread (a future's callback?) would wait for work "
                 "that needs this very thread; use submit() and add_done_callback() instead"
@@ -120,8 +123,8 @@ class Engine:
             target=self._dispatch, name="comfysync-pool-dispatch", daemon=True
         )
         self._dispatcher.start()
-        for server in self.servers:
-            server.start()
+        for worker in self.workers:
+            worker.start()
 
     def enqueue_locked(self, item: Item) -> None:
         """Queue a job, starting the threads with the first one; refused once closed."""
@@ -149,19 +152,15 @@ class Engine:
             queued = list(self.queue)
             self.queue.clear()
             for server in self.servers:
-                for attempt in server.attempts:
-                    attempt.abandoned = True
+                for attempt in server.stop():
                     deliveries += attempt.item.settle(
                         error=PoolClosedError(
                             "the ComfyPool was closed before this job finished "
                             f"(its prompt may still run on {server.url})"
                         )
                     )
-                server.attempts.clear()
-                server.inbox.clear()
-                server.cond.notify_all()
             self.bump_locked()
-            threads = [s.thread for s in self.servers] + [self._dispatcher]
+            threads = [w.thread for w in self.workers] + [self._dispatcher]
         for item in queued:
             if not item.future.cancel():  # a retry: its future already runs
                 deliveries += item.settle(error=PoolClosedError("the ComfyPool was closed"))
@@ -173,37 +172,53 @@ class Engine:
                 if thread.is_alive():
                     log.warning("pool thread %s still busy after close()", thread.name)
         for server in self.servers:
-            with self.lock:
-                api, subs = server.take_api_locked()
+            api, subs = server.take_api()
             server.dispose(api, subs)
 
     # ------------------------------------------------------------------ user subscriptions
 
-    def attach_user_sub(self, server: ServerWorker, sub: PoolSubscription) -> Any:
-        """Subscribe ``sub`` to ``server``'s current client, passing the URL along."""
-        assert server.api is not None
-        url, callback = server.url, sub.callback
-
-        def forward(event: Event) -> None:
-            callback(event, url)
-
-        return server.api.on(sub.key, forward)
-
-    def subscribe(self, sub: PoolSubscription) -> None:
+    def subscribe(self, sub: UserSub) -> None:
         with self.lock:
             self.user_subs.append(sub)
-            for server in self.servers:
-                if server.api is not None:
-                    server.user_subs[id(sub)] = self.attach_user_sub(server, sub)
+        for server in self.servers:
+            server.add_user_sub(sub)
 
-    def unsubscribe(self, sub: PoolSubscription) -> None:
+    def unsubscribe(self, sub: UserSub) -> None:
         with self.lock:
             if sub in self.user_subs:
                 self.user_subs.remove(sub)
-            handles = [s.user_subs.pop(id(sub), None) for s in self.servers]
-        for handle in handles:
-            if handle is not None:
-                handle.cancel()
+        for server in self.servers:
+            server.remove_user_sub(sub)
+
+    # ------------------------------------------------------------------ for the servers' threads
+
+    def new_client(self, url: str) -> ApiLike:
+        return self.factory(url, **self.api_kwargs)
+
+    def user_subscriptions(self) -> List[UserSub]:
+        with self.lock:
+            return list(self.user_subs)
+
+    def settle(
+        self, attempt: Attempt, result: Optional[PromptResult], error: Optional[BaseException]
+    ) -> None:
+        with self.lock:
+            deliveries = attempt.item.settle(result, error)
+            self.bump_locked()
+        deliver(deliveries)
+
+    def move(self, moves: Sequence[Move]) -> None:
+        deliveries: List[Delivery] = []
+        with self.lock:
+            for attempt, error, counted in moves:
+                deliveries += self.retry_locked(attempt.item, error, count=counted)
+            self.bump_locked()
+        deliver(deliveries)
+
+    def accepted(self, attempt: Attempt, prompt_id: str) -> None:
+        with self.lock:
+            attempt.item.accepted = True
+            attempt.item.future.prompt_id = prompt_id
 
     # ------------------------------------------------------------------ retry and give up
 
@@ -292,7 +307,7 @@ class Engine:
                 if left > 0:
                     wait = min(wait, left)
                     continue
-                states = "; ".join(f"{s.url}: {s.last_error or s.state}" for s in allowed)
+                states = "; ".join(f"{s.url}: {s.last_error() or s.state}" for s in allowed)
                 error: BaseException = ComfyConnectionError(
                     f"no server available for {self.config.wait_for_server:g} s "
                     f"(wait_for_server): {states}"
@@ -306,10 +321,10 @@ class Engine:
                 continue
             free = [s for s in allowed if s.has_slot()]
             if free:
-                return (item, [s.view_locked() for s in free]), wait
+                return (item, [s.view() for s in free]), wait
         return None, wait
 
-    def _resolve(self, choice: Any) -> Optional[ServerWorker]:
+    def _resolve(self, choice: Any) -> Optional[ServerRecord]:
         """The server a policy's answer names; raises for answers naming none."""
         if isinstance(choice, ServerView):
             if 0 <= choice.index < len(self.servers):
@@ -348,12 +363,11 @@ class Engine:
                 self.bump_locked()
                 return
             item.started = True
+        if not server.accept(Attempt(item, time.monotonic())):  # went away meanwhile
+            item.declined_at = -1
+            return
         self.queue.remove(item)
-        attempt = Attempt(item, time.monotonic())
-        server.attempts.add(attempt)
         item.future.server = server.url
         item.future.attempts += 1
         item.tried.append(server.url)
-        server.inbox.append(("send", attempt, None))
-        server.cond.notify_all()
         self.bump_locked()

@@ -65,6 +65,8 @@ class ServerSpec:
     url: str
     tags: FrozenSet[str] = field(default=frozenset(), converter=_tags)
     weight: float = field(default=1.0, converter=_weight)
+    priority: int = field(default=0, converter=int)
+    max_inflight: Optional[int] = field(default=None)
 
 
 #: What ``ComfyPool(urls)`` accepts for one server: ``"host:port"``,
@@ -155,6 +157,7 @@ class ServerView:
     up: bool
     stats: ServerStats
     index: int = 0
+    priority: int = 0
 
 
 #: A policy picks one of ``servers`` (never empty: only up servers with a free slot that

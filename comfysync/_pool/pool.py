@@ -1,10 +1,11 @@
 """ComfyPool: one blocking API over several ComfyUI servers, with failover.
 
-The public face of the pool. The moving parts live next door: :mod:`._pool_engine` (the lock,
-the queue of waiting jobs, the dispatcher thread), :mod:`._pool_worker` (one thread per
-server: connect, submit, outcomes, health and backoff), :mod:`._pool_state` (job records,
-:class:`PoolFuture`, which failures are retried) and :mod:`._pool_policies` (what a policy
-sees and the built-in policies).
+The public face of the pool. The moving parts live next door: :mod:`.engine` (the lock, the
+queue of waiting jobs, the dispatcher thread), :mod:`.server` (what the pool keeps about one
+server), :mod:`.health` (a server's health state machine), :mod:`.worker` (one thread per
+server: connect, submit, outcomes, probes and pings), :mod:`.state` (job records,
+:class:`PoolFuture`, which failures are retried) and :mod:`.policies` (what a policy sees and
+the built-in policies).
 
 Threads: one dispatcher and one worker per server, started with the first job and joined by
 :meth:`ComfyPool.close`, plus each server client's own listener and tracker.
@@ -128,7 +129,7 @@ class ComfyPool:
         )
         try:
             for server in self._engine.servers:
-                server.install_api(api_factory(server.spec.url, **comfyapi_kwargs))
+                server.install_api(api_factory(server.spec.url, **comfyapi_kwargs), [])
         except BaseException:
             self.close()
             raise
@@ -237,26 +238,24 @@ class ComfyPool:
     def servers(self) -> List[ServerView]:
         """A snapshot of every server, in the pool's order."""
         with self._engine.lock:
-            return [s.view_locked() for s in self._engine.servers]
+            return [s.view() for s in self._engine.servers]
 
     def stats(self) -> Dict[str, ServerStats]:
         """Server URL → :class:`ServerStats` (state, in flight, completed, failed, lost, mean
         run time), in the pool's order."""
         with self._engine.lock:
-            return {s.url: s.stats_locked() for s in self._engine.servers}
+            return {s.url: s.stats() for s in self._engine.servers}
 
     def servers_with_model(self, folder: str, name: str) -> List[str]:
         """URLs of the servers not known to be down whose model ``folder`` (``"checkpoints"``,
         ``"loras"``, …) holds ``name`` — pass them as ``include=``. Asks every server now
         (``GET /models/{folder}``); one that does not answer is left out."""
         with self._engine.lock:
-            targets = [
-                (s.url, s.api)
-                for s in self._engine.servers
-                if s.state != "down" and s.api is not None
-            ]
+            targets = [(s.url, s.client_if_usable()) for s in self._engine.servers]
         found: List[str] = []
         for url, api in targets:
+            if api is None:
+                continue
             try:
                 models = api.get_models(folder)
             except ComfyError as exc:
@@ -281,7 +280,7 @@ class ComfyPool:
         with self._engine.lock:
             subs = [s for s in self._engine.user_subs if s.key == key and s.callback == callback]
         for sub in subs:
-            sub.cancel()
+            self._engine.unsubscribe(sub)
 
     # ------------------------------------------------------------------ lifetime
 
@@ -296,7 +295,7 @@ class ComfyPool:
         engine = self._engine
         with engine.lock:
             if engine.closed and not engine.started:
-                already = all(s.api is None for s in engine.servers)
+                already = not any(s.has_client() for s in engine.servers)
                 if already:
                     return
         engine.stop(wait, None if timeout is None else time.monotonic() + timeout)

@@ -36,6 +36,7 @@ __all__ = [
     "HEALTH_INTERVAL",
     "ApiLike",
     "ApiFactory",
+    "UserSub",
     "PoolConfig",
     "PoolFuture",
     "Item",
@@ -79,6 +80,13 @@ class ApiLike(Protocol):
 
 
 ApiFactory = Callable[..., ApiLike]
+
+
+class UserSub(Protocol):
+    """A user's subscription to the events of every server (``ComfyPool.on``)."""
+
+    key: EventKey
+    callback: Callable[[Event, str], Any]
 
 
 @define(frozen=True)
@@ -161,10 +169,12 @@ class Item:
 
 
 class Attempt:
-    """One submission of a job to one server."""
+    """One submission of a job to one server. Its fields other than ``item`` are guarded by
+    that server's record."""
 
     def __init__(self, item: Item, started: float) -> None:
         self.item = item
+        self.prompt_id: Optional[str] = None  # the id it is posted under, when chosen here
         self.job: Optional[Any] = None  # the client's PromptJob once POST /prompt succeeded
         self.sending = False  # POST /prompt under way: the server may have the prompt
         self.abandoned = False  # ended, or given up on: later news about it is ignored
