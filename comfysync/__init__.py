@@ -1,8 +1,9 @@
 """comfysync — the synchronous, blocking Python SDK for the ComfyUI server.
 
 Public names are re-exported here; the modules that define them are private
-(``_client``, ``_models``, …) except :mod:`comfysync.errors`, :mod:`comfysync.events`
-and :mod:`comfysync.testing`.
+(``_client``, ``_workflow``, …) except :mod:`comfysync.errors`, :mod:`comfysync.events`
+and :mod:`comfysync.testing`. Classes re-exported from a private module report
+``__module__ == "comfysync"``, the name users import them by (in reprs, docs and pickles).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from ._pool.pool import ComfyPool, PoolFuture, PoolSubscription
 from ._rest.models import (
     FileRef,
     HistoryEntry,
+    InputSpec,
     NodeDef,
     QueuedPrompt,
     QueueItem,
@@ -24,6 +26,7 @@ from ._rest.models import (
 )
 from ._results import OutputFile, PromptResult
 from ._tracking.job import JobProgress, PromptJob
+from ._types import JobStatus, TrackerMode, WorkflowLike
 from ._version import __version__
 from ._workflow.workflow import Node, Workflow
 from .errors import (
@@ -80,6 +83,7 @@ __all__ = [
     "HistoryEntry",
     "SystemStats",
     "NodeDef",
+    "InputSpec",
     "FileRef",
     "SamplerInfo",
     "Workflow",
@@ -90,4 +94,18 @@ __all__ = [
     "ServerSpec",
     "ServerStats",
     "ServerView",
+    "WorkflowLike",
+    "JobStatus",
+    "TrackerMode",
 ]
+
+
+def _report_public_module() -> None:
+    """Give every class re-exported from a private module the module users import it from."""
+    for name in __all__:
+        value = globals()[name]
+        if isinstance(value, type) and value.__module__.startswith(__name__ + "._"):
+            value.__module__ = __name__
+
+
+_report_public_module()

@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from typing import Any, Dict, List, Optional
 
+from .._suggest import did_you_mean
+from ..errors import ComfyHTTPError
 from .base import RestBase, as_dict, as_str, as_str_list, segment
 from .models import NodeDef, SamplerInfo, SystemStats
 
@@ -53,8 +55,24 @@ class ServerRoutes(RestBase):
     def get_models(self, folder: str) -> List[str]:
         """``GET /models/{folder}``: file names in the model folder ``folder`` (one of
         :meth:`get_model_folders`); an unknown folder is a 404
-        :class:`~comfysync.ComfyHTTPError`."""
-        return self._call("GET", f"/models/{segment(folder)}", as_str_list)
+        :class:`~comfysync.ComfyHTTPError` whose message lists the valid folders (and the
+        likely intended one: ``"checkpoint"`` → ``"checkpoints"``)."""
+        try:
+            return self._call("GET", f"/models/{segment(folder)}", as_str_list)
+        except ComfyHTTPError as exc:
+            if exc.status != 404:
+                raise
+            try:
+                folders = self.get_model_folders()
+            except ComfyHTTPError:
+                raise exc from None
+            if folder in folders:
+                raise
+            raise ComfyHTTPError(
+                exc.status, exc.url, exc.body, method=exc.method,
+                message=f"the server has no model folder {folder!r}{did_you_mean(folder, folders)}"
+                f"; its folders: {', '.join(sorted(folders)) or '(none)'}",
+            ) from None
 
     def get_logs(self) -> str:
         """``GET /internal/logs``: the server's recent log output as one string."""

@@ -19,6 +19,7 @@ from attrs import define, field
 from .. import events as ev
 from .._dispatch import Callback, Subscription
 from .._results import PromptResult
+from .._types import JobStatus
 from ..errors import PromptTimeoutError
 
 if TYPE_CHECKING:
@@ -100,7 +101,7 @@ class JobHandle:
         return dict(self._state.node_errors)
 
     @property
-    def status(self) -> str:
+    def status(self) -> JobStatus:
         """``"pending"``, ``"running"``, ``"success"``, ``"error"``, ``"interrupted"`` or
         ``"lost"``."""
         return self._state.status

@@ -27,6 +27,7 @@ from .._backoff import Backoff
 from .._dispatch import EventBus, ExceptionHandler
 from .._rest.models import HistoryEntry
 from .._results import FileClient, PromptResult, build_result
+from .._types import JobStatus
 from ..errors import ComfyError, PromptError, PromptInterruptedError, PromptLostError
 from .job import JobProgress
 from .outcome import prompt_error
@@ -57,7 +58,7 @@ class JobState:
     ) -> None:
         self.prompt_id = prompt_id
         self.nodes_total = nodes_total
-        self.status = "pending"
+        self.status: JobStatus = "pending"
         self.submitted = False  # POST /prompt returned: only then may it be reconciled
         self.number: Any = None
         self.node_errors: Dict[str, Any] = {}
@@ -290,7 +291,7 @@ class JobState:
         self.next_check = now + self.retries.next_delay()
 
 
-def _status_of(error: BaseException) -> Optional[str]:
+def _status_of(error: BaseException) -> Optional[JobStatus]:
     if isinstance(error, PromptInterruptedError):
         return "interrupted"
     if isinstance(error, PromptLostError):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 from .._rest.models import FileRef, HistoryEntry, InputSpec, NodeDef, QueueItem
+from .._suggest import did_you_mean
 from . import EXIT_FAILED, EXIT_OK, UsageError
 from ._common import rest_api
 from ._output import free_path, print_json
@@ -128,11 +129,13 @@ def _print_node(node: NodeDef) -> None:
 def cmd_nodes(args: argparse.Namespace) -> int:
     with rest_api(args) as api:
         defs = api.get_node_defs(args.node_class) if args.node_class else api.get_node_defs()
-    if args.node_class:
-        node = defs.get(args.node_class)
-        if node is None:
-            raise UsageError(f"the server has no node class {args.node_class!r} "
+        if args.node_class and args.node_class not in defs:
+            known = api.get_node_defs()  # the whole list, for "did you mean"
+            raise UsageError(f"the server has no node class {args.node_class!r}"
+                             f"{did_you_mean(args.node_class, known)} "
                              "(run `comfysync nodes` for the list)")
+    if args.node_class:
+        node = defs[args.node_class]
         if args.json:
             print_json(node.raw)
         else:
