@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import logging
 import queue
-import random
 import threading
 from typing import Callable, Dict, Optional, Union
 
 import requests
 
 from .. import events as ev
+from .._backoff import Backoff
 from ..errors import ComfyConnectionError, ComfyError, ComfyHTTPError
 from .sse import EventMapper, SseDecoder
 from .wire import V2Wire
@@ -35,7 +35,7 @@ log = logging.getLogger("comfysync.v2")
 #: Seconds of silence after which a stream counts as dead (deployments send a heartbeat
 #: comment every 15 s).
 READ_IDLE = 45.0
-#: Reconnect delays: full jitter over ``min(cap, base * 2**attempt)``.
+#: Reconnect delays (full jitter, see :class:`~comfysync._backoff.Backoff`).
 _BACKOFF_BASE, _BACKOFF_CAP = 0.1, 5.0
 _JOIN_TIMEOUT = 5.0
 
@@ -96,15 +96,14 @@ class JobStream:
 
     def _run(self) -> None:
         reason = "stopped"
-        attempt = 0
+        backoff = Backoff(_BACKOFF_BASE, _BACKOFF_CAP)
         try:
             while not self._stop.is_set():
-                outcome = self._read_once()
+                outcome = self._read_once(backoff)
                 if outcome is not None:
                     reason = outcome
                     return
-                attempt += 1
-                delay = random.uniform(0, min(_BACKOFF_CAP, _BACKOFF_BASE * 2 ** attempt))
+                delay = backoff.next_delay()
                 log.debug("job %s: event stream dropped; reconnecting in %.2f s",
                           self.job_id, delay)
                 if self._stop.wait(delay):
@@ -117,7 +116,7 @@ class JobStream:
             if not self._stop.is_set():
                 self._on_end(self.job_id, reason)
 
-    def _read_once(self) -> Optional[str]:
+    def _read_once(self, backoff: Backoff) -> Optional[str]:
         """One connection: None when it dropped (reconnect), else why to stop."""
         try:
             response = self._wire.open_events(self.job_id, self._read_idle)
@@ -139,6 +138,7 @@ class JobStream:
                 return "stopped"
             self._response = response
         self.connected = True
+        backoff.reset()
         decoder = SseDecoder()
         hinted = self._mapper.terminal is not None
         try:
