@@ -43,6 +43,11 @@ from ._tracking.job import PromptJob, check_timeout
 from ._tracking.native import ListenerEvents, NativeSurface
 from ._tracking.tracker import Tracker
 from ._types import TrackerMode, WorkflowLike
+from ._v2.choice import SurfaceChoice, api_key_from_env
+from ._v2.stream import V2EventSource
+from ._v2.surface import V2Files, V2Surface
+from ._v2.switch import SurfaceSwitch
+from ._v2.wire import V2Wire
 from ._workflow.node_specs import NodeDefsCache
 from ._workflow.prompt import explain_rejection, to_prompt
 from .errors import (
@@ -51,6 +56,7 @@ from .errors import (
     ComfyHTTPError,
     ConnectTimeoutError,
     PromptValidationError,
+    UnsupportedError,
 )
 from .events import AuthError, AuthSuccess, Event, EventKey, Preview, Progress, Status
 
@@ -123,6 +129,8 @@ class ComfyApi(RestMethods):
         max_reconnect_attempts: Optional[int] = 10,
         watchdog: float = 10.0,
         poll_interval: Tuple[float, float] = (0.05, 1.0),
+        api_key: Optional[str] = None,
+        surface: str = "auto",
     ) -> None:
         if tracker not in _TRACKERS:
             raise ValueError(f"tracker must be one of {_TRACKERS}, not {tracker!r}")
@@ -131,9 +139,21 @@ class ComfyApi(RestMethods):
         if watchdog <= 0:
             raise ValueError("watchdog must be positive")
         self.client_id: str = client_id if client_id is not None else uuid.uuid4().hex
-        self._transport = HttpTransport(
-            url, auth=auth, token=token, headers=headers, timeout=timeout, verify=verify
-        )
+        if api_key is not None and token is not None:
+            raise ValueError("give either api_key= or token=, not both (both are the Bearer)")
+        if api_key is None and auth is None and token is None:
+            api_key = api_key_from_env()
+        self._transport = HttpTransport(url, auth=auth, token=token if api_key is None else api_key,
+                                        headers=headers, timeout=timeout, verify=verify)
+        # Which surface the server speaks (native ComfyUI or the Comfy API v2), decided once.
+        choice = SurfaceChoice(surface, self._transport.host,
+                               probe_native=lambda: self.get_queue_remaining() >= 0,
+                               probe_v2=lambda: self._v2.health(timeout=10.0))
+        self._transport.route_check = choice.check_route
+        self._transport.route_missing = choice.route_missing
+        self._v2 = V2Wire(self._transport, token if api_key is None else api_key)
+        self._v2_events = V2EventSource(self._v2, self._deliver, name=self.client_id[:8],
+                                        on_hint=lambda job_id: self._tracker.on_socket_ready(False))
         self.reconnect = bool(reconnect)
         self.tracker_mode = tracker
         # /object_info is hundreds of KB: fetched once per client, when a UI-format workflow
@@ -152,10 +172,17 @@ class ComfyApi(RestMethods):
                 max_attempts=max_reconnect_attempts,
             ),
         )
+        self._switch = SurfaceSwitch(
+            choice,
+            native=NativeSurface(self, self._events),
+            v2=V2Surface(self._v2, self._v2_events),
+            native_files=self,
+            v2_files=V2Files(self._v2),
+        )
         self._tracker = Tracker(
-            NativeSurface(self, self._events),
+            self._switch,
             name=self.client_id[:8],
-            files=self,
+            files=self._switch,
             polling=tracker == "http",
             watchdog=watchdog,
             poll_interval=poll_interval,
@@ -194,9 +221,11 @@ class ComfyApi(RestMethods):
 
     def __repr__(self) -> str:
         auth = self._transport.auth_kind
+        surface = self._switch.choice.known
         return (
             f"<ComfyApi {self.url} client_id={self.client_id}"
-            f"{' auth=' + auth if auth else ''} {self._state()}>"
+            f"{' auth=' + auth if auth else ''}{' surface=' + surface if surface else ''}"
+            f" {self._state()}>"
         )
 
     # ------------------------------------------------------------------ lifetime
@@ -222,10 +251,11 @@ class ComfyApi(RestMethods):
     def _connect_needed(self) -> bool:
         if self._closed:
             raise ComfyConnectionError("this ComfyApi is closed", url=self.url)
-        return not self._events.alive
+        events = self._v2_events if self._switch.choice.known == "v2" else self._events
+        return not events.alive
 
     def _on_listener_thread(self) -> bool:
-        return self._events.owns_current_thread()
+        return self._events.owns_current_thread() or self._v2_events.owns_current_thread()
 
     def _deliver(self, event: Event) -> None:
         """The event path: prompt tracking first (attribution, the prompt's state and its
@@ -238,6 +268,17 @@ class ComfyApi(RestMethods):
         self._bus.emit(event)
 
     def _connect(self, timeout: float) -> None:
+        try:
+            self._connect_native(timeout)
+        except UnsupportedError:  # a native route answered 404: the server speaks v2
+            if self._switch.choice.known != "v2":
+                raise
+            self._v2_events.start(timeout)  # no socket: each job streams its own events
+            self._socket_tried = True
+
+    def _connect_native(self, timeout: float) -> None:
+        if self._switch.choice.known == "v2":
+            raise UnsupportedError("no socket on a v2 surface", surface="v2", operation="/ws")
         if self.tracker_mode == "http":
             self.poll_status(timeout=timeout)
             return
@@ -248,6 +289,8 @@ class ComfyApi(RestMethods):
                 raise self._closed_meanwhile() from None
             try:
                 self.ping()  # is it the socket, or the whole server?
+            except UnsupportedError:
+                raise
             except ComfyError as http_exc:
                 raise _unreachable(exc, http_exc) from http_exc
             if self.tracker_mode == "websocket":
@@ -260,6 +303,7 @@ class ComfyApi(RestMethods):
             self._events.stop()
             raise self._closed_meanwhile()
         self._socket_tried = True
+        self._switch.choice.decide("native")
         self._tracker.set_polling(False)
 
     def _closed_meanwhile(self) -> ComfyConnectionError:
@@ -267,7 +311,13 @@ class ComfyApi(RestMethods):
 
     def _check_auth(self) -> None:
         try:
-            self.get_queue_remaining()
+            try:
+                if self._switch.choice.known != "v2":
+                    self.get_queue_remaining()
+            except UnsupportedError:  # GET /prompt answered 404: the server speaks v2
+                pass
+            if self._switch.choice.known == "v2":
+                self._v2.check_auth()
         except ComfyHTTPError as exc:
             if exc.status in (401, 403):
                 self._deliver(AuthError(status=exc.status))
@@ -292,7 +342,9 @@ class ComfyApi(RestMethods):
         try:
             self._bus.close("this ComfyApi is closed", url=self.url)  # wakes wait_for() first
             self._events.stop()
+            self._v2_events.stop()
             self._tracker.close()
+            self._v2.close()
             self._transport.close()
         finally:
             self._close_done.set()
@@ -422,14 +474,17 @@ class ComfyApi(RestMethods):
         number: Optional[float] = None,
         extra_data: Optional[Mapping[str, Any]] = None,
         partial_execution_targets: Optional[Iterable[str]] = None,
+        node_defs: Optional[Mapping[str, Any]] = None,
     ) -> PromptJob:
         """Queue ``workflow`` (a ``Workflow``, an API-format dict or a JSON file path; UI
         format is converted with the server's node definitions) and return its
         :class:`PromptJob` at once. ``on_progress`` / ``on_preview`` / ``on_event`` (every
         event of this prompt, id-less previews attributed to it included) are subscribed to
         this prompt before it is posted, so none of its events is missed. Connects first when
-        ``connect()`` was never called. A rejected prompt raises ``PromptValidationError``."""
-        prompt = to_prompt(workflow, self._node_defs)
+        ``connect()`` was never called. A rejected prompt raises ``PromptValidationError``.
+        ``node_defs``: node definitions to convert a UI-format workflow with, instead of the
+        server's (a Comfy API v2 deployment serves none)."""
+        prompt = to_prompt(workflow, self._node_defs if node_defs is None else node_defs)
         if not self._socket_tried and self.tracker_mode != "http":
             self.connect()
         subscribe: List[Tuple[EventKey, Callback]] = []

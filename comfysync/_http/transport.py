@@ -18,7 +18,7 @@ import logging
 import os
 import ssl
 import time
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 import attrs
 import requests
@@ -142,7 +142,13 @@ class HttpTransport:
     ``request()`` returns the ``requests.Response`` of any 2xx answer and raises the typed
     errors of :mod:`comfysync.errors` for everything else, so callers never see a ``requests``
     exception. Thread-safe for concurrent requests (the session's connection pool is shared).
+    ``route_check(method, path)``, when set, is called before each request, and
+    ``route_missing(method, path)`` when one answers 404: either may refuse a route the
+    server's surface does not have (the client sets them; see ``comfysync._v2.choice``).
     """
+
+    route_check: Optional[Callable[[str, str], None]] = None
+    route_missing: Optional[Callable[[str, str], None]] = None
 
     def __init__(
         self,
@@ -306,6 +312,8 @@ class HttpTransport:
                 f"{method} {display_url}: this client is closed; create a new one",
                 url=display_url,
             )
+        if self.route_check is not None:
+            self.route_check(method, path)
         effective_timeout = self.timeout if timeout is None else _normalise_timeout(timeout)
         started = time.monotonic()
         try:
@@ -337,7 +345,10 @@ class HttpTransport:
         log.debug("%s %s -> %s in %.3fs", method, display_url, response.status_code, elapsed)
         if 200 <= response.status_code < 300:
             return response
-        raise http_error(response, method, display_url, stream, prefix=self.prefix)
+        error = http_error(response, method, display_url, stream, prefix=self.prefix)
+        if response.status_code == 404 and self.route_missing is not None:
+            self.route_missing(method, path)
+        raise error
 
     def request_json(self, method: str, path: str, **kwargs: Any) -> Any:
         """:meth:`request` of ``method`` ``path`` (same keyword arguments and errors), then

@@ -7,28 +7,42 @@
   deployments, and comfy-api-proxy in front of a self-hosted ComfyUI.
 
 ``"auto"`` (the default) recognises the addresses of Comfy's hosted deployments
-(``cloud.comfy.org``, ``*.run.comfy.app``) without a request; for any other address the server
-is asked once, at first use: a native route first (a server offering both is driven natively,
-which offers more), then the v2 health route. The answer is kept for the client's life.
+(``cloud.comfy.org``, ``*.run.comfy.app``) without a request. For any other address nothing is
+asked while native routes answer (the socket opening, a REST call succeeding, settles it);
+when one answers 404, the server is asked once: the v2 health route (unauthenticated on every
+v2 deployment), then, when it answers, whether the native routes are there too (a server
+offering both is driven natively, which offers more). The answer is kept for the client's
+life (a server that cannot be reached leaves the question open for the next call).
 
-On a v2 surface the native routes do not exist: :meth:`SurfaceChoice.check_route` refuses them
-with an :class:`~comfysync.UnsupportedError` that names the surface and what to use instead,
-before anything is sent.
+On a v2 surface the native routes do not exist: :meth:`SurfaceChoice.check_route` (before a
+request) and :meth:`SurfaceChoice.route_missing` (after a 404) refuse them with an
+:class:`~comfysync.UnsupportedError` that names the surface and what to use instead.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from typing import Callable, Optional, Tuple
 
-from ..errors import ComfyConnectionError, ComfyError, ComfyHTTPError, UnsupportedError
+from ..errors import ComfyError, ComfyHTTPError, UnsupportedError
 
-__all__ = ["SURFACES", "SurfaceChoice", "is_hosted_v2", "native_only_advice"]
+__all__ = ["API_KEY_ENV", "SURFACES", "SurfaceChoice", "api_key_from_env", "is_hosted_v2",
+           "native_only_advice"]
 
 log = logging.getLogger("comfysync.v2")
 
 SURFACES = ("auto", "native", "v2")
+
+#: The environment variable holding the key of a Comfy API v2 deployment (as Comfy's SDKs).
+API_KEY_ENV = "COMFY_API_KEY"
+
+
+def api_key_from_env() -> Optional[str]:
+    """``$COMFY_API_KEY`` when set and not blank, else None."""
+    value = os.environ.get(API_KEY_ENV, "").strip()
+    return value or None
 
 #: Hosts (exact, or a suffix starting with ".") that serve only the Comfy API v2.
 _HOSTED_V2: Tuple[str, ...] = ("cloud.comfy.org", ".run.comfy.app")
@@ -94,6 +108,11 @@ class SurfaceChoice:
         """``"native"`` / ``"v2"`` once decided, else None (no request made)."""
         return self._kind
 
+    def decide(self, kind: str) -> None:
+        """Record what a successful exchange showed (e.g. the native socket opened)."""
+        if self._kind is None:
+            self._kind = kind
+
     def resolve(self) -> str:
         """The surface, asking the server the first time (``"auto"`` only)."""
         kind = self._kind
@@ -110,36 +129,43 @@ class SurfaceChoice:
             return self._kind
 
     def _ask(self) -> str:
-        native_error: Optional[ComfyError] = None
+        """v2 when its health route answers and the native route does not (a server offering
+        both is driven natively, which offers more); native otherwise. An unreachable server
+        raises and leaves the question open."""
+        try:
+            if not self._probe_v2():
+                return "native"
+        except ComfyHTTPError:  # 404 on a native server, 401 behind an authenticating proxy
+            return "native"
         try:
             if self._probe_native():
                 return "native"
         except ComfyHTTPError:
             pass
-        except ComfyError as exc:  # unreachable: the v2 probe will say the same, or not
-            native_error = exc
-        try:
-            if self._probe_v2():
-                return "v2"
-        except ComfyHTTPError:
-            pass
-        except ComfyError:
-            if native_error is not None:
-                raise native_error from None
-            raise
-        raise ComfyConnectionError(
-            "the server answers neither the native ComfyUI routes (GET /prompt) nor the Comfy "
-            "API v2 (GET /api/v2/health): check the URL, or pass surface='native' / "
-            "surface='v2'"
+        return "v2"
+
+    def _refuse(self, method: str, path: str) -> UnsupportedError:
+        return UnsupportedError(
+            f"{method} {path} is a native ComfyUI route, and this client talks to a Comfy API "
+            f"v2 deployment (surface 'v2'): {native_only_advice(path)}",
+            surface="v2", operation=f"{method} {path}",
         )
 
     def check_route(self, method: str, path: str) -> None:
-        """Refuse a native route when the surface is v2 (the probe's own requests pass)."""
+        """Before a request: refuse a native route on a known v2 surface."""
+        if self._kind == "v2" and not path.startswith("/api/v2/"):
+            raise self._refuse(method, path)
+
+    def route_missing(self, method: str, path: str) -> None:
+        """A native route answered 404 while the surface is unknown: ask which surface the
+        server speaks (once) and refuse the route when it is v2. Native servers are never
+        probed while their routes answer."""
         if path.startswith("/api/v2/") or self._resolving is threading.current_thread():
             return
-        if self.resolve() == "v2":
-            raise UnsupportedError(
-                f"{method} {path} is a native ComfyUI route, and this client talks to a "
-                f"Comfy API v2 deployment (surface 'v2'): {native_only_advice(path)}",
-                surface="v2", operation=f"{method} {path}",
-            )
+        if self._kind is None:
+            try:
+                self.resolve()
+            except ComfyError:  # let the request fail with its own error
+                return
+        if self._kind == "v2":
+            raise self._refuse(method, path)

@@ -189,6 +189,11 @@ class V2Wire:
             return False
         return isinstance(body, Mapping)
 
+    def check_auth(self) -> None:
+        """One authenticated request (``GET /api/v2/jobs?limit=1``); raises when the key is
+        refused."""
+        self._call("GET", "/api/v2/jobs", "checking the API key", params={"limit": 1})
+
     # -- jobs ----------------------------------------------------------------------------
 
     def submit(
