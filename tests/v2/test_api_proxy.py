@@ -1,0 +1,159 @@
+"""``ComfyApi`` on the Comfy API v2: the same calls as on a native server, through a real v2
+implementation (comfy-api-proxy before a FakeComfyUI)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+import pytest
+
+from comfysync import ComfyApi
+from comfysync import events as ev
+from comfysync.errors import (
+    PromptExecutionError,
+    PromptInterruptedError,
+    UnsupportedError,
+    WorkflowFormatError,
+)
+from comfysync.testing import FakeComfyUI
+
+from .conftest import Proxy
+
+WAIT = 30.0
+
+
+def image_wf(seed: int = 0, *, seconds: float = 0.0, fail: bool = False,
+             steps: int = 3) -> Dict[str, Any]:
+    """Empty image → progress (``steps``, previews) → optional sleep / failure → SaveImage."""
+    wf: Dict[str, Any] = {
+        "1": {"class_type": "EmptyImage",
+              "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0x336699}},
+        "2": {"class_type": "ProbeProgress",
+              "inputs": {"image": ["1", 0], "steps": steps, "delay_ms": 0, "preview": "JPEG",
+                         "seed": seed}},
+        "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0],
+                                                   "filename_prefix": f"v2/run{seed}"}},
+    }
+    if fail:
+        wf["3"] = {"class_type": "ProbeFail", "inputs": {"image": ["2", 0], "message": "boom"}}
+    else:
+        wf["3"] = {"class_type": "ProbeSleep",
+                   "inputs": {"image": ["2", 0], "seconds": seconds, "seed": seed}}
+    return wf
+
+
+@pytest.fixture
+def api(proxy: Proxy) -> Iterator[ComfyApi]:
+    with ComfyApi(proxy.url) as client:
+        yield client
+
+
+def test_auto_detects_v2_and_runs_with_progress(api: ComfyApi, tmp_path: Path) -> None:
+    assert "surface=v2" in repr(api)
+    progress: List[ev.Progress] = []
+    result = api.run_workflow(image_wf(1), timeout=WAIT, on_progress=progress.append)
+    assert result.status == "success" and result.prompt_id
+    [image] = result.images
+    assert image.node_id == "4" and image.filename.endswith(".png")
+    assert image.read().startswith(b"\x89PNG")
+    saved = image.save(tmp_path)
+    assert saved.parent == tmp_path and saved.read_bytes().startswith(b"\x89PNG")
+    assert all(p.prompt_id == result.prompt_id for p in progress)
+
+
+def test_a_cached_run_completes(api: ComfyApi) -> None:
+    first = api.run_workflow(image_wf(2), timeout=WAIT)
+    again = api.run_workflow(image_wf(2), timeout=WAIT)
+    assert again.status == "success" and again.prompt_id != first.prompt_id
+    assert [f.filename for f in again.files] == [f.filename for f in first.files]
+
+
+def test_execution_error_names_the_node(api: ComfyApi) -> None:
+    with pytest.raises(PromptExecutionError) as info:
+        api.run_workflow(image_wf(3, fail=True), timeout=WAIT)
+    assert info.value.node_id == "3" and info.value.node_type == "ProbeFail"
+    assert "boom" in str(info.value)
+
+
+def test_cancel_a_pending_job(api: ComfyApi, upstream: FakeComfyUI) -> None:
+    upstream.pause()
+    try:
+        running = api.submit(image_wf(4))
+        pending = api.submit(image_wf(5))
+        assert pending.cancel() is True
+        with pytest.raises(PromptInterruptedError) as info:
+            pending.wait(WAIT)
+        assert info.value.cancelled
+    finally:
+        upstream.resume()
+    assert running.wait(WAIT).status == "success"
+
+
+def test_cancel_a_running_job(api: ComfyApi, upstream: FakeComfyUI) -> None:
+    started = threading.Event()
+    job = api.submit(image_wf(6, seconds=20), on_progress=lambda e: started.set())
+    upstream.wait_for_running(timeout=WAIT)
+    assert job.cancel() is True
+    with pytest.raises(PromptInterruptedError):
+        job.wait(WAIT)
+    assert job.status == "interrupted"
+
+
+def test_job_events_and_job_on(api: ComfyApi) -> None:
+    seen: List[ev.Event] = []
+    job = api.submit(image_wf(7), on_event=seen.append)
+    job.wait(WAIT)
+    kinds = {type(e) for e in seen}
+    assert ev.ExecutionStart in kinds and ev.Progress in kinds
+    assert all(e.prompt_id == job.prompt_id for e in seen)
+
+
+def test_a_dropped_event_stream_reconnects(proxy: Proxy) -> None:
+    opened: List[str] = []
+    with ComfyApi(proxy.url) as api:
+        api._transport._session.hooks["response"].append(
+            lambda r, *a, **k: opened.append(r.request.path_url)
+            if r.request.path_url.endswith("/events") else None)
+        first = threading.Event()
+        job = api.submit(image_wf(8, seconds=1.5), on_progress=lambda e: first.set())
+        assert first.wait(WAIT)
+        streams = list(api._v2_events._streams.values())
+        assert streams, "no stream open for the running job"
+        for stream in streams:  # the connection breaks (not a stop)
+            response = stream._response
+            if response is not None:
+                response.raw._fp.fp.raw._sock.shutdown(2)  # type: ignore[union-attr]
+        result = job.wait(WAIT)
+    assert result.status == "success"
+    assert len(opened) >= 2, opened  # the stream was opened again
+
+
+def test_native_only_calls_say_what_to_use(api: ComfyApi) -> None:
+    with pytest.raises(UnsupportedError) as info:
+        api.get_queue()
+    assert info.value.surface == "v2" and "job.status" in str(info.value)
+    with pytest.raises(UnsupportedError) as info:
+        api.get_node_defs()
+    assert "node_defs=" in str(info.value)
+
+
+def test_ui_format_is_refused_without_node_defs(api: ComfyApi) -> None:
+    ui = {"nodes": [{"id": 1, "type": "EmptyImage", "inputs": [], "outputs": [],
+                     "widgets_values": [8, 8, 1, 0]}], "links": [], "last_node_id": 1}
+    with pytest.raises((UnsupportedError, WorkflowFormatError)) as info:
+        api.submit(ui)
+    assert "node_defs=" in str(info.value)
+
+
+def test_uploads_are_deduplicated(api: ComfyApi) -> None:
+    sent: List[str] = []
+    api._transport._session.hooks["response"].append(
+        lambda r, *a, **k: sent.append(f"{r.request.method} {r.request.path_url}"))
+    data = b"\x89PNG\r\n\x1a\n" + uuid.uuid4().bytes * 32
+    first = api.upload_image(data, filename="cat.png")
+    second = api.upload_image(data, filename="cat.png")
+    assert first == second and first.filename == "cat.png"
+    assert sent.count("POST /api/v2/assets") == 1, sent
