@@ -37,12 +37,13 @@ from typing import (
 from ._dispatch import Callback, EventBus, ExceptionHandler, Subscription
 from ._http.transport import HttpTransport, TimeoutArg, VerifyArg
 from ._rest.methods import RestMethods
-from ._rest.models import QueuedPrompt
+from ._rest.models import FileRef, QueuedPrompt
 from ._results import PromptResult
 from ._tracking.job import PromptJob, check_timeout
 from ._tracking.native import ListenerEvents, NativeSurface
 from ._tracking.tracker import Tracker
 from ._types import TrackerMode, WorkflowLike
+from ._v2.assets import AssetUploader
 from ._v2.choice import SurfaceChoice, api_key_from_env
 from ._v2.stream import V2EventSource
 from ._v2.surface import V2Files, V2Surface
@@ -152,6 +153,7 @@ class ComfyApi(RestMethods):
         self._transport.route_check = choice.check_route
         self._transport.route_missing = choice.route_missing
         self._v2 = V2Wire(self._transport, token if api_key is None else api_key)
+        self._v2_uploads = AssetUploader(self._v2)
         self._v2_events = V2EventSource(self._v2, self._deliver, name=self.client_id[:8],
                                         on_hint=lambda job_id: self._tracker.on_socket_ready(False))
         self.reconnect = bool(reconnect)
@@ -460,6 +462,21 @@ class ComfyApi(RestMethods):
         )
         self._deliver(status)
         return status
+
+    def upload_image(self, file: Any, *, filename: Optional[str] = None, subfolder: str = "",
+                     type: str = "input", overwrite: bool = False) -> FileRef:
+        """As on a native server (``POST /upload/image``); on a Comfy API v2 deployment the
+        bytes are hashed (blake3) and sent only when the deployment does not have them, and
+        the reference returned carries the asset id (set an image input to
+        ``ref.reference()``)."""
+        if self._switch.choice.known != "v2":
+            try:
+                return super().upload_image(file, filename=filename, subfolder=subfolder,
+                                            type=type, overwrite=overwrite)
+            except UnsupportedError:  # the route answered 404: the server speaks v2
+                if self._switch.choice.known != "v2":
+                    raise
+        return self._v2_uploads.upload_ref(file, filename=filename, subfolder=subfolder)
 
     # ------------------------------------------------------------------ running work
 

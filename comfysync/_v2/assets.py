@@ -21,10 +21,13 @@ import uuid
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, Optional, Tuple
 
+from attrs import define
+
+from .._rest.models import FileRef
 from .models import V2Asset
 from .wire import V2Wire
 
-__all__ = ["AssetUploader", "blake3_hasher"]
+__all__ = ["AssetRef", "AssetUploader", "blake3_hasher"]
 
 log = logging.getLogger("comfysync.v2")
 
@@ -76,6 +79,25 @@ def _source(file: Any, filename: Optional[str]) -> Tuple[str, Callable[[], IO[by
     )
 
 
+@define(frozen=True)
+class AssetRef(FileRef):
+    """What ``upload_image`` returns on a v2 deployment: the file reference (its ``filename``
+    is the path the asset was stored under) plus the asset's id and hash. Set a workflow's
+    image input to :meth:`reference` (the deployment's ``core/ASSET`` object; works on every
+    v2 deployment) or to ``filename`` (where the deployment resolves input names, as
+    comfy-api-proxy does)."""
+
+    asset_id: str = ""
+    hash: Optional[str] = None
+
+    def reference(self) -> Dict[str, Any]:
+        """The ``core/ASSET`` object a workflow input holds in place of a file name."""
+        info: Dict[str, Any] = {"id": self.asset_id, "file_path": self.filename}
+        if self.hash:
+            info["hash"] = self.hash
+        return {"__type": "core/ASSET", "info": info}
+
+
 class AssetUploader:
     """Uploads of one client: probe by hash, mint from hash, else upload (thread-safe)."""
 
@@ -113,3 +135,11 @@ class AssetUploader:
         with self._lock:
             self._known[(digest, file_path)] = asset
         return asset
+
+    def upload_ref(self, file: Any, *, filename: Optional[str] = None,
+                   subfolder: str = "") -> AssetRef:
+        """:meth:`upload` as the :class:`AssetRef` ``upload_image`` returns."""
+        asset = self.upload(file, filename=filename, subfolder=subfolder)
+        name = asset.file_path or (filename or "")
+        return AssetRef(filename=name, subfolder="", type="input", asset_id=asset.id,
+                        hash=asset.hash)

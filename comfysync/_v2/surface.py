@@ -163,6 +163,7 @@ class V2Surface:
                     raise
                 log.info("submit failed (%s); retrying with the same key", exc)
             time.sleep(min(0.2 * attempt, 2.0))
+        self._events.watch(job.id)  # its events flow before tracking first asks about it
         return Submitted(prompt_id=job.id)
 
     # -- status ----------------------------------------------------------------------------

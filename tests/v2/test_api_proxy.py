@@ -3,12 +3,14 @@ implementation (comfy-api-proxy before a FakeComfyUI)."""
 
 from __future__ import annotations
 
+import io
 import threading
 import uuid
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import pytest
+from PIL import Image
 
 from comfysync import ComfyApi
 from comfysync import events as ev
@@ -26,13 +28,13 @@ WAIT = 30.0
 
 
 def image_wf(seed: int = 0, *, seconds: float = 0.0, fail: bool = False,
-             steps: int = 3) -> Dict[str, Any]:
+             steps: int = 3, delay_ms: int = 0) -> Dict[str, Any]:
     """Empty image → progress (``steps``, previews) → optional sleep / failure → SaveImage."""
     wf: Dict[str, Any] = {
         "1": {"class_type": "EmptyImage",
               "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0x336699}},
         "2": {"class_type": "ProbeProgress",
-              "inputs": {"image": ["1", 0], "steps": steps, "delay_ms": 0, "preview": "JPEG",
+              "inputs": {"image": ["1", 0], "steps": steps, "delay_ms": delay_ms, "preview": "JPEG",
                          "seed": seed}},
         "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0],
                                                    "filename_prefix": f"v2/run{seed}"}},
@@ -54,14 +56,15 @@ def api(proxy: Proxy) -> Iterator[ComfyApi]:
 def test_auto_detects_v2_and_runs_with_progress(api: ComfyApi, tmp_path: Path) -> None:
     assert "surface=v2" in repr(api)
     progress: List[ev.Progress] = []
-    result = api.run_workflow(image_wf(1), timeout=WAIT, on_progress=progress.append)
+    result = api.run_workflow(image_wf(1, steps=4, delay_ms=250), timeout=WAIT,
+                              on_progress=progress.append)
     assert result.status == "success" and result.prompt_id
     [image] = result.images
     assert image.node_id == "4" and image.filename.endswith(".png")
     assert image.read().startswith(b"\x89PNG")
     saved = image.save(tmp_path)
     assert saved.parent == tmp_path and saved.read_bytes().startswith(b"\x89PNG")
-    assert all(p.prompt_id == result.prompt_id for p in progress)
+    assert progress and all(p.prompt_id == result.prompt_id for p in progress)
 
 
 def test_a_cached_run_completes(api: ComfyApi) -> None:
@@ -104,7 +107,7 @@ def test_cancel_a_running_job(api: ComfyApi, upstream: FakeComfyUI) -> None:
 
 def test_job_events_and_job_on(api: ComfyApi) -> None:
     seen: List[ev.Event] = []
-    job = api.submit(image_wf(7), on_event=seen.append)
+    job = api.submit(image_wf(7, steps=3, delay_ms=250), on_event=seen.append)
     job.wait(WAIT)
     kinds = {type(e) for e in seen}
     assert ev.ExecutionStart in kinds and ev.Progress in kinds
@@ -152,8 +155,16 @@ def test_uploads_are_deduplicated(api: ComfyApi) -> None:
     sent: List[str] = []
     api._transport._session.hooks["response"].append(
         lambda r, *a, **k: sent.append(f"{r.request.method} {r.request.path_url}"))
-    data = b"\x89PNG\r\n\x1a\n" + uuid.uuid4().bytes * 32
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), tuple(uuid.uuid4().bytes[:3])).save(buffer, format="PNG")
+    data = buffer.getvalue()
     first = api.upload_image(data, filename="cat.png")
     second = api.upload_image(data, filename="cat.png")
     assert first == second and first.filename == "cat.png"
     assert sent.count("POST /api/v2/assets") == 1, sent
+    load = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": first.reference()}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
+                                                   "filename_prefix": "v2/loaded"}},
+    }
+    assert api.run_workflow(load, timeout=WAIT).images  # the reference resolves to the asset
