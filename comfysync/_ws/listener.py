@@ -1,36 +1,29 @@
 """The listener: the one thread that owns the WebSocket.
 
-``start()`` spawns a daemon thread that opens ``/ws?clientId=…`` (handshake headers carry the
-credentials and extra headers, TLS follows ``verify``), sends the ``feature_flags`` message as
-its first frame and waits for the server's greeting (the first ``status``, which carries
-``sid``). From then on it loops ``recv → decode → sink``: every decoded event goes, in arrival
-order and on this thread, to the one ``sink`` callable it was built with (the client's delivery
-step, which hands it to prompt tracking and then to user callbacks). The listener only reads
-and decodes: it attributes nothing to prompts. A frame that cannot be decoded is logged and
-skipped.
+``start()`` spawns a daemon thread that opens ``/ws?clientId=…`` (:mod:`.handshake`: the
+handshake headers carry the credentials and extra headers, TLS follows ``verify``, redirects
+only within the origin), sends the ``feature_flags`` message as its first frame and waits for
+the server's greeting (the first ``status``, which carries ``sid``). From then on it loops
+``receive → decode → sink``: every decoded event goes, in arrival order and on this thread, to
+the one ``sink`` callable it was built with (the client's delivery step, which hands it to
+prompt tracking and then to user callbacks). The listener only reads and decodes: it
+attributes nothing to prompts. websocket-client reads and writes the socket;
+:class:`~comfysync._ws.frames.MessageReader` hands out whole messages with RFC 6455's rules
+enforced. A message that cannot be decoded is logged and skipped; a broken frame stream drops
+the connection (answered with close code 1002).
 
-websocket-client does the handshake and every send (masking, locking); receiving bypasses it:
-the thread reads the socket in large chunks and splits them with ``_wire.FrameParser``, one
-system call for many frames instead of several per frame (the difference between ~40 000 and
-~80 000 events/s).
-
-When the socket drops it emits ``Disconnected`` and reconnects with the *same* client id:
-``Reconnecting(attempt, delay)`` with exponential backoff and full jitter, the old socket
-closed *before* the new one opens (protocol §11.1: the server unregisters by id when an old
-socket closes, which would silence the new one), ``feature_flags`` sent again, and after the
-greeting ``Reconnected`` plus ``on_socket_ready(reconnected=True)`` so the tracker can
-reconcile what happened during the gap. Attempts are unlimited while ``has_pending_work()``
-says so, else at most ``max_attempts``; giving up emits ``ReconnectionFailed`` and ends the
-thread. With ``reconnect=False`` a drop is followed by ``ReconnectionFailed(attempts=0)`` at
-once: the socket is gone for good either way.
-
-A socket that fails or closes before its greeting is a failed attempt, and the attempt
-counter only resets once a connection has stayed up for ``stable_after`` seconds, so a server
-that answers every handshake with 403, or accepts and hangs up at once, sees attempts at the
-backoff rate and never a spin.
+When the socket drops it sends ``Disconnected`` and reconnects with the *same* client id:
+``Reconnecting(attempt, delay)`` as :mod:`.reconnect` schedules it, the old socket closed
+*before* the new one opens (the server unregisters by id when an old socket closes, which
+would silence the new one), ``feature_flags`` sent again, and after the greeting
+``Reconnected`` plus ``on_socket_ready(reconnected=True)`` so the tracker can reconcile what
+happened during the gap. Giving up emits ``ReconnectionFailed`` and ends the thread. With
+``reconnect=False`` a drop is followed by ``ReconnectionFailed(attempts=0)`` at once: the
+socket is gone for good either way. A socket that fails or closes before its greeting is a
+failed attempt.
 
 ``stop()`` sets a flag, sends a close frame and shuts the socket down (which wakes a blocked
-``recv``, also mid-handshake) and joins the thread. The server sends no pings, so the listener
+read, also mid-handshake) and joins the thread. The server sends no pings, so the listener
 pings after ``ping_interval`` seconds of silence and treats a second silent interval as a
 dead connection.
 """
@@ -48,7 +41,6 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Tuple
 
 import websocket
 
-from .._backoff import Backoff
 from ..errors import ComfyConnectionError, ConnectTimeoutError
 from ..events import (
     Connected,
@@ -60,18 +52,10 @@ from ..events import (
     ReconnectionFailed,
     Status,
 )
-from .wire import (
-    OP_BINARY,
-    OP_CLOSE,
-    OP_PING,
-    OP_PONG,
-    OP_TEXT,
-    FrameError,
-    FrameParser,
-    ProtocolError,
-    decode_binary,
-    decode_text,
-)
+from .frames import OP_BINARY, OP_CLOSE, OP_TEXT, MessageReader
+from .handshake import AttemptFailed, classify, describe, open_websocket
+from .reconnect import ReconnectPolicy
+from .wire import FrameError, decode_binary, decode_text
 
 __all__ = ["Listener", "ConnectTimeoutError", "DEFAULT_FEATURE_FLAGS"]
 
@@ -80,19 +64,17 @@ logger = logging.getLogger("comfysync.listener")
 #: What the listener announces in its first frame: type-4 previews carry prompt and node ids.
 DEFAULT_FEATURE_FLAGS: Mapping[str, Any] = {"supports_preview_metadata": True}
 
-_READ_SIZE = 256 * 1024
 _PROTOCOL_ERROR = 1002  # close code for a broken frame stream (RFC 6455 §7.4.1)
 
 
 class _Connection:
-    """One open socket plus its frame parser and the messages read but not yet handled."""
+    """One open socket and the reader of its messages."""
 
-    __slots__ = ("ws", "parser", "pending")
+    __slots__ = ("ws", "reader")
 
     def __init__(self, ws: websocket.WebSocket) -> None:
         self.ws = ws
-        self.parser = FrameParser()
-        self.pending: List[Tuple[int, bytes]] = []
+        self.reader = MessageReader(ws)
 
 
 class WebSocketSource(Protocol):
@@ -103,16 +85,6 @@ class WebSocketSource(Protocol):
     def ws_headers(self) -> List[str]: ...
 
     def ws_sslopt(self) -> Dict[str, Any]: ...
-
-
-class _AttemptFailed(Exception):
-    """One connection attempt failed. ``status`` is the HTTP status of a refused handshake."""
-
-    def __init__(self, reason: str, status: Optional[int] = None, timed_out: bool = False):
-        super().__init__(reason)
-        self.reason = reason
-        self.status = status
-        self.timed_out = timed_out
 
 
 class _Stopped(Exception):
@@ -127,10 +99,9 @@ def _display_url(url: str) -> str:
 class Listener:
     """One WebSocket thread for one client id; events go to ``sink``. See the module docstring.
 
-    ``backoff_base``/``backoff_cap``: the n-th reconnect attempt waits
-    ``uniform(0, min(cap, base * 2**(n-1)))`` seconds. ``max_attempts``: give up after that
-    many failed attempts when no work is pending (None: never give up).
-    ``handshake_timeout``: bound of each reconnect's handshake and greeting.
+    ``backoff_base``/``backoff_cap``/``max_attempts``/``has_pending_work``/``stable_after``:
+    the reconnect policy (:mod:`.reconnect`). ``handshake_timeout``: bound of each
+    reconnect's handshake and greeting.
     """
 
     def __init__(
@@ -151,9 +122,14 @@ class Listener:
         feature_flags: Optional[Mapping[str, Any]] = None,
         rng: Optional[random.Random] = None,
     ) -> None:
-        backoff = Backoff(backoff_base, backoff_cap, rng=rng)
-        if max_attempts is not None and max_attempts < 0:
-            raise ValueError("max_attempts must be None or >= 0")
+        self._policy = ReconnectPolicy(
+            backoff_base=backoff_base,
+            backoff_cap=backoff_cap,
+            max_attempts=max_attempts,
+            has_pending_work=has_pending_work,
+            stable_after=stable_after,
+            rng=rng,
+        )
         if handshake_timeout <= 0:
             raise ValueError("handshake_timeout must be positive")
         if ping_interval is not None and ping_interval <= 0:
@@ -162,13 +138,9 @@ class Listener:
         self.client_id = client_id
         self._sink = sink
         self.reconnect = reconnect
-        self._backoff = backoff
-        self.max_attempts = max_attempts
-        self._has_pending_work = has_pending_work
         self._on_socket_ready = on_socket_ready
         self.handshake_timeout = float(handshake_timeout)
         self.ping_interval = ping_interval
-        self.stable_after = float(stable_after)
         flags = DEFAULT_FEATURE_FLAGS if feature_flags is None else feature_flags
         self._hello = json.dumps({"type": "feature_flags", "data": dict(flags)})
 
@@ -296,7 +268,7 @@ class Listener:
             conn, greeting = self._attempt(self._connect_timeout)
         except _Stopped:
             return
-        except _AttemptFailed as exc:
+        except AttemptFailed as exc:
             self._startup_error = self._startup_failure(exc)
             return
         self._went_up(greeting, reconnect_attempts=None)
@@ -315,8 +287,7 @@ class Listener:
                 # prompts are followed over HTTP from now on.
                 self._sink(ReconnectionFailed(0, f"reconnect is disabled ({reason})"))
                 return
-            if time.monotonic() - up_since >= self.stable_after:
-                self._backoff.reset()
+            self._policy.dropped(time.monotonic() - up_since)
             result = self._reconnect()
             if result is None:
                 return
@@ -345,17 +316,16 @@ class Listener:
     def _reconnect(self) -> Optional[Tuple[_Connection, Status, int]]:
         """Backoff loop. Returns the new connection, its greeting and the attempts made in
         this outage; None when stopped or out of attempts (then ``ReconnectionFailed`` was
-        emitted). The backoff's count may carry over from a flapping link."""
+        emitted)."""
         last_error: Optional[str] = None
         made = 0  # attempts in this outage
         while not self._stop.is_set():
-            limit = None if self._pending_work() else self.max_attempts
-            if limit is not None and made >= limit:
+            delay = self._policy.next_delay(made)
+            if delay is None:
                 logger.error("giving up reconnecting to %s after %d attempt(s)", self.url, made)
                 self._sink(ReconnectionFailed(made, last_error))
                 return None
             made += 1
-            delay = self._backoff.next_delay()
             self._sink(Reconnecting(made, delay))
             if self._stop.wait(delay):
                 return None
@@ -363,80 +333,67 @@ class Listener:
                 conn, greeting = self._attempt(self.handshake_timeout)
             except _Stopped:
                 return None
-            except _AttemptFailed as exc:
+            except AttemptFailed as exc:
                 last_error = exc.reason
                 logger.info("reconnect attempt %d to %s failed: %s", made, self.url, exc.reason)
                 continue
             return conn, greeting, made
         return None
 
-    def _pending_work(self) -> bool:
-        try:
-            return bool(self._has_pending_work())
-        except Exception:
-            logger.exception("has_pending_work callback raised; assuming work is pending")
-            return True
-
     # ------------------------------------------------------------------ one connection
 
-    def _attempt(self, timeout: float) -> Tuple[_Connection, Status]:
-        """Open a socket, announce feature flags, read up to the greeting. Frames that come
-        before the greeting (none on ComfyUI) are dispatched as usual; frames that came in
-        the same read after it wait in ``pending`` for :meth:`_pump`."""
-        url = self._transport.ws_url(self.client_id)
-        ws = websocket.WebSocket(
-            sslopt=self._transport.ws_sslopt(),
-            skip_utf8_validation=True,  # json.loads validates text frames anyway
-            enable_multithread=True,
-        )
+    def _register(self, ws: websocket.WebSocket) -> None:
         with self._ws_lock:
             if self._stop.is_set():
                 raise _Stopped()
             self._ws = ws
-        conn = _Connection(ws)
+
+    def _attempt(self, timeout: float) -> Tuple[_Connection, Status]:
+        """Open a socket, announce feature flags, read up to the greeting. Messages that
+        come before the greeting (none on ComfyUI) are dispatched as usual."""
         deadline = time.monotonic() + timeout
+        ws: Optional[websocket.WebSocket] = None
         try:
-            connect: Callable[..., None] = ws.connect  # untyped in websocket-client
-            connect(
-                url,
-                header=self._transport.ws_headers(),
-                timeout=timeout,
-                suppress_origin=True,  # not a browser; a proxied Origin can trip ComfyUI's check
+            ws = open_websocket(
+                self._transport.ws_url(self.client_id),
+                self._transport.ws_headers(),
+                self._transport.ws_sslopt(),
+                timeout,
+                register=self._register,
+                stopped=self._stop.is_set,
             )
+            conn = _Connection(ws)
             ws.send(self._hello)
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise websocket.WebSocketTimeoutException("no greeting")
                 ws.settimeout(remaining)
-                messages = conn.parser.feed(_receive(ws))
-                for index, (opcode, payload) in enumerate(messages):
-                    if opcode == OP_CLOSE:
-                        raise _AttemptFailed("server closed the socket before greeting it")
-                    if opcode == OP_PING:
-                        ws.pong(payload)
-                        continue
-                    if opcode == OP_PONG:  # unsolicited pongs are legal and mean nothing
-                        continue
-                    event = self._decode(opcode, payload)
-                    if event is None:
-                        continue
-                    if isinstance(event, Status) and event.sid is not None:
-                        conn.pending = messages[index + 1 :]
-                        return conn, event
-                    self._dispatch(event)
-        except _AttemptFailed:
-            self._discard(ws)
+                opcode, payload = conn.reader.receive()
+                if opcode == OP_CLOSE:
+                    raise AttemptFailed("server closed the socket before greeting it")
+                event = self._decode(opcode, payload)
+                if event is None:
+                    continue
+                if isinstance(event, Status) and event.sid is not None:
+                    return conn, event
+                self._dispatch(event)
+        except _Stopped:
             raise
-        except ProtocolError as exc:
-            self._shutdown(ws, polite=True, code=_PROTOCOL_ERROR)
-            self._discard(ws)
-            raise _AttemptFailed(f"WebSocket protocol error: {exc}") from None
+        except websocket.WebSocketProtocolException as exc:
+            if ws is not None:
+                self._shutdown(ws, polite=True, code=_PROTOCOL_ERROR)
+                self._discard(ws)
+            raise AttemptFailed(f"WebSocket protocol error: {exc}") from None
         except Exception as exc:
-            self._discard(ws)
+            if ws is None:
+                with self._ws_lock:
+                    ws = self._ws
+            if ws is not None:
+                self._discard(ws)
             if self._stop.is_set():
                 raise _Stopped() from None
-            raise _classify(exc) from None
+            raise classify(exc) from None
 
     def _discard(self, ws: websocket.WebSocket) -> None:
         self._close_socket(ws)
@@ -447,34 +404,15 @@ class Listener:
     def _pump(self, conn: _Connection) -> Tuple[str, Optional[int]]:
         """Receive until the socket ends; returns (reason, close code)."""
         ws = conn.ws
+        receive = conn.reader.receive
         ws.settimeout(self.ping_interval)
-        messages, conn.pending = conn.pending, []
         pinged = False
         while True:
-            for opcode, payload in messages:
-                if self._stop.is_set():  # stop() from a callback: no events after it
-                    return "closed by the client", None
-                if opcode == OP_TEXT or opcode == OP_BINARY:
-                    event = self._decode(opcode, payload)
-                    if event is not None:
-                        self._dispatch(event)
-                elif opcode == OP_CLOSE:
-                    code, text = _close_reason(payload)
-                    # Answer the close (echoing its code, RFC 6455 §5.5.1), then hang up.
-                    self._shutdown(ws, polite=True, code=_answer_code(code))
-                    said = f": {text}" if text else ""
-                    what = f" ({code}{said})" if code is not None else ""
-                    return f"server closed the connection{what}", code
-                elif opcode == OP_PING:
-                    try:
-                        ws.pong(payload)
-                    except Exception as exc:
-                        return f"connection lost: {_describe(exc)}", None
-            if self._stop.is_set():
+            if self._stop.is_set():  # stop() from a callback: no events after it
                 return "closed by the client", None
             try:
-                data = _receive(ws)
-            except socket.timeout:
+                opcode, payload = receive()
+            except websocket.WebSocketTimeoutException:
                 if self._stop.is_set():
                     return "closed by the client", None
                 if pinged:
@@ -482,18 +420,28 @@ class Listener:
                 try:
                     ws.ping()
                 except Exception as exc:
-                    return f"ping failed: {_describe(exc)}", None
+                    return f"ping failed: {describe(exc)}", None
                 pinged = True
-                messages = []
                 continue
-            except Exception as exc:
-                return f"connection lost: {_describe(exc)}", None
-            pinged = False
-            try:
-                messages = conn.parser.feed(data)
-            except ProtocolError as exc:
+            except websocket.WebSocketProtocolException as exc:
                 self._shutdown(ws, polite=True, code=_PROTOCOL_ERROR)
                 return f"WebSocket protocol error: {exc}", None
+            except Exception as exc:
+                if self._stop.is_set():
+                    return "closed by the client", None
+                return f"connection lost: {describe(exc)}", None
+            pinged = False
+            if opcode == OP_TEXT or opcode == OP_BINARY:
+                event = self._decode(opcode, payload)
+                if event is not None:
+                    self._dispatch(event)
+            else:  # OP_CLOSE
+                code, text = _close_reason(payload)
+                # Answer the close (echoing its code, RFC 6455 §5.5.1), then hang up.
+                self._shutdown(ws, polite=True, code=_answer_code(code))
+                said = f": {text}" if text else ""
+                what = f" ({code}{said})" if code is not None else ""
+                return f"server closed the connection{what}", code
 
     def _decode(self, opcode: int, payload: bytes) -> Optional[Event]:
         try:
@@ -546,7 +494,7 @@ class Listener:
             except OSError:
                 pass
 
-    def _startup_failure(self, exc: _AttemptFailed) -> ComfyConnectionError:
+    def _startup_failure(self, exc: AttemptFailed) -> ComfyConnectionError:
         if exc.timed_out:
             return ConnectTimeoutError(
                 f"WebSocket {self.url} did not open within {self._connect_timeout:g} s: "
@@ -554,18 +502,6 @@ class Listener:
                 url=self.url,
             )
         return ComfyConnectionError(f"WebSocket {self.url}: {exc.reason}", url=self.url)
-
-
-def _receive(ws: websocket.WebSocket) -> bytes:
-    """One read of up to ``_READ_SIZE`` bytes from the socket under ``ws``: many small frames
-    per system call. Raises on end of stream."""
-    sock = ws.sock
-    if sock is None:
-        raise websocket.WebSocketConnectionClosedException("socket already closed")
-    data: bytes = sock.recv(_READ_SIZE)
-    if not data:
-        raise websocket.WebSocketConnectionClosedException("connection closed by the server")
-    return data
 
 
 def _close_reason(payload: bytes) -> Tuple[Optional[int], str]:
@@ -584,28 +520,3 @@ def _answer_code(code: Optional[int]) -> int:
     if code is None or not 1000 <= code <= 4999 or code in (1004, 1005, 1006, 1015):
         return 1000
     return code
-
-
-def _describe(exc: BaseException) -> str:
-    """A short, credential-free description of a socket-level failure."""
-    if isinstance(exc, OSError) and exc.strerror:
-        return f"{type(exc).__name__}: {exc.strerror}"
-    text = str(exc).split("\n", 1)[0][:200]
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _classify(exc: BaseException) -> _AttemptFailed:
-    """Map websocket-client and socket errors of one attempt to a reason (and HTTP status).
-    The library's message for a refused handshake includes response headers and body, so it
-    is not reused."""
-    if isinstance(exc, websocket.WebSocketBadStatusException):
-        status = exc.status_code
-        hint = " (check auth/token and headers)" if status in (401, 403) else ""
-        return _AttemptFailed(f"handshake refused with HTTP {status}{hint}", status=status)
-    if isinstance(exc, (websocket.WebSocketTimeoutException, socket.timeout, TimeoutError)):
-        return _AttemptFailed("timed out", timed_out=True)
-    if isinstance(exc, ConnectionRefusedError):
-        return _AttemptFailed("connection refused")
-    if isinstance(exc, websocket.WebSocketConnectionClosedException):
-        return _AttemptFailed("server closed the socket before greeting it")
-    return _AttemptFailed(_describe(exc))

@@ -1,6 +1,6 @@
 """Decoding of WebSocket frames into :mod:`comfysync.events` — pure functions, no I/O.
 
-``decode_text`` takes a JSON text frame, ``decode_binary`` a binary frame (protocol §12).
+``decode_text`` takes a JSON text frame, ``decode_binary`` a binary frame (layouts below).
 Both return an event or raise :class:`FrameError`, the one error the listener logs and skips.
 
 How strict: the envelope and the fields a client routes or computes on (``type``, ``data``
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import struct
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Mapping, Optional, Tuple, Union
 
 from ..events import (
     Event,
@@ -41,13 +41,6 @@ from ..events import (
 
 __all__ = [
     "FrameError",
-    "ProtocolError",
-    "FrameParser",
-    "OP_TEXT",
-    "OP_BINARY",
-    "OP_CLOSE",
-    "OP_PING",
-    "OP_PONG",
     "decode_text",
     "decode_message",
     "decode_binary",
@@ -56,7 +49,7 @@ __all__ = [
     "BINARY_PREVIEW_IMAGE_WITH_METADATA",
 ]
 
-#: Binary event types (protocol §12). Type 2 is server-internal and never sent.
+#: Binary event types of ComfyUI's socket. Type 2 is server-internal and never sent.
 BINARY_PREVIEW_IMAGE = 1
 BINARY_TEXT = 3
 BINARY_PREVIEW_IMAGE_WITH_METADATA = 4
@@ -324,7 +317,7 @@ def decode_message(kind: str, data: Any, raw: Optional[_Raw] = None) -> Event:
 
 def _sniff_mime(image: bytes, declared: Optional[str]) -> str:
     """The image's real type from its magic bytes; the server labels everything that is not
-    PNG as JPEG (§12), so the label is only the fallback."""
+    PNG as JPEG, so the label is only the fallback."""
     if image.startswith(b"\x89PNG\r\n\x1a\n"):
         return "image/png"
     if image.startswith(b"\xff\xd8\xff"):
@@ -412,7 +405,7 @@ _BINARY_PARSERS: Dict[int, Callable[[bytes], Event]] = {
 
 
 def decode_binary(data: Union[bytes, bytearray, memoryview]) -> Event:
-    """Decode one binary frame: 4-byte big-endian event type, then (protocol §12)
+    """Decode one binary frame: 4-byte big-endian event type, then
 
     * 1: 4-byte image format (1 JPEG, 2 PNG) + image → :class:`Preview` without ids;
     * 3: 4-byte node id length + node id + UTF-8 text → :class:`ProgressText`;
@@ -428,126 +421,3 @@ def decode_binary(data: Union[bytes, bytearray, memoryview]) -> Event:
     if parser is None:
         return UnknownEvent(f"binary:{kind}", data[4:])
     return parser(data)
-
-
-# --------------------------------------------------------------------------- WebSocket framing
-
-OP_CONTINUATION = 0x0
-OP_TEXT = 0x1
-OP_BINARY = 0x2
-OP_CLOSE = 0x8
-OP_PING = 0x9
-OP_PONG = 0xA
-_DATA_OPCODES = (OP_TEXT, OP_BINARY)
-_CONTROL_OPCODES = (OP_CLOSE, OP_PING, OP_PONG)
-_U16 = struct.Struct(">H")
-_U64 = struct.Struct(">Q")
-
-
-class ProtocolError(Exception):
-    """The byte stream broke the WebSocket framing rules (RFC 6455). Unlike
-    :class:`FrameError` the stream cannot be resynchronised: the connection must go."""
-
-
-class FrameParser:
-    """Incremental parser of the frames a server sends (RFC 6455 §5), without I/O.
-
-    ``feed(chunk)`` returns every message completed by ``chunk`` as ``(opcode, payload)``:
-    text and binary messages (fragments reassembled) and control frames (close, ping,
-    pong, which may arrive between fragments). The listener reads the socket in large chunks
-    and feeds them here; a frame split across chunks waits in the buffer, so the cost is linear
-    in the bytes received whatever the frame sizes. ``max_message`` bounds one message.
-
-    Anything RFC 6455 makes a protocol error raises :class:`ProtocolError` as soon as the
-    frame header shows it: reserved bits (no extension is ever negotiated), unknown opcodes,
-    a masked frame (§5.1: servers never mask), a fragmented or > 125-byte control frame, a
-    length above ``max_message`` (which covers 64-bit lengths with the top bit set),
-    continuation without a message, and a new message inside a fragmented one. UTF-8
-    validity of text is left to :func:`decode_text`: a bad text frame still has intact
-    boundaries, so it is skipped like any undecodable frame instead of costing the
-    connection (RFC 6455 §8.1 would fail it; comfysync prefers not to lose the events
-    that follow until a reconnect).
-
-    The handshake is websocket-client's job; this only replaces its per-frame reads, which
-    issue several small ``recv`` calls per frame and were the bottleneck of the listener.
-    """
-
-    def __init__(self, max_message: int = 1 << 30) -> None:
-        self.max_message = max_message
-        self._buf = bytearray()
-        self._fragments: Optional[List[bytes]] = None
-        self._fragment_opcode = 0
-        self._fragment_size = 0
-
-    def feed(self, chunk: bytes) -> List[Tuple[int, bytes]]:
-        buf = self._buf
-        buf += chunk
-        size = len(buf)
-        out: List[Tuple[int, bytes]] = []
-        pos = 0
-        while size - pos >= 2:
-            b0 = buf[pos]
-            b1 = buf[pos + 1]
-            self._check_header(b0, b1)
-            length = b1 & 0x7F
-            start = pos + 2
-            if length == 126:
-                if size - start < 2:
-                    break
-                length = _U16.unpack_from(buf, start)[0]
-                start += 2
-            elif length == 127:
-                if size - start < 8:
-                    break
-                length = _U64.unpack_from(buf, start)[0]
-                start += 8
-            if length > self.max_message:  # also a 64-bit length with its top bit set
-                raise ProtocolError(f"frame of {length} bytes exceeds {self.max_message}")
-            end = start + length
-            if size < end:
-                break
-            pos = end
-            self._frame(b0, bytes(buf[start:end]), out)
-        if pos:
-            del buf[:pos]
-        return out
-
-    @staticmethod
-    def _check_header(b0: int, b1: int) -> None:
-        """Everything the first two bytes can break, checked before waiting for (and
-        buffering) a payload only a broken server would announce."""
-        if b0 & 0x70:
-            raise ProtocolError("reserved bits set (no extension was negotiated)")
-        if b1 & 0x80:
-            raise ProtocolError("masked frame from the server (RFC 6455 §5.1)")
-        opcode = b0 & 0x0F
-        if opcode in _CONTROL_OPCODES:
-            if not b0 & 0x80 or b1 & 0x7F > 125:
-                raise ProtocolError("fragmented or oversized control frame")
-        elif opcode not in _DATA_OPCODES and opcode != OP_CONTINUATION:
-            raise ProtocolError(f"unknown opcode {opcode:#x}")
-
-    def _frame(self, b0: int, payload: bytes, out: List[Tuple[int, bytes]]) -> None:
-        fin = b0 & 0x80
-        opcode = b0 & 0x0F
-        if opcode in _CONTROL_OPCODES:
-            out.append((opcode, payload))
-        elif opcode in _DATA_OPCODES:
-            if self._fragments is not None:
-                raise ProtocolError("new message before the previous one was finished")
-            if fin:
-                out.append((opcode, payload))
-            else:
-                self._fragments = [payload]
-                self._fragment_opcode = opcode
-                self._fragment_size = len(payload)
-        elif opcode == OP_CONTINUATION:
-            if self._fragments is None:
-                raise ProtocolError("continuation frame without a message to continue")
-            self._fragment_size += len(payload)
-            if self._fragment_size > self.max_message:
-                raise ProtocolError(f"message exceeds {self.max_message} bytes")
-            self._fragments.append(payload)
-            if fin:
-                out.append((self._fragment_opcode, b"".join(self._fragments)))
-                self._fragments = None

@@ -1,4 +1,5 @@
-"""Pure frame decoding against real server traffic and against broken frames.
+"""Pure frame decoding against real server traffic and against broken frames (the framing
+itself is tested through the listener, in ``test_listener_frames.py``).
 
 ``tests/data/ws_messages.jsonl`` holds a sample of the recorded ComfyUI v0.3.64 WebSocket
 traffic (one of each message shape; binary frames as the recorder summarised them), so these
@@ -18,19 +19,7 @@ from typing import Any, Dict, List, Tuple
 import pytest
 
 from comfysync import events as ev
-from comfysync._ws.wire import (
-    OP_BINARY,
-    OP_CLOSE,
-    OP_PING,
-    OP_PONG,
-    OP_TEXT,
-    FrameError,
-    FrameParser,
-    ProtocolError,
-    decode_binary,
-    decode_message,
-    decode_text,
-)
+from comfysync._ws.wire import FrameError, decode_binary, decode_message, decode_text
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "ws_messages.jsonl"
 RECORDINGS = Path(
@@ -429,132 +418,6 @@ def test_unknown_binary_types_become_unknown_events() -> None:
 def test_truncated_or_malformed_binary_frames(frame: bytes, reason: str) -> None:
     with pytest.raises(FrameError, match=reason):
         decode_binary(frame)
-
-
-# --------------------------------------------------------------------------- WebSocket framing
-
-
-def ws_frame(
-    opcode: int, payload: bytes, fin: bool = True, mask: bytes = b"", rsv: int = 0
-) -> bytes:
-    """Encode one frame the way a server (or, with ``mask``, a client) would."""
-    b0 = (0x80 if fin else 0) | rsv | opcode
-    n = len(payload)
-    mask_bit = 0x80 if mask else 0
-    if n < 126:
-        head = bytes([b0, mask_bit | n])
-    elif n < 1 << 16:
-        head = bytes([b0, mask_bit | 126]) + struct.pack(">H", n)
-    else:
-        head = bytes([b0, mask_bit | 127]) + struct.pack(">Q", n)
-    if mask:
-        payload = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
-    return head + mask + payload
-
-
-@pytest.mark.parametrize("size", [0, 1, 125, 126, 127, 65535, 65536, 300_000])
-def test_frame_parser_length_encodings(size: int) -> None:
-    payload = bytes(i % 251 for i in range(size))
-    parser = FrameParser()
-    assert parser.feed(ws_frame(OP_BINARY, payload)) == [(OP_BINARY, payload)]
-
-
-def test_frame_parser_handles_every_split_point() -> None:
-    frames = [
-        (OP_TEXT, b'{"type": "status"}'),
-        (OP_BINARY, b"\x00" * 200),
-        (OP_PING, b"hi"),
-        (OP_TEXT, b"x" * 70_000),
-    ]
-    stream = b"".join(ws_frame(op, data) for op, data in frames)
-    for split in list(range(0, 40)) + [217, 218, 219, 220, 225, len(stream) - 1]:
-        parser = FrameParser()
-        out = parser.feed(stream[:split]) + parser.feed(stream[split:])
-        assert out == frames, split
-    parser = FrameParser()
-    byte_by_byte = [m for i in range(len(stream) - 70_000) for m in parser.feed(stream[i : i + 1])]
-    byte_by_byte += parser.feed(stream[len(stream) - 70_000 :])
-    assert byte_by_byte == frames
-
-
-def test_frame_parser_reassembles_fragments_around_control_frames() -> None:
-    parser = FrameParser()
-    stream = (
-        ws_frame(OP_TEXT, b'{"type": ', fin=False)
-        + ws_frame(OP_PING, b"p")
-        + ws_frame(0x0, b'"status", ', fin=False)
-        + ws_frame(0x0, b'"data": {}}')
-    )
-    assert parser.feed(stream) == [(OP_PING, b"p"), (OP_TEXT, b'{"type": "status", "data": {}}')]
-
-
-def test_masked_frame_from_the_server_is_a_protocol_error() -> None:
-    """RFC 6455 §5.1: a client MUST close the connection on a masked frame."""
-    parser = FrameParser()
-    with pytest.raises(ProtocolError, match="masked"):
-        parser.feed(ws_frame(OP_TEXT, b"hello", mask=b"\x01\x02\x03\x04"))
-
-
-@pytest.mark.parametrize(
-    "header, reason",
-    [
-        (bytes([0x82 | 0x40, 127]) + struct.pack(">Q", 1 << 20), "reserved bits"),
-        (bytes([0x83, 127]) + struct.pack(">Q", 1 << 20), "unknown opcode"),
-        (bytes([0x82, 0x80 | 127]) + struct.pack(">Q", 1 << 20), "masked"),
-        (bytes([0x89, 127]) + struct.pack(">Q", 1 << 20), "control frame"),
-        (bytes([0x09, 5]), "control frame"),
-        (bytes([0x82, 127]) + struct.pack(">Q", 1 << 63), "exceeds"),
-    ],
-)
-def test_bad_headers_fail_before_the_payload_arrives(header: bytes, reason: str) -> None:
-    """The stream is broken as soon as the header is: no waiting for (or buffering) a
-    payload that only a broken server would announce."""
-    parser = FrameParser()
-    with pytest.raises(ProtocolError, match=reason):
-        parser.feed(header)
-
-
-def test_large_binary_frame_in_tls_record_sized_chunks() -> None:
-    """A 7 MB SaveImageWebsocket frame arriving 16 kB at a time (one TLS record per recv)
-    comes out whole and once, with the small frames around it."""
-    big = b"\x00\x00\x00\x01\x00\x00\x00\x02" + bytes(range(256)) * (7 * 4096)
-    stream = ws_frame(OP_TEXT, b"{}") + ws_frame(OP_BINARY, big) + ws_frame(OP_TEXT, b"[]")
-    parser = FrameParser()
-    out: List[Tuple[int, bytes]] = []
-    for i in range(0, len(stream), 16384):
-        out += parser.feed(stream[i : i + 16384])
-    assert out == [(OP_TEXT, b"{}"), (OP_BINARY, big), (OP_TEXT, b"[]")]
-
-
-def test_frame_parser_close_pong() -> None:
-    parser = FrameParser()
-    out = parser.feed(ws_frame(OP_PONG, b"") + ws_frame(OP_CLOSE, struct.pack(">H", 1001)))
-    assert out == [(OP_PONG, b""), (OP_CLOSE, b"\x03\xe9")]
-
-
-@pytest.mark.parametrize(
-    "stream, reason",
-    [
-        (ws_frame(OP_TEXT, b"x", rsv=0x40), "reserved bits"),
-        (ws_frame(0x3, b"x"), "unknown opcode"),
-        (ws_frame(0x0, b"x"), "continuation frame without"),
-        (ws_frame(OP_TEXT, b"a", fin=False) + ws_frame(OP_TEXT, b"b"), "new message before"),
-        (ws_frame(OP_PING, b"x", fin=False), "control frame"),
-        (ws_frame(OP_PING, b"x" * 126), "control frame"),
-        (ws_frame(OP_BINARY, b"x" * 2000), "exceeds 1000"),
-        (ws_frame(OP_TEXT, b"x" * 600, fin=False) + ws_frame(0x0, b"y" * 600), "exceeds 1000"),
-    ],
-)
-def test_frame_parser_protocol_errors(stream: bytes, reason: str) -> None:
-    parser = FrameParser(max_message=1000)
-    with pytest.raises(ProtocolError, match=reason):
-        parser.feed(stream)
-
-
-def test_oversized_frame_is_refused_from_its_header() -> None:
-    parser = FrameParser(max_message=1000)
-    with pytest.raises(ProtocolError):
-        parser.feed(bytes([0x82, 127]) + struct.pack(">Q", 1 << 40))
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,152 @@
+"""Opening one WebSocket: the handshake, its redirects, and what a failed attempt means.
+
+websocket-client performs the HTTP upgrade. It would follow a 3xx answer to any URL with the
+same header list, handing the ``Authorization`` header of ``auth=``/``token=`` and every
+``headers=`` value to whatever origin the ``Location`` names. So comfysync asks it not to
+follow (``redirect_limit=0``) and decides here: a redirect within the origin (scheme, host
+and port) of the socket URL is followed, up to :data:`MAX_REDIRECTS` hops; a redirect to
+another origin is refused before anything is sent there, with a reason naming both origins
+(never the paths or queries, which may carry signed tokens).
+
+Every failure of an attempt becomes :class:`AttemptFailed`, with a short, credential-free
+reason (websocket-client's own message for a refused handshake includes response headers and
+body, so it is not reused) and the HTTP status when the server refused the upgrade.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from typing import Any, Callable, Dict, List, Optional, Tuple
+from urllib.parse import urljoin, urlsplit
+
+import websocket
+
+__all__ = ["AttemptFailed", "open_websocket", "describe", "origin_of", "MAX_REDIRECTS"]
+
+#: Same-origin redirects followed before an attempt is given up.
+MAX_REDIRECTS = 3
+_REDIRECTS = (301, 302, 303, 307, 308)
+_WS_SCHEMES = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}
+_DEFAULT_PORTS = {"ws": 80, "wss": 443}
+
+
+class AttemptFailed(Exception):
+    """One connection attempt failed. ``status`` is the HTTP status of a refused handshake;
+    ``timed_out`` tells a timeout from a refusal."""
+
+    def __init__(self, reason: str, status: Optional[int] = None, timed_out: bool = False):
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+        self.timed_out = timed_out
+
+
+def origin_of(url: str) -> Tuple[str, str, int]:
+    """``(scheme, host, port)`` of a socket URL, http(s) read as ws(s), the port made
+    explicit: two URLs are the same origin exactly when these are equal."""
+    parts = urlsplit(url)
+    scheme = _WS_SCHEMES.get(parts.scheme.lower(), parts.scheme.lower())
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number: compares unequal to any real one
+        port = -1
+    if port is None:
+        port = _DEFAULT_PORTS.get(scheme, -1)
+    return scheme, (parts.hostname or "").lower(), port
+
+
+def _show(origin: Tuple[str, str, int]) -> str:
+    scheme, host, port = origin
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}:{port}"
+
+
+def _redirect_target(url: str, status: int, location: Optional[str]) -> str:
+    """The URL a same-origin redirect leads to; :class:`AttemptFailed` for any other."""
+    if not location:
+        raise AttemptFailed(f"handshake redirected (HTTP {status}) without a Location")
+    target = urljoin(url, location.strip())
+    scheme, _, rest = target.partition(":")
+    target = _WS_SCHEMES.get(scheme.lower(), scheme) + ":" + rest
+    here, there = origin_of(url), origin_of(target)
+    if here != there:
+        raise AttemptFailed(
+            f"handshake redirected (HTTP {status}) from {_show(here)} to another origin, "
+            f"{_show(there)}: refused, so that no credential is sent there"
+        )
+    return target
+
+
+def open_websocket(
+    url: str,
+    headers: List[str],
+    sslopt: Dict[str, Any],
+    timeout: float,
+    register: Callable[[websocket.WebSocket], None],
+    stopped: Callable[[], bool],
+) -> websocket.WebSocket:
+    """A connected ``websocket.WebSocket`` for ``url`` (redirects handled as the module
+    docstring says), within ``timeout`` seconds overall. ``register`` receives the socket
+    object before anything blocks, so that another thread can shut it down; ``stopped`` is
+    checked between hops. Raises :class:`AttemptFailed`, or whatever websocket-client or
+    the socket raised (for :func:`classify`)."""
+    ws = websocket.WebSocket(
+        sslopt=sslopt,
+        skip_utf8_validation=True,  # text is validated strictly by the decoder
+        enable_multithread=True,  # pongs (reading thread) and close (stop()) may race
+    )
+    register(ws)
+    deadline = time.monotonic() + timeout
+    connect: Callable[..., None] = ws.connect  # untyped in websocket-client
+    for _ in range(MAX_REDIRECTS + 1):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise websocket.WebSocketTimeoutException("handshake timed out")
+        ws.handshake_response = None
+        try:
+            connect(
+                url,
+                header=headers,
+                timeout=remaining,
+                suppress_origin=True,  # not a browser; a proxied Origin can trip ComfyUI's check
+                redirect_limit=0,  # redirects are decided here, not followed blindly
+            )
+            return ws
+        except websocket.WebSocketBadStatusException:
+            raise
+        except websocket.WebSocketException:
+            response = ws.handshake_response
+            if response is None or response.status not in _REDIRECTS:
+                raise
+            url = _redirect_target(url, response.status, response.headers.get("location"))
+        if stopped():
+            raise AttemptFailed("stopped")
+    raise AttemptFailed(f"handshake redirected more than {MAX_REDIRECTS} times")
+
+
+def describe(exc: BaseException) -> str:
+    """A short, credential-free description of a socket-level failure."""
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}: {exc.strerror}"
+    text = str(exc).split("\n", 1)[0][:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def classify(exc: BaseException) -> AttemptFailed:
+    """Map websocket-client and socket errors of one attempt to a reason (and HTTP status)."""
+    if isinstance(exc, AttemptFailed):
+        return exc
+    if isinstance(exc, websocket.WebSocketBadStatusException):
+        status = exc.status_code
+        hint = " (check auth/token and headers)" if status in (401, 403) else ""
+        return AttemptFailed(f"handshake refused with HTTP {status}{hint}", status=status)
+    if isinstance(exc, (websocket.WebSocketTimeoutException, socket.timeout, TimeoutError)):
+        return AttemptFailed("timed out", timed_out=True)
+    if isinstance(exc, ConnectionRefusedError):
+        return AttemptFailed("connection refused")
+    if isinstance(exc, websocket.WebSocketConnectionClosedException):
+        return AttemptFailed("server closed the socket before greeting it")
+    if isinstance(exc, websocket.WebSocketProtocolException):
+        return AttemptFailed(f"WebSocket protocol error: {exc}")
+    return AttemptFailed(describe(exc))
