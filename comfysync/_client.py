@@ -35,7 +35,9 @@ from typing import (
 )
 
 from ._dispatch import Callback, EventBus, ExceptionHandler, Subscription
-from ._http.transport import HttpTransport, TimeoutArg, VerifyArg
+from ._http.transport import HttpTransport, RetriesArg, TimeoutArg, VerifyArg
+from ._http.urls import resolve_server_url
+from ._rest.files import FileAccess
 from ._rest.methods import RestMethods
 from ._rest.models import FileRef, QueuedPrompt
 from ._results import PromptResult
@@ -89,11 +91,15 @@ class ComfyApi(RestMethods):
 
     ``url`` is ``"host"``, ``"host:port"`` or ``"http(s)://host[:port][/prefix]"`` (a bare host
     means port 8188; a path prefix — a reverse proxy at ``/comfy/`` — is kept on every route
-    and on ``/ws``). ``auth=(user, password)`` sends HTTP Basic, ``token=`` a Bearer token,
-    ``headers=`` extra headers; all three also go on the WebSocket handshake. ``timeout`` is the
-    seconds allowed for each REST call (or ``(connect, read)``), ``verify`` the TLS check
-    (``True``, ``False`` or a CA bundle path). ``client_id`` (default: a fresh ``uuid4().hex``)
-    is sent with every prompt so this client receives its events.
+    and on ``/ws``); without it, ``$COMFYUI_URL``, else ``127.0.0.1:8188``.
+    ``auth=(user, password)`` sends HTTP Basic, ``token=`` a Bearer token, ``headers=`` extra
+    headers; all three also go on the WebSocket handshake, and only ever to the origin
+    (scheme, host, port) of ``url``. ``timeout`` is the seconds allowed for each REST call
+    (or ``(connect, read)``), ``verify`` the TLS check (``True``, ``False`` or a CA bundle
+    path). ``retries``: how often an idempotent request (``GET``, ``DELETE``…; never
+    ``POST``) is retried by urllib3 when the connection cannot be made or the answer is
+    502/503/504 (default 2; ``0`` disables; or a urllib3 ``Retry``). ``client_id`` (default:
+    a fresh ``uuid4().hex``) is sent with every prompt so this client receives its events.
 
     ``tracker``: how prompts are followed. ``"auto"`` (default) uses the WebSocket and falls
     back to HTTP polling when the socket cannot be opened but HTTP works; ``"websocket"``
@@ -114,7 +120,7 @@ class ComfyApi(RestMethods):
 
     def __init__(
         self,
-        url: str = "127.0.0.1:8188",
+        url: Optional[str] = None,
         *,
         client_id: Optional[str] = None,
         auth: Optional[Tuple[str, str]] = None,
@@ -122,6 +128,7 @@ class ComfyApi(RestMethods):
         headers: Optional[Mapping[str, str]] = None,
         timeout: TimeoutArg = 30.0,
         verify: VerifyArg = True,
+        retries: RetriesArg = None,
         reconnect: bool = True,
         tracker: TrackerMode = "auto",
         exception_handler: Optional[ExceptionHandler] = None,
@@ -144,8 +151,10 @@ class ComfyApi(RestMethods):
             raise ValueError("give either api_key= or token=, not both (both are the Bearer)")
         if api_key is None and auth is None and token is None:
             api_key = api_key_from_env()
-        self._transport = HttpTransport(url, auth=auth, token=token if api_key is None else api_key,
-                                        headers=headers, timeout=timeout, verify=verify)
+        self._transport = HttpTransport(
+            resolve_server_url(url), auth=auth, token=token if api_key is None else api_key,
+            headers=headers, timeout=timeout, verify=verify, retries=retries,
+        )
         # Which surface the server speaks (native ComfyUI or the Comfy API v2), decided once.
         choice = SurfaceChoice(surface, self._transport.host,
                                probe_native=lambda: self.get_queue_remaining() >= 0,
@@ -178,7 +187,7 @@ class ComfyApi(RestMethods):
             choice,
             native=NativeSurface(self, self._events),
             v2=V2Surface(self._v2, self._v2_events),
-            native_files=self,
+            native_files=FileAccess(self._transport),
             v2_files=V2Files(self._v2),
         )
         self._tracker = Tracker(

@@ -19,12 +19,12 @@ import logging
 import mimetypes
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Set, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from attrs import define, field
 
 from ._rest.models import HistoryEntry
-from ._rest.saving import safe_basename, safe_join, save_target
+from ._rest.saving import safe_basename
 from ._rest.shapes import ms_to_datetime
 
 if TYPE_CHECKING:  # Pillow is optional (the ``pil`` extra)
@@ -50,7 +50,9 @@ _EXTRA_MIME: Dict[str, str] = {".webp": "image/webp", ".avif": "image/avif", ".a
 
 
 class FileClient(Protocol):
-    """The slice of :class:`~comfysync.ComfyApi` an :class:`OutputFile` needs (``GET /view``)."""
+    """How an :class:`OutputFile` reaches the server (``GET /view``): a
+    :class:`~comfysync._rest.files.FileAccess`, which outlives its client (same URL,
+    credentials and TLS on a short-lived connection once the client is closed)."""
 
     def get_image(self, ref: Any) -> bytes: ...
 
@@ -75,8 +77,10 @@ def _guess_mime(filename: str, fmt: Optional[str]) -> Optional[str]:
 class OutputFile:
     """One file a node wrote on the server (``GET /view?filename=&subfolder=&type=``).
 
-    ``read()`` downloads it into memory; ``save()`` streams it to disk in constant memory and
-    never writes outside the target directory, whatever name the server chose.
+    ``read()`` downloads it into memory; ``save()`` streams it to disk in constant memory,
+    never writes outside the target directory, whatever name the server chose, and never
+    overwrites a file there. Both keep working after the client (or pool) that produced
+    the file was closed.
     """
 
     filename: str
@@ -118,16 +122,12 @@ class OutputFile:
         has no file suffix (``"out"``, ``"out/"``, ``"~/renders"``): the directory is created
         (parents too) and the file keeps the basename of its server-side name, which can
         never lead outside it (:class:`~comfysync.errors.UnsafePathError` otherwise, before
-        anything is created). A ``dest`` with a suffix (``"out/cat.png"``) is the exact
-        **file** path to write (its parent is created). Nothing is left half-written.
+        anything is created); when that name is taken, ``-1``, ``-2``… go before the
+        extension (``img.png`` → ``img-1.png``) — nothing is overwritten. A ``dest`` with a
+        suffix (``"out/cat.png"``) is the exact **file** path to write (its parent is
+        created). Nothing is left half-written.
         """
-        api = self._api()
-        return self._write(api, save_target(dest, self.filename))
-
-    def _write(self, api: FileClient, target: Path) -> Path:
-        if target.is_dir():  # the client would save *into* it: refuse instead of nesting
-            raise IsADirectoryError(f"cannot save {self.filename!r}: {target} is a directory")
-        return api.download(self, target)
+        return self._api().download(self, dest)
 
     def to_pil(self) -> Image:
         """The file decoded as a ``PIL.Image.Image`` (needs Pillow: ``comfysync[pil]``)."""
@@ -160,17 +160,6 @@ class OutputFile:
         except Exception as exc:  # a display hook must not raise into the notebook
             log.warning("cannot render %s for display: %s", self.filename, exc)
             return None
-
-
-def _free_name(name: str, used: Set[str]) -> str:
-    """``name``, or ``stem-N.suffix`` when that is taken (case-insensitively, for file
-    systems that are); records the choice in ``used``."""
-    candidate, stem, suffix, n = name, Path(name).stem, Path(name).suffix, 0
-    while candidate.casefold() in used:
-        n += 1
-        candidate = f"{stem}-{n}{suffix}"
-    used.add(candidate.casefold())
-    return candidate
 
 
 @define(frozen=True)
@@ -216,16 +205,16 @@ class PromptResult:
     def save_all(self, directory: PathLike) -> List[Path]:
         """Save every file into ``directory`` — always a directory, created if needed — and
         return the paths written, in the order of :attr:`files`. Each file keeps its
-        server basename; files of this result that share one (same name in different
-        subfolders) get ``-1``, ``-2``… before the suffix instead of overwriting each other."""
+        server basename unless that name is taken — by a file already there or by another
+        file of this result (same name in different subfolders) — then ``-1``, ``-2``… go
+        before the extension: nothing is overwritten. Every name is checked before anything
+        is created."""
         target = Path(directory).expanduser()
-        used: Set[str] = set()
-        planned = []
+        clients = [(f, f._api()) for f in self.files]
         for f in self.files:
-            name = _free_name(safe_basename(f.filename), used)
-            planned.append((f, safe_join(target, name)))
+            safe_basename(f.filename)  # UnsafePathError before anything is created
         target.mkdir(parents=True, exist_ok=True)
-        return [f._write(f._api(), safe_join(target, path.name)) for f, path in planned]
+        return [client.download(f, target) for f, client in clients]
 
 
 def _file_items(

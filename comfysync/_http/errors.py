@@ -26,6 +26,8 @@ __all__ = [
     "decode_json",
     "is_ca_bundle_error",
     "describe_timeout",
+    "foreign_redirect_error",
+    "ForeignRedirect",
     "http_error",
     "reading_failure",
     "request_failure",
@@ -36,6 +38,32 @@ ERROR_BODY_LIMIT = 64 * 1024
 """Bytes of an error answer kept in :attr:`ComfyHTTPError.body` (a proxy may send megabytes)."""
 
 
+class ForeignRedirect(requests.exceptions.RequestException):
+    """Raised inside ``requests``' redirect handling to stop a request that would leave the
+    server's origin; :func:`request_failure` turns it into the user's error."""
+
+    def __init__(self, origin: str, target_origin: str) -> None:
+        super().__init__(f"redirect from {origin} to {target_origin} refused")
+        self.origin = origin
+        self.target_origin = target_origin
+
+
+def foreign_redirect_error(
+    what: str, display_url: str, origin: str, target_origin: str
+) -> ComfyConnectionError:
+    """The error for a request (``what``: ``"GET"``, ``"the WebSocket handshake"``…) to
+    ``display_url`` that the server redirected from ``origin`` to ``target_origin``: never
+    followed, since the request carries this client's credentials, which belong to
+    ``origin`` only."""
+    return ComfyConnectionError(
+        f"{what} {display_url} was redirected from {origin} to another origin, "
+        f"{target_origin}; refused: comfysync sends requests with the client's credentials "
+        f"only to the origin of the server URL ({origin}) — if the server moved, give its new "
+        "URL",
+        url=display_url,
+    )
+
+
 def request_failure(
     exc: requests.exceptions.RequestException, method: str, display_url: str, base_url: str,
     timeout: Any,
@@ -43,7 +71,10 @@ def request_failure(
     """The typed error for ``exc``, raised by ``requests`` for a request that got no answer:
     :class:`ComfyTimeoutError` (naming whether connecting or waiting timed out, and the
     ``timeout`` in force) or :class:`ComfyConnectionError` with the reason, a hint and the
-    server's ``base_url``. ``method`` and ``display_url`` (redacted) name the request."""
+    server's ``base_url``. ``method`` and ``display_url`` (redacted) name the request.
+    A redirect refused for leaving the server's origin names both origins."""
+    if isinstance(exc, ForeignRedirect):
+        return foreign_redirect_error(method, display_url, exc.origin, exc.target_origin)
     if isinstance(exc, requests.exceptions.Timeout):
         kind = "connecting to" if isinstance(exc, requests.exceptions.ConnectTimeout) else (
             "waiting for an answer from"

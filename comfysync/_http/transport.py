@@ -13,32 +13,39 @@ use the redacted URL.
 
 from __future__ import annotations
 
-import base64
 import logging
 import os
 import ssl
 import time
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from urllib.parse import urlencode
 
-import attrs
 import requests
-import requests.adapters
-import requests.auth
 
 from .._version import __version__
 from ..errors import ComfyConnectionError
 from .errors import (
     ca_bundle_failure,
     decode_json,
+    foreign_redirect_error,
     http_error,
     is_ca_bundle_error,
     reading_failure,
     request_failure,
 )
+from .sessions import SessionSet
+from .settings import (
+    ConnectionSettings,
+    RetriesArg,
+    TimeoutArg,
+    VerifyArg,
+    normalise_timeout,
+)
 from .urls import (
     DEFAULT_PORT,
     ParsedURL,
     clean_params,
+    origin_of,
     parse_base_url,
     redact_userinfo,
     strip_userinfo,
@@ -46,8 +53,10 @@ from .urls import (
 
 __all__ = [
     "DEFAULT_PORT",
+    "ConnectionSettings",
     "HttpTransport",
     "ParsedURL",
+    "RetriesArg",
     "TimeoutArg",
     "USER_AGENT",
     "VerifyArg",
@@ -58,63 +67,11 @@ __all__ = [
 
 log = logging.getLogger("comfysync.transport")
 
-TimeoutArg = Union[None, float, Tuple[float, float]]
-"""Seconds for a REST call: one number (connect and read) or ``(connect, read)``."""
-
-VerifyArg = Union[bool, str, "os.PathLike[str]"]
-"""TLS verification: ``True`` (system/certifi CAs), ``False`` (no check) or a CA bundle path."""
-
-_POOL_MAXSIZE = 32
-
 USER_AGENT = f"comfysync/{__version__} {requests.utils.default_user_agent()}"
 """Sent with every HTTP request unless ``headers=`` names another ``User-Agent``: lets a
 server or proxy log tell comfysync's traffic from other clients'."""
 
-
-def _basic_header(username: str, password: str) -> str:
-    """``Basic <base64>`` the way browsers do it (latin-1 when possible, else UTF-8)."""
-    raw = f"{username}:{password}"
-    try:
-        encoded = raw.encode("latin-1")
-    except UnicodeEncodeError:
-        encoded = raw.encode("utf-8")
-    return "Basic " + base64.b64encode(encoded).decode("ascii")
-
-
-class _AuthorizationHeader(requests.auth.AuthBase):
-    """Sets one fixed ``Authorization`` header.
-
-    Used instead of ``session.headers`` so that ``requests`` treats it as authentication: it is
-    not replaced by ``~/.netrc`` credentials, and it is dropped (not re-sent) when a redirect
-    leads to another host.
-    """
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def __call__(self, r: requests.PreparedRequest) -> requests.PreparedRequest:
-        r.headers["Authorization"] = self._value
-        return r
-
-    def __repr__(self) -> str:
-        return "<Authorization header (redacted)>"
-
-
-def _normalise_timeout(timeout: TimeoutArg) -> TimeoutArg:
-    if timeout is None:
-        return None
-    if isinstance(timeout, tuple):
-        if len(timeout) != 2:
-            raise ValueError("timeout tuple must be (connect, read)")
-        connect, read = (float(timeout[0]), float(timeout[1]))
-        if connect <= 0 or read <= 0:
-            raise ValueError("timeouts must be positive")
-        return (connect, read)
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
-        raise TypeError("timeout must be a number of seconds, a (connect, read) tuple or None")
-    if timeout <= 0:
-        raise ValueError("timeout must be positive")
-    return float(timeout)
+_ABSOLUTE = ("http://", "https://")
 
 
 def iter_response(
@@ -159,57 +116,36 @@ class HttpTransport:
         headers: Optional[Mapping[str, str]] = None,
         timeout: TimeoutArg = 30.0,
         verify: VerifyArg = True,
-        session: Optional[requests.Session] = None,
+        retries: RetriesArg = None,
     ) -> None:
-        parsed = parse_base_url(url)
-        if parsed.ws_path_stripped:
+        settings = ConnectionSettings.create(
+            url, auth=auth, token=token, headers=headers, timeout=timeout, verify=verify,
+            retries=retries,
+        )
+        if settings.address.ws_path_stripped:
             log.warning(
                 "the server URL %s ends with the WebSocket route /ws; using %s as the base URL "
-                "(comfysync adds /ws itself)", redact_userinfo(url.strip()), parsed.base_url,
+                "(comfysync adds /ws itself)", redact_userinfo(url.strip()), settings.base_url,
             )
-        if auth is None and parsed.username is not None:
-            auth = (parsed.username, parsed.password or "")
-        if auth is not None and token is not None:
-            raise ValueError("give either auth=(user, password) or token=, not both")
-        if auth is not None:
-            if not (isinstance(auth, tuple) and len(auth) == 2):
-                raise TypeError("auth must be a (user, password) tuple")
-            authorization: Optional[str] = _basic_header(str(auth[0]), str(auth[1]))
-            self._auth_kind: Optional[str] = "basic"
-        elif token is not None:
-            if not isinstance(token, str) or not token:
-                raise ValueError("token must be a non-empty string")
-            _check_header_value("token", token)
-            authorization = f"Bearer {token}"
-            self._auth_kind = "bearer"
-        else:
-            authorization = None
-            self._auth_kind = None
-        self._parsed = attrs.evolve(parsed, username=None, password=None)
-        self._authorization = authorization
-        self._extra_headers: Dict[str, str] = {str(k): str(v) for k, v in (headers or {}).items()}
-        for name, value in self._extra_headers.items():
-            _check_header_value(f"headers[{name!r}]", value)
-        self.timeout: TimeoutArg = _normalise_timeout(timeout)
-        if isinstance(verify, os.PathLike):
-            verify = os.fspath(verify)
-        if not isinstance(verify, (bool, str)):
-            raise TypeError("verify must be True, False or the path of a CA bundle")
-        if isinstance(verify, str) and not os.path.exists(verify):
-            raise ValueError(f"verify={verify!r}: no such CA bundle file or directory")
-        self.verify: Union[bool, str] = verify
-        self._closed = False
+        self._setup(settings)
 
-        self._session = session if session is not None else requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=_POOL_MAXSIZE)
-        self._session.mount("http://", adapter)
-        self._session.mount("https://", adapter)
-        self._session.verify = verify
-        if session is None:
-            self._session.headers["User-Agent"] = USER_AGENT
-        self._session.headers.update(self._extra_headers)
-        if authorization is not None:
-            self._session.auth = _AuthorizationHeader(authorization)
+    @classmethod
+    def from_settings(cls, settings: ConnectionSettings) -> HttpTransport:
+        """A new transport (its own connections) with the address, credentials, TLS,
+        timeout and retries of ``settings`` — e.g. for a result whose client was closed."""
+        transport = cls.__new__(cls)
+        transport._setup(settings)
+        return transport
+
+    def _setup(self, settings: ConnectionSettings) -> None:
+        self.settings = settings
+        self._parsed = settings.address
+        self.timeout: TimeoutArg = settings.timeout
+        self.verify: Union[bool, str] = settings.verify
+        self._closed = False
+        user_agent = next((v for k, v in settings.headers if k.lower() == "user-agent"),
+                          USER_AGENT)
+        self._sessions = SessionSet(settings, user_agent)
 
     # -- addresses ---------------------------------------------------------------------------
 
@@ -239,9 +175,14 @@ class HttpTransport:
         return self._parsed.prefix
 
     @property
+    def origin(self) -> str:
+        """``scheme://host:port`` of the server: the only origin credentials are sent to."""
+        return self.settings.origin
+
+    @property
     def auth_kind(self) -> Optional[str]:
         """``"basic"``, ``"bearer"`` or ``None`` — what ``repr`` may show instead of secrets."""
-        return self._auth_kind
+        return self.settings.auth_kind
 
     @property
     def closed(self) -> bool:
@@ -260,11 +201,13 @@ class HttpTransport:
         return self._parsed.ws_url(client_id)
 
     def ws_headers(self) -> List[str]:
-        """``"Name: value"`` lines for the WebSocket handshake: extra headers, then auth."""
-        lines = [f"{name}: {value}" for name, value in self._extra_headers.items()]
-        if self._authorization is not None:
+        """``"Name: value"`` lines for the WebSocket handshake: extra headers, then auth.
+        Credentials, all of them: only for :attr:`origin`."""
+        settings = self.settings
+        lines = [f"{name}: {value}" for name, value in settings.headers]
+        if settings.authorization is not None:
             lines = [ln for ln in lines if not ln.lower().startswith("authorization:")]
-            lines.append(f"Authorization: {self._authorization}")
+            lines.append(f"Authorization: {settings.authorization}")
         return lines
 
     def ws_sslopt(self) -> Dict[str, Any]:
@@ -290,23 +233,43 @@ class HttpTransport:
         headers: Optional[Mapping[str, str]] = None,
         stream: bool = False,
         timeout: TimeoutArg = None,
+        allow_foreign: bool = False,
     ) -> requests.Response:
         """Send one request; return the response of a 2xx answer, raise a typed error else.
 
         ``method`` is the HTTP verb (any case); ``path`` the route below the base URL,
-        already quoted; ``params`` its query
+        already quoted (or, for ``allow_foreign``, an absolute ``http(s)://`` URL); ``params``
+        its query
         (``None`` values left out, booleans as ``true``/``false``); ``json``, ``data`` and
         ``files`` the body as ``requests`` takes them; ``headers`` extra headers for this
         request only. ``timeout`` (seconds or ``(connect, read)``) overrides the transport's
         default when not ``None``. With ``stream`` true the body is not read yet: the caller
         must consume or close the response.
 
+        Credentials (``auth``, ``token``, ``headers=``) go only to :attr:`origin`. A redirect
+        to another origin is refused (:class:`~comfysync.ComfyConnectionError` naming both
+        origins) unless ``allow_foreign`` is true — for file downloads, whose storage may be
+        elsewhere (signed URLs): then it is followed, and an absolute ``path`` on another
+        origin fetched, without any credential. Same-origin redirects are followed.
+
         Raises :class:`~comfysync.ComfyTimeoutError` or :class:`~comfysync.ComfyConnectionError`
         when no answer came (or the transport is closed) and :class:`~comfysync.ComfyHTTPError`
         for a non-2xx answer; never a ``requests`` exception.
         """
         method = method.upper()
-        display_url = self.url(path, params)
+        if path.startswith(_ABSOLUTE):
+            target = path
+            display_url = strip_userinfo(path)
+            if params:
+                display_url += ("&" if "?" in display_url else "?") + urlencode(
+                    clean_params(params), doseq=True)
+            same_origin = origin_of(path) == self.origin
+            if not same_origin and not allow_foreign:
+                raise foreign_redirect_error(method, display_url, self.origin, origin_of(path))
+        else:
+            target = self._parsed.route(path)
+            display_url = self.url(path, params)
+            same_origin = True
         if self._closed:
             raise ComfyConnectionError(
                 f"{method} {display_url}: this client is closed; create a new one",
@@ -314,12 +277,13 @@ class HttpTransport:
             )
         if self.route_check is not None:
             self.route_check(method, path)
-        effective_timeout = self.timeout if timeout is None else _normalise_timeout(timeout)
+        effective_timeout = self.timeout if timeout is None else normalise_timeout(timeout)
+        session = self._sessions.pick(allow_foreign, same_origin)
         started = time.monotonic()
         try:
-            response = self._session.request(
+            response = session.request(
                 method,
-                self._parsed.route(path),
+                target,
                 params=clean_params(params) or None,
                 json=json,
                 data=data,
@@ -364,24 +328,10 @@ class HttpTransport:
         if self._closed:
             return
         self._closed = True
-        self._session.close()
+        self._sessions.close()
 
     def __repr__(self) -> str:
-        auth = f" auth={self._auth_kind}" if self._auth_kind else ""
+        auth = f" auth={self.auth_kind}" if self.auth_kind else ""
         state = " closed" if self._closed else ""
         return f"<HttpTransport {self.base_url}{auth}{state}>"
 
-
-def _check_header_value(what: str, value: str) -> None:
-    """Refuse, at construction, a header value HTTP cannot carry — rather than a raw
-    ``UnicodeEncodeError`` from ``http.client`` at the first request. The value itself is
-    never quoted: it may be a secret."""
-    if "\r" in value or "\n" in value:
-        raise ValueError(f"{what} must not contain line breaks")
-    try:
-        value.encode("latin-1")
-    except UnicodeEncodeError:
-        raise ValueError(
-            f"{what} contains characters an HTTP header cannot carry (only Latin-1 is "
-            "allowed; a placeholder such as '…' copied from documentation?)"
-        ) from None

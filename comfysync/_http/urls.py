@@ -8,6 +8,7 @@ a URL this module builds or in a message it writes.
 
 from __future__ import annotations
 
+import os
 from typing import Any, Dict, Mapping, Optional
 from urllib.parse import quote, unquote, urlencode, urlsplit
 
@@ -15,15 +16,25 @@ from attrs import define, field
 
 __all__ = [
     "DEFAULT_PORT",
+    "DEFAULT_SERVER",
+    "SERVER_ENV",
     "ParsedURL",
     "clean_params",
+    "origin_of",
     "parse_base_url",
     "redact_userinfo",
+    "resolve_server_url",
     "strip_userinfo",
 ]
 
 DEFAULT_PORT = 8188
 """ComfyUI's default port, used when a bare ``host`` (no scheme) is given."""
+
+DEFAULT_SERVER = "127.0.0.1:8188"
+"""The server used when neither a URL nor ``$COMFYUI_URL`` is given."""
+
+SERVER_ENV = "COMFYUI_URL"
+"""The environment variable read for the server URL when none is given."""
 
 _SCHEME_DEFAULT_PORTS = {"http": 80, "https": 443}
 _SCHEME_ALIASES = {"ws": "http", "wss": "https"}
@@ -57,6 +68,13 @@ class ParsedURL:
         """``host[:port]`` with IPv6 literals in brackets, never with credentials."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}" if self.explicit_port else host
+
+    @property
+    def origin(self) -> str:
+        """``scheme://host:port`` (port always written): the origin credentials belong to.
+        Two URLs are the same origin exactly when their :func:`origin_of` strings are equal."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{self.scheme}://{host}:{self.port}"
 
     @property
     def base_url(self) -> str:
@@ -145,6 +163,43 @@ def parse_base_url(url: str) -> ParsedURL:
     password = unquote(parts.password) if parts.password is not None else None
     return ParsedURL(scheme, host, port, explicit_port, prefix, username, password,
                      ws_path_stripped=ws_path_stripped)
+
+
+def resolve_server_url(url: Optional[str]) -> str:
+    """``url`` when given, else ``$COMFYUI_URL``, else :data:`DEFAULT_SERVER` — the rule of
+    ``ComfyApi()`` and the CLI. A ``$COMFYUI_URL`` that is not a server address raises
+    :class:`ValueError` naming the variable (never its credentials)."""
+    if url is not None:
+        return url
+    env = os.environ.get(SERVER_ENV, "").strip()
+    if not env:
+        return DEFAULT_SERVER
+    try:
+        parse_base_url(env)
+    except ValueError as exc:
+        raise ValueError(f"${SERVER_ENV}: {exc}") from None
+    return env
+
+
+def origin_of(url: str) -> str:
+    """The origin (``scheme://host:port``, lower case, port always written) of the absolute
+    ``url`` — e.g. a redirect's ``Location`` — compared with :attr:`ParsedURL.origin` to
+    decide whether credentials may go there. ``ws``/``wss`` count as ``http``/``https``
+    (the WebSocket handshake is an HTTP request to the same origin). An unparseable URL
+    gives a string no real origin equals (``"<invalid URL>"``), never an exception."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return "<invalid URL>"
+    scheme = _SCHEME_ALIASES.get(parts.scheme.lower(), parts.scheme.lower())
+    host = (parts.hostname or "").lower()
+    if port is None:
+        port = _SCHEME_DEFAULT_PORTS.get(scheme)
+    if not host or port is None:
+        return "<invalid URL>"
+    host = f"[{host}]" if ":" in host else host
+    return f"{scheme}://{host}:{port}"
 
 
 def redact_userinfo(url: str) -> str:

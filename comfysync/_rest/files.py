@@ -3,24 +3,46 @@
 A server file is named by ``filename`` + ``subfolder`` + ``type`` (``input``/``output``/
 ``temp``); :func:`file_ref` accepts every form users hold one in (a :class:`FileRef`, an output
 item dict, an ``OutputFile``, a bare name). Downloads stream to disk through
-:mod:`comfysync._rest.saving`, which keeps a server-chosen name inside the target directory.
+:mod:`comfysync._rest.saving`, which keeps a server-chosen name inside the target directory
+and never overwrites a file there.
+
+Fetching a file is a *download* for the transport: a redirect to another origin (a storage
+host, a signed URL) is followed without the client's credentials; every other route refuses
+such a redirect. :func:`read_file` and :func:`download_file` are the one implementation,
+used by the client's methods and by :class:`FileAccess`, which results hold so that their
+files stay readable after the client is closed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 from pathlib import Path
-from typing import IO, Any, Dict, Mapping, Optional, Tuple, Union
+from typing import IO, Any, Callable, Dict, Iterator, Mapping, Optional, Tuple, TypeVar, Union
 
-from .._http.transport import iter_response
-from ..errors import ComfyHTTPError
+import requests
+
+from .._http.settings import ConnectionSettings
+from .._http.transport import HttpTransport, iter_response
+from ..errors import ComfyConnectionError, ComfyHTTPError
 from .base import RestBase, as_dict, segment
 from .models import FileRef
 from .saving import DEFAULT_CHUNK_SIZE, save_target, stream_to_path
 
-__all__ = ["FileInput", "FileRoutes", "RefLike", "file_ref"]
+__all__ = [
+    "FileAccess",
+    "FileInput",
+    "FileRoutes",
+    "RefLike",
+    "download_file",
+    "file_ref",
+    "read_file",
+    "view_url",
+]
+
+T = TypeVar("T")
 
 log = logging.getLogger("comfysync.rest")
 
@@ -79,6 +101,102 @@ def _view_params(ref: FileRef, **extra: Optional[str]) -> Dict[str, Any]:
     params: Dict[str, Any] = dict(ref.to_wire())
     params.update({k: v for k, v in extra.items() if v is not None})
     return params
+
+
+def _fetch(transport: HttpTransport, ref: FileRef, params: Mapping[str, Any],
+           stream: bool) -> requests.Response:
+    """``GET /view`` as a download (foreign redirects followed without credentials); a 404
+    says which file the server lacks."""
+    try:
+        return transport.request("GET", "/view", params=params, stream=stream,
+                                 allow_foreign=True)
+    except ComfyHTTPError as exc:
+        if exc.status != 404:
+            raise
+        where = f"subfolder {ref.subfolder!r} of " if ref.subfolder else ""
+        raise ComfyHTTPError(
+            404, exc.url, exc.body, method="GET",
+            message=(f"GET {exc.url}: the server has no file {ref.filename!r} in "
+                     f"{where}its {ref.type!r} directory (HTTP 404)"),
+        ) from None
+
+
+def read_file(transport: HttpTransport, ref: RefLike, *, preview: Optional[str] = None,
+              channel: Optional[str] = None) -> bytes:
+    """The bytes of the server file ``ref`` names, in memory (``preview``/``channel`` as for
+    :meth:`FileRoutes.get_image`)."""
+    server_file = file_ref(ref)
+    params = _view_params(server_file, preview=preview, channel=channel)
+    return _fetch(transport, server_file, params, stream=False).content
+
+
+def download_file(transport: HttpTransport, ref: RefLike, dest: Union[str, os.PathLike[str]],
+                  chunk_size: int = DEFAULT_CHUNK_SIZE) -> Path:
+    """Stream the server file ``ref`` names to ``dest`` (the rule of
+    :func:`~comfysync._rest.saving.save_target`) and return the path written."""
+    server_file = file_ref(ref)
+    target = save_target(dest, server_file.filename)
+    params = _view_params(server_file)
+    response = _fetch(transport, server_file, params, stream=True)
+    chunks = iter_response(response, chunk_size=chunk_size, url=transport.url("/view", params))
+    try:
+        written = stream_to_path(chunks, target, chunk_size)
+    finally:  # also when nothing was read (the target cannot be created)
+        response.close()
+    log.debug("downloaded %s to %s", server_file.filename, written)
+    return written
+
+
+def view_url(transport: HttpTransport, ref: RefLike) -> str:
+    """The absolute ``/view`` URL of the file ``ref`` names, without credentials."""
+    return transport.url("/view", _view_params(file_ref(ref)))
+
+
+class FileAccess:
+    """How a result reaches its files: through the client's transport while the client is
+    open, else through a short-lived transport built from the same
+    :class:`~comfysync._http.settings.ConnectionSettings` (URL, credentials, TLS, timeout,
+    retries), closed after each call. So ``OutputFile.save()`` works after the ``with``
+    block or ``pool.close()``. ``repr`` shows the server address only."""
+
+    def __init__(self, transport: HttpTransport) -> None:
+        self._live = transport
+        self.settings: ConnectionSettings = transport.settings
+
+    def _call(self, fn: Callable[[HttpTransport], T]) -> T:
+        live = self._live
+        if not live.closed:
+            try:
+                return fn(live)
+            except ComfyConnectionError:
+                if not live.closed:
+                    raise
+                # the client was closed while this call ran: redo it on our own connection
+        with self._own_transport() as transport:
+            return fn(transport)
+
+    @contextlib.contextmanager
+    def _own_transport(self) -> Iterator[HttpTransport]:
+        transport = HttpTransport.from_settings(self.settings)
+        try:
+            yield transport
+        finally:
+            transport.close()
+
+    def get_image(self, ref: RefLike) -> bytes:
+        """The file's bytes (``GET /view``)."""
+        return self._call(lambda t: read_file(t, ref))
+
+    def download(self, ref: RefLike, dest: Union[str, os.PathLike[str]]) -> Path:
+        """Stream the file to ``dest`` (the saving rule of :func:`download_file`)."""
+        return self._call(lambda t: download_file(t, ref, dest))
+
+    def get_path_image(self, ref: RefLike) -> str:
+        """The file's ``/view`` URL, without credentials."""
+        return view_url(self._live, ref)
+
+    def __repr__(self) -> str:
+        return f"<FileAccess {self.settings.base_url}>"
 
 
 class FileRoutes(RestBase):
@@ -149,8 +267,7 @@ class FileRoutes(RestBase):
         """``GET /view``: the bytes of the file ``ref`` names (in memory — use
         :meth:`download` for big files). ``preview`` (``"webp;80"``, ``"jpeg"``) asks for a
         re-encoded preview, ``channel`` (``"rgb"``, ``"a"``) for one channel."""
-        params = _view_params(file_ref(ref), preview=preview, channel=channel)
-        return self._transport.request("GET", "/view", params=params).content
+        return read_file(self._transport, ref, preview=preview, channel=channel)
 
     def download(
         self, ref: RefLike, dest: Union[str, os.PathLike[str]], *,
@@ -164,25 +281,17 @@ class FileRoutes(RestBase):
         *basename* of its server name, and a name that would escape it raises
         :class:`~comfysync.errors.UnsafePathError` before any request. A ``dest`` with a
         suffix (``"out/cat.png"``) is the file path to write. Returns the path written (the
-        same rule as ``OutputFile.save``).
+        same rule as ``OutputFile.save``). Saving into a directory never overwrites: a taken
+        name gets ``-1``, ``-2``… before its extension; an exact file path is written as
+        named. A redirect of the download to another origin is followed without
+        credentials.
         """
-        server_file = file_ref(ref)
-        target = save_target(dest, server_file.filename)
-        params = _view_params(server_file)
-        response = self._transport.request("GET", "/view", params=params, stream=True)
-        chunks = iter_response(response, chunk_size=chunk_size,
-                               url=self._transport.url("/view", params))
-        try:
-            written = stream_to_path(chunks, target, chunk_size)
-        finally:  # also when nothing was read (the target cannot be created)
-            response.close()
-        log.debug("downloaded %s to %s", server_file.filename, written)
-        return written
+        return download_file(self._transport, ref, dest, chunk_size)
 
     def get_path_image(self, ref: RefLike) -> str:
         """The absolute ``/view`` URL of the file ``ref`` names (without credentials: a
         browser or another tool needs its own access to the server)."""
-        return self._transport.url("/view", _view_params(file_ref(ref)))
+        return view_url(self._transport, ref)
 
     def get_view_metadata(self, folder: str, filename: str) -> Optional[Dict[str, Any]]:
         """``GET /view_metadata/{folder}?filename=``: the ``__metadata__`` of the safetensors

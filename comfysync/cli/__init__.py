@@ -168,8 +168,9 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("--subfolder", default="", metavar="S")
     down.add_argument("--type", dest="file_type", choices=("input", "temp", "output"),
                       default="output", help="folder type (default: output)")
-    down.add_argument("--out", metavar="DIR", default=DEFAULT_OUT,
-                      help=f"target directory (default: ./{DEFAULT_OUT})")
+    down.add_argument("--out", metavar="PATH", default=DEFAULT_OUT,
+                      help="target directory (a taken name gets -1, -2…), or a file path "
+                           f"with an extension such as x.png (default: ./{DEFAULT_OUT})")
 
     demo = add("demo", "run the default text-to-image workflow on an embedded FakeComfyUI "
                        "(takes no server options: it starts its own server)",

@@ -16,7 +16,7 @@ from .._rest.models import FileRef, HistoryEntry, InputSpec, NodeDef, QueueItem
 from .._suggest import did_you_mean
 from . import EXIT_FAILED, EXIT_OK, UsageError
 from ._common import rest_api
-from ._output import free_path, print_json
+from ._output import print_json
 
 if TYPE_CHECKING:
     from .._client import ComfyApi
@@ -224,12 +224,11 @@ def cmd_upload(args: argparse.Namespace) -> int:
 
 
 def cmd_download(args: argparse.Namespace) -> int:
-    out_dir = Path(args.out)
-    out_dir.mkdir(parents=True, exist_ok=True)
     ref = FileRef(filename=args.filename, subfolder=args.subfolder, type=args.file_type)
-    target = free_path(out_dir, args.filename)
     with rest_api(args) as api:
-        path = api.download(ref, target)
+        # the rule of OutputFile.save: into a directory without overwriting, or the exact
+        # file path given (``--out x.png``)
+        path = api.download(ref, args.out)
     if args.json:
         print_json({**_ref_json(ref), "path": str(path)})
     else:

@@ -10,7 +10,7 @@ import json
 import sys
 from datetime import datetime
 from pathlib import Path, PurePath
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import attrs
 
@@ -22,7 +22,6 @@ __all__ = [
     "failure_document",
     "to_jsonable",
     "print_json",
-    "free_path",
 ]
 
 
@@ -142,29 +141,3 @@ def print_json(document: Any) -> None:
     """One JSON document on stdout (indented: humans read it too; ``jq`` does not care)."""
     sys.stdout.write(json.dumps(to_jsonable(document), indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()
-
-
-def _split(name: str) -> Tuple[str, str]:
-    path = PurePath(name)
-    suffixes = "".join(path.suffixes[-1:])
-    stem = path.name[: len(path.name) - len(suffixes)] if suffixes else path.name
-    return stem, suffixes
-
-
-def free_path(directory: Path, name: str, taken: Optional[List[Path]] = None) -> Path:
-    """``directory/name``, or ``directory/stem-1.ext``, ``-2``… when that file exists (or is
-    in ``taken``): a run never overwrites the output of an earlier one.
-
-    ``name`` is reduced to its last component, so a hostile server name cannot escape.
-    """
-    base = PurePath(name.replace("\\", "/")).name
-    if base in ("", ".", ".."):
-        raise ValueError(f"refusing to save a file named {name!r}")
-    stem, ext = _split(base)
-    used = set(taken or [])
-    candidate = directory / base
-    n = 0
-    while candidate.exists() or candidate in used:
-        n += 1
-        candidate = directory / f"{stem}-{n}{ext}"
-    return candidate

@@ -24,7 +24,7 @@ from .._workflow.workflow import Workflow, coerce_cli_value
 from . import EXIT_INTERRUPTED, EXIT_OK, CommandFailed, UsageError, describe_error
 from ._common import open_api
 from ._interrupt import CtrlC, wait_interruptibly
-from ._output import SavedFile, failure_document, free_path, print_json, result_document
+from ._output import SavedFile, failure_document, print_json, result_document
 from ._progress import ProgressReporter, RunProgress, describe_counts, labels_for, make_renderer
 
 if TYPE_CHECKING:
@@ -122,11 +122,8 @@ def save_outputs(result: PromptResult, out_dir: Path,
     so a caller whose save fails half-way still knows which files were saved."""
     out_dir.mkdir(parents=True, exist_ok=True)
     saved = [] if saved is None else saved
-    taken: List[Path] = []
     for f in result.files:
-        target = free_path(out_dir, f.filename, taken)
-        path = Path(f.save(target))
-        taken.append(path)
+        path = Path(f.save(out_dir))  # a directory: a taken name gets -1, -2…
         saved.append(SavedFile(node_id=f.node_id, filename=f.filename, subfolder=f.subfolder,
                                type=f.type, path=path))
     return saved

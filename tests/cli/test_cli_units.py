@@ -17,7 +17,6 @@ from comfysync.cli._common import client_options, open_api
 from comfysync.cli._output import (
     SavedFile,
     failure_document,
-    free_path,
     result_document,
     to_jsonable,
 )
@@ -162,19 +161,6 @@ def test_to_jsonable_models_drop_raw() -> None:
     assert to_jsonable(ref) == {"filename": "a.png", "subfolder": "", "type": "input"}
     assert to_jsonable({"b": b"abc", "p": Path("x"), "t": (1, 2)}) == {
         "b": {"bytes": 3}, "p": "x", "t": [1, 2]}
-
-
-def test_free_path_never_overwrites_and_never_escapes(tmp_path: Path) -> None:
-    assert free_path(tmp_path, "a.png") == tmp_path / "a.png"
-    (tmp_path / "a.png").write_bytes(b"x")
-    assert free_path(tmp_path, "a.png") == tmp_path / "a-1.png"
-    assert free_path(tmp_path, "a.png", [tmp_path / "a-1.png"]) == tmp_path / "a-2.png"
-    assert free_path(tmp_path, "../../etc/passwd") == tmp_path / "passwd"
-    assert free_path(tmp_path, "..\\..\\x.txt") == tmp_path / "x.txt"
-    assert free_path(tmp_path, "noext") == tmp_path / "noext"
-    for bad in ("", "..", "a/.."):
-        with pytest.raises(ValueError):
-            free_path(tmp_path, bad)
 
 
 # -- run helpers ---------------------------------------------------------------------------------

@@ -11,13 +11,13 @@ from typing import Any, Dict, List
 import pytest
 
 from comfysync._rest.models import HistoryEntry
-from comfysync._rest.saving import safe_join, stream_to_path
+from comfysync._rest.saving import save_target, stream_to_path
 from comfysync._results import OutputFile, build_result
 from comfysync.errors import UnsafePathError
 
 
 class FakeFiles:
-    """FileClient serving fixed bytes; saves through the real safe_join/stream_to_path."""
+    """FileClient serving fixed bytes; saves through the real save_target/stream_to_path."""
 
     def __init__(self, data: Dict[str, bytes]) -> None:
         self.data = data
@@ -28,9 +28,7 @@ class FakeFiles:
         return self.data[ref.filename]
 
     def download(self, ref: Any, dest: Any) -> Path:
-        target = Path(dest)
-        path = safe_join(target, ref.filename) if target.is_dir() else target
-        return stream_to_path([self.data[ref.filename]], path)
+        return stream_to_path([self.data[ref.filename]], save_target(dest, ref.filename))
 
     def get_path_image(self, ref: Any) -> str:
         return f"http://h/view?filename={ref.filename}&type={ref.type}"
@@ -205,8 +203,7 @@ def test_save_refuses_before_creating_anything(tmp_path: Path) -> None:
     assert not (tmp_path / "never").exists()
     clash = one_file("a.png")
     (tmp_path / "out" / "a.png").mkdir(parents=True)  # a directory where the file would go
-    with pytest.raises(IsADirectoryError):
-        clash.save(tmp_path / "out")
+    assert clash.save(tmp_path / "out") == (tmp_path / "out" / "a-1.png").resolve()
     hostile = one_file("../../x/evil.png")
     assert hostile.save(tmp_path / "fresh") == tmp_path / "fresh" / "evil.png"
     assert sorted(p.name for p in tmp_path.rglob("evil.png")) == ["evil.png"]
@@ -219,7 +216,8 @@ class SubfolderFiles(FakeFiles):
         super().__init__(data)
 
     def download(self, ref: Any, dest: Any) -> Path:
-        return stream_to_path([self.data[f"{ref.subfolder}/{ref.filename}"]], Path(dest))
+        return stream_to_path([self.data[f"{ref.subfolder}/{ref.filename}"]],
+                              save_target(dest, ref.filename))
 
 
 def test_save_all_keeps_files_with_the_same_name_apart(tmp_path: Path) -> None:
@@ -233,7 +231,8 @@ def test_save_all_keeps_files_with_the_same_name_apart(tmp_path: Path) -> None:
                          {"filename": "IMG_00001_.PNG", "subfolder": "a"}]}}),
         executed={}, client=files)
     paths = r.save_all(tmp_path / "all.v2")  # always a directory, suffix or not
-    assert [p.name for p in paths] == ["img_00001_.png", "img_00001_-1.png",
-                                       "IMG_00001_-2.PNG"]
+    # the file system judges whether a name is taken: IMG_… clashes only where case is folded
+    assert [p.name for p in paths][:2] == ["img_00001_.png", "img_00001_-1.png"]
+    assert paths[2].name in ("IMG_00001_.PNG", "IMG_00001_-2.PNG")
     assert [p.read_bytes() for p in paths] == [b"A", b"B", b"C"]
     assert all(p.parent == tmp_path / "all.v2" for p in paths)
