@@ -146,6 +146,7 @@ class HttpTransport:
         user_agent = next((v for k, v in settings.headers if k.lower() == "user-agent"),
                           USER_AGENT)
         self._sessions = SessionSet(settings, user_agent)
+        self._session = self._sessions.api  # API calls (tests hook it to observe requests)
 
     # -- addresses ---------------------------------------------------------------------------
 
