@@ -458,7 +458,11 @@ class ComfyApi(RestMethods):
 
     def poll_status(self, timeout: float = 1.0) -> Status:
         """Read the queue state over HTTP (``GET /prompt``), emit it as a ``status`` event
-        and return it — for callers without a socket."""
+        and return it — for callers without a socket. On a Comfy API v2 deployment, which has
+        no shared queue, it checks that the deployment answers (``GET /api/v2/health``) and
+        returns a status with ``queue_remaining=0`` without emitting it."""
+        if self._switch.choice.known == "v2":
+            return self._v2.health_status(timeout)
         data = self._transport.request_json("GET", "/prompt", timeout=timeout)
         exec_info = data.get("exec_info") if isinstance(data, Mapping) else None
         remaining = exec_info.get("queue_remaining") if isinstance(exec_info, Mapping) else None

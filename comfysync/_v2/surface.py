@@ -32,6 +32,9 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
+import requests
+import urllib3
+
 from .._http.transport import iter_response
 from .._rest.models import HistoryEntry
 from .._rest.saving import DEFAULT_CHUNK_SIZE, save_target, stream_to_path
@@ -56,6 +59,8 @@ log = logging.getLogger("comfysync.v2")
 EXPIRED_REREADS: Tuple[float, ...] = (0.1, 0.2, 0.3, 0.4)
 #: How long a submit keeps retrying (429 waits, a connection lost after sending).
 SUBMIT_BUDGET = 60.0
+#: Tries of a submit whose request may have reached the deployment (same key each time).
+SUBMIT_ATTEMPTS = 3
 #: Status codes after which a submit may or may not have reached the deployment.
 _AMBIGUOUS = frozenset({502, 503, 504})
 
@@ -103,6 +108,21 @@ def job_entry(job: V2Job) -> HistoryEntry:
         messages=messages,
         raw=dict(job.raw),
     )
+
+
+def maybe_sent(exc: BaseException) -> bool:
+    """False when the request surely never reached the server (connection refused, name not
+    resolved, connect timeout): retrying it cannot run a job twice, and failing over is
+    better than waiting."""
+    cause = exc.__cause__
+    if isinstance(cause, requests.exceptions.ConnectTimeout):
+        return False
+    if isinstance(cause, requests.exceptions.ConnectionError):
+        inner = cause.args[0] if cause.args else None
+        reason = getattr(inner, "reason", inner)
+        if isinstance(reason, urllib3.exceptions.NewConnectionError):
+            return False
+    return True
 
 
 def _ms(when: Any) -> Optional[int]:
@@ -155,11 +175,13 @@ class V2Surface:
                         "was not received, so it cannot be followed (it runs on the "
                         "deployment)"
                     ) from exc
-                if exc.status not in _AMBIGUOUS or time.monotonic() >= deadline:
+                if (exc.status not in _AMBIGUOUS or attempt >= SUBMIT_ATTEMPTS
+                        or time.monotonic() >= deadline):
                     raise
                 log.info("submit answered HTTP %s; retrying with the same key", exc.status)
             except (ComfyConnectionError, ComfyTimeoutError) as exc:
-                if self._wire.transport.closed or time.monotonic() >= deadline:
+                if (not maybe_sent(exc) or attempt >= SUBMIT_ATTEMPTS
+                        or self._wire.transport.closed or time.monotonic() >= deadline):
                     raise
                 log.info("submit failed (%s); retrying with the same key", exc)
             time.sleep(min(0.2 * attempt, 2.0))

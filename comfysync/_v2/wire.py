@@ -30,6 +30,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 
+from .. import events as ev
 from .._http.errors import http_error, request_failure
 from .._http.transport import USER_AGENT, HttpTransport
 from .._http.urls import strip_userinfo
@@ -188,6 +189,15 @@ class V2Wire:
         except ComfyHTTPError:
             return False
         return isinstance(body, Mapping)
+
+    def health_status(self, timeout: float) -> ev.Status:
+        """``GET /api/v2/health`` as a ``status`` event (a v2 deployment has no shared queue:
+        ``queue_remaining`` is 0); raises when the deployment does not answer."""
+        body = self._call("GET", "/api/v2/health", "checking the deployment", timeout=timeout)
+        if not isinstance(body, Mapping):
+            raise ComfyHTTPError(200, self._transport.url("/api/v2/health"), body,
+                                 message="GET /api/v2/health: unexpected answer")
+        return ev.Status(queue_remaining=0, raw={"type": "status", "data": dict(body)})
 
     def check_auth(self) -> None:
         """One authenticated request (``GET /api/v2/jobs?limit=1``); raises when the key is
