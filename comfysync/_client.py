@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from types import TracebackType
 from typing import (
@@ -43,6 +44,7 @@ from ._rest.models import FileRef, QueuedPrompt
 from ._results import PromptResult
 from ._tracking.job import PromptJob, check_timeout
 from ._tracking.native import ListenerEvents, NativeSurface
+from ._tracking.submission import canonical_prompt_id
 from ._tracking.tracker import Tracker
 from ._types import TrackerMode, WorkflowLike
 from ._v2.assets import AssetUploader
@@ -500,6 +502,7 @@ class ComfyApi(RestMethods):
         on_progress: Optional[Callable[[Progress], object]] = None,
         on_preview: Optional[Callable[[Preview], object]] = None,
         on_event: Optional[Callable[[Event], object]] = None,
+        prompt_id: Optional[str] = None,
         front: bool = False,
         number: Optional[float] = None,
         extra_data: Optional[Mapping[str, Any]] = None,
@@ -513,7 +516,40 @@ class ComfyApi(RestMethods):
         this prompt before it is posted, so none of its events is missed. Connects first when
         ``connect()`` was never called. A rejected prompt raises ``PromptValidationError``.
         ``node_defs``: node definitions to convert a UI-format workflow with, instead of the
-        server's (a Comfy API v2 deployment serves none)."""
+        server's (a Comfy API v2 deployment serves none).
+
+        ``prompt_id``: a canonical UUID string chosen by the caller (default: a new
+        ``uuid4``); when the server already has that prompt (queued, running or in history)
+        the job follows it instead of running it again — submitting the same id twice never
+        runs the workflow twice. When the POST fails in a way that leaves open whether the
+        server took the prompt (connection lost after sending, answer timed out, a proxy's
+        502/503/504), the server is asked about that id: found → the job follows it; surely
+        absent → posted again with the same id; unknown after about 30 s → the error is
+        raised with ``e.prompt_id`` set (look again with :meth:`attach`)."""
+        return self._submit(
+            workflow, on_progress=on_progress, on_preview=on_preview, on_event=on_event,
+            prompt_id=prompt_id, deadline=None, front=front, number=number,
+            extra_data=extra_data, partial_execution_targets=partial_execution_targets,
+            node_defs=node_defs,
+        )
+
+    def _submit(
+        self,
+        workflow: WorkflowLike,
+        *,
+        on_progress: Optional[Callable[[Progress], object]] = None,
+        on_preview: Optional[Callable[[Preview], object]] = None,
+        on_event: Optional[Callable[[Event], object]] = None,
+        prompt_id: Optional[str] = None,
+        deadline: Optional[float] = None,
+        front: bool = False,
+        number: Optional[float] = None,
+        extra_data: Optional[Mapping[str, Any]] = None,
+        partial_execution_targets: Optional[Iterable[str]] = None,
+        node_defs: Optional[Mapping[str, Any]] = None,
+    ) -> PromptJob:
+        if prompt_id is not None:
+            canonical_prompt_id(prompt_id)  # a bad id fails before anything is sent
         prompt = to_prompt(workflow, self._node_defs if node_defs is None else node_defs)
         if not self._socket_tried and self.tracker_mode != "http":
             self.connect()
@@ -527,7 +563,9 @@ class ComfyApi(RestMethods):
         options = dict(front=front, number=number, extra_data=extra_data,
                        partial_execution_targets=partial_execution_targets)
         try:
-            return self._tracker.submit(prompt, options, subscribe=subscribe)
+            return self._tracker.submit(
+                prompt, options, prompt_id=prompt_id, subscribe=subscribe, deadline=deadline
+            )
         except PromptValidationError as exc:
             raise explain_rejection(exc, prompt, self._node_defs.cached()) from None
 
@@ -564,13 +602,41 @@ class ComfyApi(RestMethods):
         ``PromptTimeoutError`` (after ``timeout`` seconds; the prompt keeps running).
         Safe to call from many threads at once. A ``timeout`` that is not None or a
         non-negative number raises ``TypeError`` / ``ValueError``, and a call from an event or
-        future callback ``RuntimeError``, before anything is sent."""
-        check_timeout(timeout)
+        future callback ``RuntimeError``, before anything is sent.
+
+        When the wait is interrupted (``KeyboardInterrupt``, ``SystemExit``) the prompt is
+        cancelled on the server, then the interrupt goes on; ``job.wait()`` on a job from
+        :meth:`submit` leaves the prompt alone."""
+        seconds = check_timeout(timeout)
         if self._tracker.delivers_on_current_thread():
             raise RuntimeError(
                 "run_workflow() called from an event or future callback, on the thread that "
                 "would deliver its result: use api.submit(...) and job.future there, or run "
                 "it on another thread"
             )
-        job = self.submit(workflow, on_progress=on_progress, on_preview=on_preview, **kwargs)
-        return job.wait(timeout)
+        deadline = None if seconds is None else time.monotonic() + seconds
+        job = self._submit(workflow, on_progress=on_progress, on_preview=on_preview,
+                           deadline=deadline, **kwargs)
+        try:
+            return job.wait(seconds)
+        except (KeyboardInterrupt, SystemExit):
+            # The caller gave up on this prompt: it must not keep the server busy.
+            try:
+                job.cancel()
+            except Exception as exc:  # the interrupt matters more than a failed cancel
+                log.warning("could not cancel prompt %s on the server: %s", job.prompt_id, exc)
+            raise
+
+    def attach(self, prompt_id: str) -> PromptJob:
+        """A :class:`PromptJob` for a prompt already on the server, submitted by any client
+        or process (e.g. one whose ``submit`` failed with ``e.prompt_id`` set, or a task
+        delivered again after its worker died). It ends at once when the prompt has ended,
+        else follows it to its end with the same results and errors as a submitted job
+        (checked over HTTP at the polling pace; events too when they reach this client).
+        ``job.cancel()`` works as for a submitted job. Raises ``PromptLostError`` when the
+        server does not have the prompt, ``ValueError`` for an id that is not a canonical
+        UUID, and ``ComfyConnectionError`` when the server cannot be asked."""
+        canonical_prompt_id(prompt_id)
+        if not self._socket_tried and self.tracker_mode != "http":
+            self.connect()
+        return self._tracker.attach(prompt_id)

@@ -75,24 +75,43 @@ def _body_preview(body: Any) -> str:
 
 
 class ComfyError(Exception):
-    """Base class of every error comfysync raises on purpose."""
+    """Base class of every error comfysync raises on purpose.
+
+    ``prompt_id`` names the prompt the error is about when there is one: every
+    :class:`PromptError`, and a failed ``submit()`` whose prompt may have reached the server
+    (the connection broke after sending, the answer timed out, a proxy answered 502/503/504,
+    and the server could not be asked in time) — look again later with
+    ``api.attach(e.prompt_id)``, or resubmit with ``submit(wf, prompt_id=e.prompt_id)``,
+    which never runs it twice."""
+
+    prompt_id: Optional[str] = None
 
 
 class ComfyConnectionError(ComfyError):
     """The server could not be reached (connection refused, DNS failure, TLS failure,
-    WebSocket handshake refused). ``url`` is the (credential-free) address we tried."""
+    WebSocket handshake refused). ``url`` is the (credential-free) address we tried.
+    ``request_sent`` is False when the request surely never reached the server (refused,
+    name not resolved, TLS handshake failed), None when it may have."""
 
-    def __init__(self, message: str, *, url: Optional[str] = None) -> None:
+    def __init__(
+        self, message: str, *, url: Optional[str] = None, request_sent: Optional[bool] = None
+    ) -> None:
         super().__init__(message)
         self.url = url
+        self.request_sent = request_sent
 
 
 class ComfyTimeoutError(ComfyError):
-    """An HTTP request, or ``connect()``, did not complete within its timeout."""
+    """An HTTP request, or ``connect()``, did not complete within its timeout.
+    ``request_sent``: as for :class:`ComfyConnectionError` (False when connecting timed
+    out)."""
 
-    def __init__(self, message: str, *, url: Optional[str] = None) -> None:
+    def __init__(
+        self, message: str, *, url: Optional[str] = None, request_sent: Optional[bool] = None
+    ) -> None:
         super().__init__(message)
         self.url = url
+        self.request_sent = request_sent
 
 
 class ConnectTimeoutError(ComfyConnectionError, ComfyTimeoutError):

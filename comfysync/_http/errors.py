@@ -16,6 +16,7 @@ import json
 from typing import Any, List, Optional, Tuple
 
 import requests
+import urllib3
 
 from ..errors import ComfyConnectionError, ComfyError, ComfyHTTPError, ComfyTimeoutError
 from .urls import strip_userinfo
@@ -83,12 +84,26 @@ def request_failure(
             f"{method} {display_url}: timed out {kind} the server "
             f"(timeout={describe_timeout(timeout)}); raise timeout= if the server is busy",
             url=display_url,
+            request_sent=False if _never_sent(exc) else None,
         )
     reason, hint = _connection_reason(exc)
     return ComfyConnectionError(
         f"cannot reach ComfyUI at {base_url} ({method} {display_url}): {reason} — {hint}",
         url=display_url,
+        request_sent=False if _never_sent(exc) else None,
     )
+
+
+def _never_sent(exc: requests.exceptions.RequestException) -> bool:
+    """True when ``exc`` failed before any byte of the request left (no connection was
+    made: refused, name not resolved, connect timeout, TLS handshake): the server surely did
+    not get it. Anything else (reset, closed, read timeout) may have reached it."""
+    if isinstance(exc, (requests.exceptions.ConnectTimeout, requests.exceptions.SSLError)):
+        return True
+    cause = exc.args[0] if exc.args else None
+    reason = getattr(cause, "reason", cause)
+    return isinstance(reason, (urllib3.exceptions.NewConnectionError,
+                               urllib3.exceptions.ConnectTimeoutError))
 
 
 def ca_bundle_failure(exc: OSError, method: str, display_url: str,

@@ -7,7 +7,7 @@ prompt that finishes between the two requests is found in history; the other ord
 it in neither and call it absent. Only per-prompt history is requested, never the whole
 ``/history``.
 
-Cancelling prefers the atomic ``POST /api/jobs/cancel`` of newer servers; whether the server
+Cancelling prefers the atomic ``POST /api/jobs/{id}/cancel`` of newer servers; whether the server
 has it is learnt from the first answer and remembered. Without it: delete from the queue,
 *then* interrupt by prompt id — in that order a prompt that starts between the two calls is
 still stopped, and ``/interrupt`` with a prompt id only acts on that prompt.
@@ -151,7 +151,7 @@ class NativeSurface:
     def cancel(self, prompt_id: str) -> None:
         if self._jobs_api is not False:
             try:
-                self._rest.cancel_jobs([prompt_id])
+                self._rest.cancel_job(prompt_id)
                 self._jobs_api = True
                 return
             except ComfyError as exc:

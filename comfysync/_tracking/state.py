@@ -83,6 +83,8 @@ class JobState:
         self.poll_delay = 0.0
         self.retries = Backoff(RETRY_MIN, RETRY_MAX)
         self.cancel_requested = False
+        self.heard = False  # an event of it arrived (proof that the server has it)
+        self.polled = False  # followed by polling whatever the socket does (attached)
         # outcome
         self.finished = False
         self.result: Optional[PromptResult] = None
@@ -98,6 +100,7 @@ class JobState:
         """Update from one of this prompt's events; returns the error a terminal event
         means (the job's end), else None."""
         self.last_news = now
+        self.heard = True
         if isinstance(event, ev.ExecutionStart):
             self.status = "running"
             self.started_ms = event.timestamp

@@ -45,12 +45,13 @@ from .. import events as ev
 from .._dispatch import Callback, ExceptionHandler
 from .._rest.models import HistoryEntry
 from .._results import FileClient, PromptResult
-from ..errors import ComfyConnectionError, ComfyError
+from ..errors import ComfyConnectionError, ComfyError, PromptLostError
 from .attribution import Attribution
 from .job import JobProgress, PromptJob
 from .outcome import history_outcome
 from .state import JobState
-from .surface import PromptStatus, ServerSurface
+from .submission import ABSENT_SETTLE, MAX_POSTS, canonical_prompt_id, find_prompt, is_ambiguous
+from .surface import PromptStatus, ServerSurface, Submitted
 
 __all__ = ["Tracker", "HISTORY_DELAYS"]
 
@@ -83,6 +84,7 @@ class Tracker:
         watchdog: float = 10.0,
         poll_interval: Tuple[float, float] = (0.05, 1.0),
         history_delays: Sequence[float] = HISTORY_DELAYS,
+        resolve_timeout: float = 30.0,
         exception_handler: Optional[ExceptionHandler] = None,
         on_event_thread: Callable[[], bool] = lambda: False,
     ) -> None:
@@ -94,6 +96,8 @@ class Tracker:
         self._watchdog = watchdog
         self._poll_min, self._poll_max = poll_interval
         self._history_delays = tuple(history_delays) or (0.0,)
+        self._resolve_timeout = resolve_timeout
+        self._stopping = threading.Event()  # set by close(): ends a submit's questions
         self._exception_handler = exception_handler
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
@@ -125,31 +129,155 @@ class Tracker:
         workflow: Mapping[str, Any],
         options: Mapping[str, Any],
         *,
+        prompt_id: Optional[str] = None,
         subscribe: Sequence[Tuple[ev.EventKey, Callback]] = (),
+        deadline: Optional[float] = None,
     ) -> PromptJob:
-        """Register a new prompt id, subscribe ``subscribe`` to it, then POST the prompt."""
-        prompt_id = str(uuid.uuid4())
-        state = JobState(prompt_id, len(workflow), time.monotonic(), self._exception_handler)
+        """Register the prompt id (a new one, or the caller's ``prompt_id``), subscribe
+        ``subscribe`` to it, then post the prompt — unless the caller's id is one the server
+        already has (queued, running or in history): then the job follows that prompt.
+
+        A post whose fate is unknown is resolved by asking the server (see
+        :mod:`comfysync._tracking.submission`) until ``deadline`` (``time.monotonic()``;
+        default ``resolve_timeout`` from now); when it is still unknown then, the error is
+        raised with ``prompt_id`` set."""
+        chosen = prompt_id is not None
+        pid = canonical_prompt_id(prompt_id) if chosen else str(uuid.uuid4())
+        existing = self._registered(pid, subscribe)
+        if existing is not None:
+            return existing
+        state = JobState(pid, len(workflow), time.monotonic(), self._exception_handler)
         for key, callback in subscribe:
             state.bus.on(key, callback)
+        self._register(state)
+        try:
+            if chosen:
+                found = self._surface.status([pid]).get(pid)
+                if found is not None and found.where in ("queued", "running", "done"):
+                    log.info("%s: prompt %s is already on the server; following it",
+                             self._name, pid)
+                    self._adopt(state, found, polled=True)
+                    return PromptJob(state, self)
+            self._post(state, workflow, options, deadline)
+        except BaseException:
+            with self._lock:
+                if self._jobs.get(pid) is state and not state.submitted:
+                    del self._jobs[pid]
+            raise
+        return PromptJob(state, self)
+
+    def attach(
+        self, prompt_id: str, *, subscribe: Sequence[Tuple[ev.EventKey, Callback]] = ()
+    ) -> PromptJob:
+        """Follow a prompt already on the server (submitted by anyone) to its end. It is
+        polled at the HTTP tracker's pace (its events reach this client only when it was
+        submitted with this client's id). ``PromptLostError`` when the server surely does
+        not have it; its ``ComfyError`` when the server cannot be asked."""
+        pid = canonical_prompt_id(prompt_id)
+        existing = self._registered(pid, subscribe)
+        if existing is not None:
+            return existing
+        state = JobState(pid, 0, time.monotonic(), self._exception_handler)
+        for key, callback in subscribe:
+            state.bus.on(key, callback)
+        self._register(state)
+        try:
+            found, error = find_prompt(
+                self._surface, pid, deadline=time.monotonic() + 2 * ABSENT_SETTLE,
+                heard=lambda: state.heard, stop=self._stopping,
+            )
+            if found is None:
+                raise PromptLostError(
+                    f"prompt {pid} is not on the server (neither queued, running nor in its "
+                    "history)",
+                    prompt_id=pid,
+                )
+            if found.where == "unknown":
+                raise error or ComfyConnectionError(f"could not ask the server about {pid}")
+            self._adopt(state, found, polled=True)
+        except BaseException:
+            with self._lock:
+                if self._jobs.get(pid) is state and not state.submitted:
+                    del self._jobs[pid]
+            raise
+        return PromptJob(state, self)
+
+    def _registered(
+        self, prompt_id: str, subscribe: Sequence[Tuple[ev.EventKey, Callback]]
+    ) -> Optional[PromptJob]:
+        """The job of ``prompt_id`` when this client already follows it (its one state:
+        events must not be split between two), with ``subscribe`` added."""
         with self._lock:
             if self._closed:
                 raise ComfyConnectionError("this ComfyApi is closed")
-            self._jobs[prompt_id] = state
-            self._ensure_thread()
-        try:
-            answer = self._surface.submit(workflow, prompt_id, options)
-        except BaseException:
-            with self._lock:
-                self._jobs.pop(prompt_id, None)
-            raise
-        with self._lock:
-            now = time.monotonic()
-            state.posted(answer, now, self._poll_min if self._polls_now() else None)
-            if answer.prompt_id and answer.prompt_id != prompt_id:
-                self._rekey(state, answer.prompt_id, now)
-            self._wake.notify()
+            state = self._jobs.get(prompt_id)
+        if state is None:
+            return None
+        for key, callback in subscribe:
+            state.bus.on(key, callback)
         return PromptJob(state, self)
+
+    def _register(self, state: JobState) -> None:
+        with self._lock:
+            if self._closed:
+                raise ComfyConnectionError("this ComfyApi is closed")
+            if state.prompt_id in self._jobs:  # two submits of one id at the same moment
+                raise ComfyError(f"prompt {state.prompt_id} is being submitted already")
+            self._jobs[state.prompt_id] = state
+            self._ensure_thread()
+
+    def _post(
+        self,
+        state: JobState,
+        workflow: Mapping[str, Any],
+        options: Mapping[str, Any],
+        deadline: Optional[float],
+    ) -> None:
+        """POST the prompt; resolve a failure whose outcome is unknown by asking the server,
+        posting again (same id) only once it surely does not have the prompt."""
+        pid = state.prompt_id
+        if deadline is None:
+            deadline = time.monotonic() + self._resolve_timeout
+        posts = 0
+        while True:
+            posts += 1
+            try:
+                answer = self._surface.submit(workflow, pid, options)
+            except ComfyError as exc:
+                if not is_ambiguous(exc):
+                    raise
+                log.info("%s: POST of prompt %s failed (%s); asking the server whether it "
+                         "arrived", self._name, pid, exc)
+                found, _ = find_prompt(self._surface, pid, deadline=deadline,
+                                       heard=lambda: state.heard, stop=self._stopping)
+                if found is None:
+                    if posts >= MAX_POSTS:
+                        raise
+                    log.info("%s: prompt %s did not reach the server; posting it again",
+                             self._name, pid)
+                    continue
+                if found.where == "unknown":
+                    exc.prompt_id = pid  # the caller can look again: api.attach(pid)
+                    raise
+                log.info("%s: prompt %s reached the server; following it", self._name, pid)
+                self._adopt(state, found, polled=False)
+                return
+            with self._lock:
+                now = time.monotonic()
+                state.posted(answer, now, self._poll_min if self._polls_now() else None)
+                if answer.prompt_id and answer.prompt_id != pid:
+                    self._rekey(state, answer.prompt_id, now)
+                self._wake.notify()
+            return
+
+    def _adopt(self, state: JobState, found: PromptStatus, *, polled: bool) -> None:
+        """Follow ``state`` from what the server said of it (without a POST answer)."""
+        with self._lock:
+            state.polled = polled
+            state.posted(Submitted(state.prompt_id), time.monotonic(),
+                         self._poll_min if polled or self._polls_now() else None)
+            self._wake.notify()
+        self._settle(state, found)
 
     def _rekey(self, state: JobState, server_id: str, now: float) -> None:
         """The server queued the prompt under an id of its own (a server that ignores the
@@ -239,6 +367,7 @@ class Tracker:
     def close(self, timeout: float = 30.0) -> None:
         """End unfinished jobs with ``ComfyConnectionError`` (at once: the thread may be busy
         in an HTTP request), then stop and join the thread."""
+        self._stopping.set()
         with self._lock:
             self._closed = True
             thread = self._thread  # kept: _ensure_thread() starts nothing once closed
@@ -379,7 +508,7 @@ class Tracker:
         polling = self._polls_now()
         for state in self._jobs.values():
             if state.submitted:
-                at = state.due_at(self._watchdog, polling)
+                at = state.due_at(self._watchdog, polling or state.polled)
                 if at <= now:
                     due.append(state)
                 else:
@@ -390,7 +519,7 @@ class Tracker:
         # One GET /queue serves many prompts: bring watchdog checks that are due soon
         # forward instead of asking again a moment later.
         soon = now + self._watchdog / 2
-        due.extend(s for at, s in later if s.on_watchdog(polling) and at < soon)
+        due.extend(s for at, s in later if s.on_watchdog(polling or s.polled) and at < soon)
         return due
 
     def _process(self, due: List[JobState]) -> None:

@@ -34,7 +34,10 @@ def assert_cancel_route(server: FakeComfyUI, jobs_api: bool) -> None:
     posted = [r.path.replace("/api/api/", "/api/") for r in server.requests
               if r.method == "POST"]
     if jobs_api:
-        assert "/api/jobs/cancel" in posted and "/interrupt" not in posted
+        # the one-job route of the jobs API, /api/jobs/{id}/cancel
+        assert any(p.startswith("/api/jobs/") and p.endswith("/cancel") and p != "/api/jobs/cancel"
+                   for p in posted)
+        assert "/interrupt" not in posted
     else:
         assert "/queue" in posted and "/interrupt" in posted
 

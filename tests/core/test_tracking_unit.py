@@ -15,6 +15,8 @@ from comfysync._tracking.surface import PromptStatus, Submitted
 from comfysync._tracking.tracker import Tracker
 from comfysync.errors import (
     ComfyConnectionError,
+    ComfyHTTPError,
+    ComfyTimeoutError,
     PromptExecutionError,
     PromptInterruptedError,
     PromptLostError,
@@ -66,6 +68,8 @@ class FakeOps:
         self.down = 0  # number of next queue/history calls that fail
         self.history_hidden: Dict[str, int] = {}  # prompt id → reads that still see nothing
         self.server_id: Optional[str] = None  # an id the server picks instead of ours
+        self.lose_answers = 0  # next POSTs queue the prompt, then fail as if the answer was lost
+        self.post_errors: List[BaseException] = []  # raised (in order) before queueing
         self.lock = threading.Lock()
         self.called = threading.Condition(self.lock)
         self.events = FakeEvents()
@@ -84,6 +88,8 @@ class FakeOps:
     def submit(self, workflow: Mapping[str, Any], prompt_id: str,
                options: Mapping[str, Any]) -> Submitted:
         self._record("post", prompt_id)
+        if self.post_errors:
+            raise self.post_errors.pop(0)
         prompt_id = self.server_id or prompt_id
         if self.post_error is None:
             self.pending.add(prompt_id)  # queued before any event of it can be sent
@@ -91,6 +97,9 @@ class FakeOps:
             self.on_post(prompt_id)
         if self.post_error is not None:
             raise self.post_error
+        if self.lose_answers > 0:
+            self.lose_answers -= 1
+            raise ComfyConnectionError("connection reset by peer (after sending)")
         return Submitted(prompt_id, 7, {})
 
     def _maybe_fail(self) -> None:
@@ -632,3 +641,179 @@ def test_socket_and_history_errors_carry_the_same_payload(
         errors.append(info.value)
     assert [e.raw and e.raw["current_inputs"] for e in errors] == [{"message": ["x"]}] * 2
     assert [(e.node_id, e.exception_message) for e in errors] == [("2", "x")] * 2
+
+
+# --------------------------------------------------------------------------- exactly once
+
+
+@pytest.fixture
+def quick_settle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """"Surely absent" after two answers 0.05 s apart instead of 1 s (the logic is the same)."""
+    monkeypatch.setattr("comfysync._tracking.submission.ABSENT_SETTLE", 0.05)
+
+
+def test_lost_answer_is_resolved_by_asking_the_server(ops: FakeOps, make_tracker: Any) -> None:
+    """The POST reached the server but its answer was lost: the job follows the prompt, no
+    second POST, no error."""
+    t = make_tracker()
+    ops.lose_answers = 1
+    job = t.submit(WF, {})
+    pid = job.prompt_id
+    assert ops.calls[:2] == [("post", pid), ("queue",)]  # asked, found it queued
+    assert ops.calls.count(("post", pid)) == 1 and not job.done()
+    ops.finish(pid, entry(outputs={"2": {"text": ["once"]}}))
+    run_success_events(t, pid, {"text": ["once"]})
+    assert job.wait(5).text == {"2": ["once"]}
+    assert ops.calls.count(("post", pid)) == 1
+
+
+@pytest.mark.parametrize("error", [
+    ComfyConnectionError("connection reset"),
+    ComfyTimeoutError("read timed out"),
+    ComfyHTTPError(502, "http://x/prompt", "Bad Gateway", method="POST"),
+    ComfyHTTPError(504, "http://x/prompt", "Gateway Timeout", method="POST"),
+])
+def test_absent_after_an_ambiguous_failure_is_posted_again_with_the_same_id(
+    ops: FakeOps, make_tracker: Any, quick_settle: None, error: Exception
+) -> None:
+    t = make_tracker()
+    ops.post_errors = [error]  # failed before the server queued it
+    job = t.submit(WF, {})
+    pid = job.prompt_id
+    assert ops.calls.count(("post", pid)) == 2  # the same id both times
+    assert ops.calls.count(("queue",)) >= 2  # absent twice before posting again
+    first_post = ops.calls.index(("post", pid))
+    assert ("queue",) in ops.calls[first_post:ops.calls.index(("post", pid), first_post + 1)]
+    ops.finish(pid, entry())
+    run_success_events(t, pid)
+    job.wait(5)
+
+
+def test_one_absent_answer_is_not_proof(
+    ops: FakeOps, make_tracker: Any, quick_settle: None
+) -> None:
+    """The server may still be validating the prompt at the first question: it appears in
+    the queue at the second, and is followed — never posted twice."""
+    t = make_tracker()
+    ops.post_errors = [ComfyConnectionError("reset")]
+    asked: List[int] = []
+
+    def status(prompt_ids: Sequence[str]) -> Dict[str, PromptStatus]:
+        asked.append(1)
+        if len(asked) == 2:  # validation finished meanwhile: now queued
+            ops.pending.update(prompt_ids)
+        return real_status(prompt_ids)
+
+    real_status = ops.status
+    ops.status = status  # type: ignore[method-assign]
+    job = t.submit(WF, {})
+    assert ops.calls.count(("post", job.prompt_id)) == 1
+    assert job.status == "pending" and not job.done()
+
+
+def test_refused_connection_is_not_ambiguous(ops: FakeOps, make_tracker: Any) -> None:
+    t = make_tracker()
+    ops.post_errors = [ComfyConnectionError("connection refused", request_sent=False)]
+    with pytest.raises(ComfyConnectionError):
+        t.submit(WF, {})
+    assert [c[0] for c in ops.calls] == ["post"]  # nothing to ask: it never left
+    assert not t.has_unfinished()
+
+
+def test_unknown_at_the_deadline_raises_with_the_prompt_id(
+    ops: FakeOps, make_tracker: Any
+) -> None:
+    import time
+
+    t = make_tracker()
+    ops.post_errors = [ComfyTimeoutError("read timed out")]
+    ops.down = 1000  # the server cannot be asked either
+    with pytest.raises(ComfyTimeoutError) as info:
+        t.submit(WF, {}, deadline=time.monotonic() + 0.3)
+    pid = info.value.prompt_id
+    assert pid is not None and ("post", pid) in ops.calls
+    assert ops.calls.count(("queue",)) >= 2  # it kept asking until the deadline
+    assert not t.has_unfinished()
+
+
+def test_posts_are_bounded(ops: FakeOps, make_tracker: Any, quick_settle: None) -> None:
+    t = make_tracker()
+    ops.post_errors = [ComfyConnectionError("reset") for _ in range(10)]
+    with pytest.raises(ComfyConnectionError):
+        t.submit(WF, {})
+    assert sum(1 for c in ops.calls if c[0] == "post") == 3
+
+
+def test_caller_chosen_id_known_to_the_server_is_followed_not_posted(
+    ops: FakeOps, make_tracker: Any
+) -> None:
+    t = make_tracker()
+    done_id = "6f1f0d3c-1a7e-4a52-9d3a-3a3f3f0b9e11"
+    ops.history[done_id] = entry(outputs={"2": {"text": ["earlier"]}})
+    job = t.submit(WF, {}, prompt_id=done_id)
+    assert job.done() and job.wait(0).text == {"2": ["earlier"]}
+    queued_id = "0b5e8d6f-2f44-4a5b-8f51-4d8d1f0f1c22"
+    ops.running.add(queued_id)
+    queued = t.submit(WF, {}, prompt_id=queued_id)
+    again = t.submit(WF, {}, prompt_id=queued_id)  # the same job, not a second prompt
+    assert again.prompt_id == queued.prompt_id and again._state is queued._state
+    assert not any(c[0] == "post" for c in ops.calls)
+    ops.finish(queued_id, entry())
+    queued.wait(5)  # an attached prompt is polled: no events needed
+
+
+def test_caller_chosen_id_unknown_to_the_server_is_posted(
+    ops: FakeOps, make_tracker: Any
+) -> None:
+    t = make_tracker()
+    pid = "1c7a2a4e-58a9-4d59-9d6a-0f3b8a5c7e10"
+    job = t.submit(WF, {}, prompt_id=pid)
+    assert job.prompt_id == pid and ops.calls == [("queue",), ("history", pid), ("post", pid)]
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("not-a-uuid", "canonical UUID"),
+    ("1C7A2A4E-58A9-4D59-9D6A-0F3B8A5C7E10", "did you mean '1c7a2a4e-58a9-4d59-9d6a-0f3b8a5c7e10'"),
+    ("1c7a2a4e58a94d599d6a0f3b8a5c7e10", "did you mean '1c7a2a4e-58a9-4d59-9d6a-0f3b8a5c7e10'"),
+])
+def test_bad_prompt_ids_are_refused_before_anything_is_sent(
+    ops: FakeOps, make_tracker: Any, bad: str, message: str
+) -> None:
+    t = make_tracker()
+    with pytest.raises(ValueError, match=message):
+        t.submit(WF, {}, prompt_id=bad)
+    with pytest.raises(TypeError):
+        t.attach(123)  # type: ignore[arg-type]
+    assert ops.calls == []
+
+
+def test_attach_ends_at_once_follows_or_says_lost(
+    ops: FakeOps, make_tracker: Any, quick_settle: None
+) -> None:
+    t = make_tracker()
+    failed = "2d9a4c8e-7b6f-4e3d-8a1b-5c4d3e2f1a00"
+    ops.history[failed] = entry("error", messages=[["execution_error", {
+        "prompt_id": failed, "node_id": "2", "node_type": "X", "exception_type": "E",
+        "exception_message": "boom", "traceback": [], "executed": [], "timestamp": 1}]])
+    with pytest.raises(PromptExecutionError, match="boom"):
+        t.attach(failed).wait(0)
+    running = "3e8b5d9f-8c70-4f4e-9b2c-6d5e4f3a2b11"
+    ops.running.add(running)
+    job = t.attach(running)
+    assert job.status == "running" and not job.done()
+    ops.finish(running, entry(outputs={"2": {"text": ["attached"]}}))
+    assert job.wait(5).text == {"2": ["attached"]}
+    with pytest.raises(PromptLostError):
+        t.attach("4f9c6e0a-9d81-4a5f-8c3d-7e6f5a4b3c22")
+    assert not t.has_unfinished()
+
+
+def test_socket_down_means_polling_at_once(ops: FakeOps, make_tracker: Any) -> None:
+    """While the event source is not connected, an unfinished prompt is checked at the
+    polling pace (the watchdog here is 30 s)."""
+    t = make_tracker()
+    job = t.submit(WF, {})
+    ops.events.connected = False  # type: ignore[misc]
+    t.handle_event(ev.Disconnected("test"))
+    ops.finish(job.prompt_id, entry(outputs={"2": {"text": ["polled"]}}))
+    assert job.wait(5).text == {"2": ["polled"]}
