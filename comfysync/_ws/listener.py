@@ -17,10 +17,11 @@ When the socket drops it sends ``Disconnected`` and reconnects with the *same* c
 *before* the new one opens (the server unregisters by id when an old socket closes, which
 would silence the new one), ``feature_flags`` sent again, and after the greeting
 ``Reconnected`` plus ``on_socket_ready(reconnected=True)`` so the tracker can reconcile what
-happened during the gap. Giving up emits ``ReconnectionFailed`` and ends the thread. With
+happened during the gap. Giving up sends ``ReconnectionFailed`` and ends the thread. With
 ``reconnect=False`` a drop is followed by ``ReconnectionFailed(attempts=0)`` at once: the
 socket is gone for good either way. A socket that fails or closes before its greeting is a
-failed attempt.
+failed attempt; a greeted one resets the reconnect delay to its shortest (see
+:mod:`.reconnect` for the exact rule).
 
 ``stop()`` sets a flag, sends a close frame and shuts the socket down (which wakes a blocked
 read, also mid-handshake) and joins the thread. The server sends no pings, so the listener
@@ -99,9 +100,9 @@ def _display_url(url: str) -> str:
 class Listener:
     """One WebSocket thread for one client id; events go to ``sink``. See the module docstring.
 
-    ``backoff_base``/``backoff_cap``/``max_attempts``/``has_pending_work``/``stable_after``:
-    the reconnect policy (:mod:`.reconnect`). ``handshake_timeout``: bound of each
-    reconnect's handshake and greeting.
+    ``backoff_base``/``backoff_cap``/``max_attempts``/``has_pending_work``: the reconnect
+    policy (:mod:`.reconnect`). ``handshake_timeout``: bound of each reconnect's handshake
+    and greeting.
     """
 
     def __init__(
@@ -118,7 +119,6 @@ class Listener:
         on_socket_ready: Callable[[bool], object] = lambda reconnected: None,
         handshake_timeout: float = 10.0,
         ping_interval: Optional[float] = 20.0,
-        stable_after: float = 10.0,
         feature_flags: Optional[Mapping[str, Any]] = None,
         rng: Optional[random.Random] = None,
     ) -> None:
@@ -127,7 +127,6 @@ class Listener:
             backoff_cap=backoff_cap,
             max_attempts=max_attempts,
             has_pending_work=has_pending_work,
-            stable_after=stable_after,
             rng=rng,
         )
         if handshake_timeout <= 0:
@@ -273,7 +272,6 @@ class Listener:
             return
         self._went_up(greeting, reconnect_attempts=None)
         while True:
-            up_since = time.monotonic()
             reason, code = self._pump(conn)
             self._connected = False
             self._close_socket(conn.ws)
@@ -287,7 +285,6 @@ class Listener:
                 # prompts are followed over HTTP from now on.
                 self._sink(ReconnectionFailed(0, f"reconnect is disabled ({reason})"))
                 return
-            self._policy.dropped(time.monotonic() - up_since)
             result = self._reconnect()
             if result is None:
                 return
@@ -295,6 +292,7 @@ class Listener:
             self._went_up(greeting, reconnect_attempts=made)
 
     def _went_up(self, greeting: Status, reconnect_attempts: Optional[int]) -> None:
+        self._policy.greeted()
         self.sid = greeting.sid
         self._connected = True
         reconnected = reconnect_attempts is not None

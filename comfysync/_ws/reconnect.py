@@ -6,9 +6,16 @@ full jitter): the n-th consecutive failed attempt is followed by a wait drawn fr
 says prompts are being followed (giving up would leave them to the HTTP watchdog alone), else
 at most ``max_attempts`` per outage.
 
-The failure count only resets once a connection has stayed up for ``stable_after`` seconds,
-so a server that answers every handshake with 403, or accepts and hangs up at once, sees
-attempts at the backoff rate and never a spin.
+When the schedule starts over: a connection counts as *good* once the server's greeting has
+arrived on it — the first ``status`` message, the one that carries ``sid`` (the handshake was
+accepted and the server registered the client id; this is when ``Connected``/``Reconnected``
+is sent). At that moment the backoff resets, so the first attempt after the next drop waits
+``uniform(0, base)`` again however short the good connection was: under a flapping link each
+reconnect is fast instead of climbing to the cap. Attempts that fail before a greeting
+(refused, an HTTP error such as 403, a timeout, a socket closed before greeting it) keep
+doubling the ceiling up to ``cap``, across outages too, so a server that refuses every
+handshake sees attempts at the backoff rate and never a spin; one that greets and then hangs
+up at once sees one attempt per ``uniform(0, base)`` wait, never a tight loop either.
 """
 
 from __future__ import annotations
@@ -34,20 +41,17 @@ class ReconnectPolicy:
         backoff_cap: float,
         max_attempts: Optional[int],
         has_pending_work: Callable[[], bool],
-        stable_after: float,
         rng: Optional[random.Random] = None,
     ) -> None:
         if max_attempts is not None and max_attempts < 0:
             raise ValueError("max_attempts must be None or >= 0")
         self.backoff = Backoff(backoff_base, backoff_cap, rng=rng)
         self.max_attempts = max_attempts
-        self.stable_after = float(stable_after)
         self._has_pending_work = has_pending_work
 
-    def dropped(self, up_for: float) -> None:
-        """A connection ended after ``up_for`` seconds: one that lasted resets the backoff."""
-        if up_for >= self.stable_after:
-            self.backoff.reset()
+    def greeted(self) -> None:
+        """The server greeted a new connection: a good one, so the schedule starts over."""
+        self.backoff.reset()
 
     def next_delay(self, made: int) -> Optional[float]:
         """The wait before attempt ``made + 1`` of this outage, or None to give up."""

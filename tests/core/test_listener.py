@@ -598,9 +598,11 @@ class CeilingRandom(random.Random):
         return b
 
 
-def test_flapping_server_keeps_backing_off(scripted: ScriptedServer, make_listener: Any) -> None:
-    """A server that greets and hangs up at once: the backoff keeps growing across outages,
-    because the failure count only resets after a connection that lasted ``stable_after``."""
+def test_greeted_connections_reset_the_backoff(
+    scripted: ScriptedServer, make_listener: Any
+) -> None:
+    """A server that greets and hangs up at once: each greeting is a good connection, so
+    every outage starts again from the base delay instead of climbing to the cap."""
     scripted.close_after_greeting = True
     listener, bus, rec = make_listener(
         scripted.url, backoff_base=0.01, backoff_cap=0.08, rng=CeilingRandom()
@@ -609,21 +611,24 @@ def test_flapping_server_keeps_backing_off(scripted: ScriptedServer, make_listen
     rec.wait_count(ev.Reconnecting, 5)
     listener.stop()
     delays = [e.delay for e in rec.of(ev.Reconnecting)][:5]
-    assert delays == pytest.approx([0.01, 0.02, 0.04, 0.08, 0.08])
+    assert delays == pytest.approx([0.01] * 5)
     assert all(e.attempt == 1 for e in rec.of(ev.Reconnecting))  # each outage: one attempt
 
 
-def test_backoff_resets_after_a_stable_connection(
+def test_failures_before_the_greeting_keep_growing_the_backoff(
     scripted: ScriptedServer, make_listener: Any
 ) -> None:
-    scripted.close_after_greeting = True
+    """Sockets closed before their greeting are failed attempts: the delay doubles up to the
+    cap, and it does not start over until a greeting arrives."""
     listener, bus, rec = make_listener(
-        scripted.url, backoff_base=0.01, backoff_cap=0.08, rng=CeilingRandom(), stable_after=0
+        scripted.url, backoff_base=0.01, backoff_cap=0.08, rng=CeilingRandom(), max_attempts=5
     )
     listener.start(timeout=WAIT)
-    rec.wait_count(ev.Reconnecting, 4)
-    listener.stop()
-    assert [e.delay for e in rec.of(ev.Reconnecting)][:4] == pytest.approx([0.01] * 4)
+    scripted.close_before_greeting = True
+    scripted.drop()
+    rec.wait_count(ev.ReconnectionFailed)
+    delays = [e.delay for e in rec.of(ev.Reconnecting)]
+    assert delays == pytest.approx([0.01, 0.02, 0.04, 0.08, 0.08])
 
 
 def test_protocol_error_drops_and_reconnects(scripted: ScriptedServer, make_listener: Any) -> None:
