@@ -68,11 +68,14 @@ class PromptStatus:
 @define(frozen=True)
 class Submitted:
     """The server's answer to a submitted prompt: the id it queued it under (normally the
-    client's), its queue ``number`` and the ``node_errors`` of outputs it dropped."""
+    client's), its queue ``number`` and the ``node_errors`` of outputs it dropped.
+    ``assigns_ids``: the surface always names prompts itself (a v2 deployment's job ids), so
+    following its id is the normal case, not worth a warning."""
 
     prompt_id: str
     number: Any = None
     node_errors: Mapping[str, Any] = field(factory=dict)
+    assigns_ids: bool = False
 
 
 class EventSource(Protocol):

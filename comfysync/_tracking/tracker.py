@@ -266,7 +266,7 @@ class Tracker:
                 now = time.monotonic()
                 state.posted(answer, now, self._poll_min if self._polls_now() else None)
                 if answer.prompt_id and answer.prompt_id != pid:
-                    self._rekey(state, answer.prompt_id, now)
+                    self._rekey(state, answer.prompt_id, now, expected=answer.assigns_ids)
                 self._wake.notify()
             return
 
@@ -279,12 +279,14 @@ class Tracker:
             self._wake.notify()
         self._settle(state, found)
 
-    def _rekey(self, state: JobState, server_id: str, now: float) -> None:
+    def _rekey(self, state: JobState, server_id: str, now: float, *,
+               expected: bool = False) -> None:
         """The server queued the prompt under an id of its own (a server that ignores the
         client's ``prompt_id``, or an on-prompt hook that changed it): its events carry that
         id, so follow it. Events that came before the answer were not recognised; ask the
         server at once instead of waiting for them. Lock held."""
-        log.warning(
+        log.log(
+            logging.DEBUG if expected else logging.WARNING,
             "%s: the server queued prompt %s under id %s; following its id",
             self._name, state.prompt_id, server_id,
         )

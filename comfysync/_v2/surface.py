@@ -168,12 +168,11 @@ class V2Surface:
                 break
             except ComfyHTTPError as exc:
                 code = envelope(exc.body)[0]
-                if attempt > 1 and exc.status == 422 and code == "idempotency_key_reuse":
-                    raise ComfyError(
-                        f"submitting job (idempotency key {prompt_id}): the connection broke "
-                        "after sending, and the deployment says the job was created; its id "
-                        "was not received, so it cannot be followed (it runs on the "
-                        "deployment)"
+                if exc.status == 422 and code == "idempotency_key_reuse":  # our own key, sent
+                    raise ComfyError(  # before: that attempt created the job
+                        f"submitting job (idempotency key {prompt_id}): an earlier attempt "
+                        "reached the deployment, which created the job, but its answer was "
+                        "lost; the job runs there and cannot be followed from here"
                     ) from exc
                 if (exc.status not in _AMBIGUOUS or attempt >= SUBMIT_ATTEMPTS
                         or time.monotonic() >= deadline):
@@ -186,7 +185,7 @@ class V2Surface:
                 log.info("submit failed (%s); retrying with the same key", exc)
             time.sleep(min(0.2 * attempt, 2.0))
         self._events.watch(job.id)  # its events flow before tracking first asks about it
-        return Submitted(prompt_id=job.id)
+        return Submitted(prompt_id=job.id, assigns_ids=True)
 
     # -- status ----------------------------------------------------------------------------
 
