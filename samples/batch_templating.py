@@ -30,11 +30,11 @@ def main() -> None:
 
         jobs = []
         for index, subject in enumerate(SUBJECTS):
-            wf = template.copy()                      # the template itself stays untouched
-            wf.set_many({"Positive prompt.text": subject, "3.steps": 4,
-                         "9.filename_prefix": f"batch_{index}"})
-            wf.randomize_seeds()
-            jobs.append((subject, wf["3"].inputs["seed"], api.submit(wf)))
+            wf = template.copy().set_many({           # the template itself stays untouched
+                "Positive prompt.text": subject, "3.steps": 4,
+                "9.filename_prefix": f"batch_{index}",
+            }).randomize_seeds()                      # chainable; wf.seeds() reads them
+            jobs.append((subject, wf["3"]["inputs"]["seed"], api.submit(wf)))
 
         for subject, seed, job in jobs:
             result = job.wait(timeout=300)

@@ -3,7 +3,8 @@
 The low-level checks of :mod:`comfysync._workflow.prompt`, the one place that turns what a
 user passes into the prompt that is posted: :func:`read_workflow_file` reads a JSON file or the
 prompt a ComfyUI output PNG carries, :func:`is_ui_format` recognises an editor save file and
-:func:`check_api_shape` refuses a mapping that is neither, naming the first bad node.
+:func:`check_api_shape` refuses a mapping that is neither, naming the first bad node;
+:func:`check_format` makes both checks in one call.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from typing import Any, Dict, Mapping, Union
 
 from ..errors import WorkflowFormatError
 
-__all__ = ["check_api_shape", "is_ui_format", "read_json_file", "read_workflow_file"]
+__all__ = [
+    "check_api_shape",
+    "check_format",
+    "is_ui_format",
+    "read_json_file",
+    "read_workflow_file",
+]
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -49,6 +56,15 @@ def read_json_file(path: Union[str, os.PathLike[str]]) -> Any:
         raise WorkflowFormatError(f"{name} is not UTF-8 text: {exc}") from None
     except ValueError as exc:
         raise WorkflowFormatError(f"{name} is not valid JSON: {exc}") from None
+
+
+def check_format(data: Mapping[str, Any], source: str = "") -> bool:
+    """The one format decision: True for a UI-format graph; otherwise ``data`` must pass
+    :func:`check_api_shape` (an API-format prompt), else :class:`WorkflowFormatError`."""
+    if is_ui_format(data):
+        return True
+    check_api_shape(data, source)
+    return False
 
 
 def read_workflow_file(path: Union[str, os.PathLike[str]]) -> Any:

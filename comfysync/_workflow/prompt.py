@@ -28,7 +28,7 @@ from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple
 from attrs import define
 
 from ..errors import ComfyError, PromptValidationError, WorkflowFormatError
-from .format import check_api_shape, is_ui_format, read_workflow_file
+from .format import check_format, read_workflow_file
 from .node import is_link
 from .node_specs import NodeDefIndex, NodeDefsCache, NodeDefsSource
 from .ui_convert import convert_ui_to_api
@@ -122,9 +122,8 @@ def prepare(workflow: Any) -> PreparedWorkflow:
     if isinstance(body_prompt, Mapping) and not isinstance(body_prompt.get("class_type"), str):
         log.debug("%s is a /prompt request body: using its 'prompt'", source)
         data = body_prompt
-    if is_ui_format(data):
+    if check_format(data, path):
         return PreparedWorkflow(source, ui=data)
-    check_api_shape(data, source=path)
     return PreparedWorkflow(source, prompt=_normalised_copy(data, source), added=added)
 
 

@@ -157,27 +157,22 @@ def test_the_client_explains_a_rejected_link_end_to_end() -> None:
 def test_one_check_of_each_kind_per_post(monkeypatch: pytest.MonkeyPatch) -> None:
     """A Workflow handed to queue_prompt passes the UI-format check and the shape check once
     each, and a prepared workflow is not copied again."""
-    counts = {"ui": 0, "shape": 0}
-    real_ui, real_shape = prompt_module.is_ui_format, prompt_module.check_api_shape
+    counts = {"format": 0}
+    real = prompt_module.check_format
 
-    def ui(data: Any) -> bool:
-        counts["ui"] += 1
-        return real_ui(data)
+    def check(data: Any, source: str = "") -> bool:
+        counts["format"] += 1
+        return real(data, source)
 
-    def shape(data: Any, source: str = "") -> None:
-        counts["shape"] += 1
-        real_shape(data, source)
-
-    monkeypatch.setattr(prompt_module, "is_ui_format", ui)
-    monkeypatch.setattr(prompt_module, "check_api_shape", shape)
+    monkeypatch.setattr(prompt_module, "check_format", check)
     wf = Workflow(API)
-    assert counts == {"ui": 1, "shape": 1}
+    assert counts == {"format": 1}
     with responses.RequestsMock() as mock:
         mock.add("POST", "http://h:8188/prompt",
                  json={"prompt_id": "p", "number": 1, "node_errors": {}})
         api = ComfyApi("h:8188")
         api.queue_prompt(wf)
         api.close()
-    assert counts == {"ui": 2, "shape": 2}
+    assert counts == {"format": 2}
     prepared = prepare(API)
     assert to_prompt(prepared) is prepared.prompt  # no second copy of a prepared workflow
