@@ -38,6 +38,7 @@ from typing import (
 from ._dispatch import Callback, EventBus, ExceptionHandler, Subscription
 from ._http.transport import HttpTransport, RetriesArg, TimeoutArg, VerifyArg
 from ._http.urls import resolve_server_url
+from ._notebook import ProgressDisplay
 from ._rest.files import FileAccess
 from ._rest.methods import RestMethods
 from ._rest.models import FileRef, QueuedPrompt
@@ -595,6 +596,7 @@ class ComfyApi(RestMethods):
         timeout: Optional[float] = None,
         on_progress: Optional[Callable[[Progress], object]] = None,
         on_preview: Optional[Callable[[Preview], object]] = None,
+        progress: bool = False,
         **kwargs: Any,
     ) -> PromptResult:
         """Submit ``workflow`` and block until it ends: the :class:`PromptResult`, or
@@ -606,7 +608,11 @@ class ComfyApi(RestMethods):
 
         When the wait is interrupted (``KeyboardInterrupt``, ``SystemExit``) the prompt is
         cancelled on the server, then the interrupt goes on; ``job.wait()`` on a job from
-        :meth:`submit` leaves the prompt alone."""
+        :meth:`submit` leaves the prompt alone.
+
+        ``progress=True`` draws a ``tqdm.auto`` bar while waiting (a widget in Jupyter, text
+        on a terminal) and, in a notebook, the latest preview image, updated in place
+        (needs tqdm: ``comfysync[notebook]``; ``ImportError`` before anything is sent)."""
         seconds = check_timeout(timeout)
         if self._tracker.delivers_on_current_thread():
             raise RuntimeError(
@@ -614,10 +620,13 @@ class ComfyApi(RestMethods):
                 "would deliver its result: use api.submit(...) and job.future there, or run "
                 "it on another thread"
             )
+        display = ProgressDisplay() if progress else None
         deadline = None if seconds is None else time.monotonic() + seconds
         job = self._submit(workflow, on_progress=on_progress, on_preview=on_preview,
                            deadline=deadline, **kwargs)
         try:
+            if display is not None:
+                return display.wait(job.wait, job.done, lambda: job, seconds)
             return job.wait(seconds)
         except (KeyboardInterrupt, SystemExit):
             # The caller gave up on this prompt: it must not keep the server busy.

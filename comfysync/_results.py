@@ -14,6 +14,7 @@ whatever the output key is called (``images``, ``gifs``, ``audio``, ``video``, .
 from __future__ import annotations
 
 import datetime as _dt
+import html
 import io
 import logging
 import mimetypes
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, 
 
 from attrs import define, field
 
+from ._display import GridItem, grid_bundle
 from ._rest.models import HistoryEntry
 from ._rest.saving import safe_basename
 from ._rest.shapes import ms_to_datetime
@@ -35,7 +37,7 @@ try:
 except ImportError:  # pragma: no cover
     from typing_extensions import Protocol  # type: ignore[assignment]
 
-__all__ = ["OutputFile", "PromptResult", "build_result"]
+__all__ = ["OutputFile", "OutputFiles", "PromptResult", "build_result"]
 
 log = logging.getLogger("comfysync.results")
 
@@ -162,6 +164,27 @@ class OutputFile:
             return None
 
 
+def _grid_items(files: Iterable[OutputFile]) -> List[GridItem]:
+    return [(f.filename, f.read) for f in files if f.is_image]
+
+
+def _others_line(files: Iterable[OutputFile]) -> str:
+    others = [f.filename for f in files if not f.is_image]
+    return f"other files: {', '.join(others)}" if others else ""
+
+
+class OutputFiles(Tuple[OutputFile, ...]):
+    """A tuple of :class:`OutputFile` (``result.files``, ``result.images``) that a notebook
+    shows as a grid of its images; otherwise an ordinary tuple."""
+
+    __slots__ = ()
+
+    def _repr_mimebundle_(
+        self, include: Any = None, exclude: Any = None
+    ) -> Dict[str, Any]:
+        return grid_bundle(_grid_items(self), repr(tuple(self)), heading=_others_line(self))
+
+
 @define(frozen=True)
 class PromptResult:
     """The outcome of a successful prompt.
@@ -177,8 +200,8 @@ class PromptResult:
     prompt_id: str
     status: str
     outputs: Mapping[str, Mapping[str, Any]] = field(repr=False)
-    files: Tuple[OutputFile, ...] = ()
-    images: Tuple[OutputFile, ...] = field(default=(), repr=False)
+    files: OutputFiles = field(default=OutputFiles(), converter=OutputFiles)
+    images: OutputFiles = field(default=OutputFiles(), repr=False, converter=OutputFiles)
     text: Mapping[str, List[str]] = field(factory=dict)
     cached_nodes: Tuple[str, ...] = ()
     started_at: Optional[_dt.datetime] = None
@@ -198,9 +221,27 @@ class PromptResult:
         """Seed-compatible alias of :attr:`images`."""
         return self.images
 
-    def files_of(self, node_id: str) -> Tuple[OutputFile, ...]:
+    def files_of(self, node_id: str) -> OutputFiles:
         """The files one node produced."""
-        return tuple(f for f in self.files if f.node_id == node_id)
+        return OutputFiles(f for f in self.files if f.node_id == node_id)
+
+    def _repr_mimebundle_(
+        self, include: Any = None, exclude: Any = None
+    ) -> Dict[str, Any]:
+        """Notebook display: a line about the run, then its images as a grid."""
+        facts = [f"prompt {self.prompt_id}", self.status]
+        if self.duration is not None:
+            facts.append(f"{self.duration:.1f} s")
+        facts.append(f"{len(self.images)} image{'' if len(self.images) == 1 else 's'}")
+        others = _others_line(self.files)
+        heading = " · ".join(facts) + (f"; {others}" if others else "")
+        bundle = grid_bundle(_grid_items(self.images), repr(self), heading=heading)
+        if "text/html" not in bundle:
+            bundle["text/html"] = f"<div>{html.escape(heading)}</div>"
+        for node_id, strings in self.text.items():
+            label, text = html.escape(node_id), html.escape("\n".join(strings))
+            bundle["text/html"] += f"<div>text of node {label}:</div><pre>{text}</pre>"
+        return bundle
 
     def save_all(self, directory: PathLike) -> List[Path]:
         """Save every file into ``directory`` — always a directory, created if needed — and

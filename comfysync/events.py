@@ -17,9 +17,26 @@ The decoding of wire frames into these classes lives in ``comfysync._ws.wire`` (
 from __future__ import annotations
 
 import difflib
-from typing import Any, ClassVar, Dict, FrozenSet, Mapping, Optional, Tuple, Type, Union
+import io
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    ClassVar,
+    Dict,
+    FrozenSet,
+    Mapping,
+    Optional,
+    Tuple,
+    Type,
+    Union,
+)
 
 from attrs import define, field
+
+from ._display import image_bundle
+
+if TYPE_CHECKING:  # Pillow is optional (the ``pil`` extra)
+    from PIL.Image import Image
 
 __all__ = [
     "Event",
@@ -250,6 +267,22 @@ class Preview(Event):
     parent_node_id: Optional[str] = None
     real_node_id: Optional[str] = None
     event_type: int = 4
+
+    def to_pil(self) -> Image:
+        """The preview decoded as a ``PIL.Image.Image`` (needs Pillow: ``comfysync[pil]``)."""
+        try:
+            from PIL import Image as PILImage
+        except ImportError:
+            raise ImportError(
+                'Preview.to_pil() needs Pillow: pip install "comfysync[pil]"'
+            ) from None
+        image = PILImage.open(io.BytesIO(self.image))
+        image.load()
+        return image
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> Dict[str, Any]:
+        """Notebook display: the image itself (its repr as the plain-text fallback)."""
+        return image_bundle(self.image, repr(self))
 
 
 @define(frozen=True)

@@ -219,6 +219,7 @@ class Engine:
         with self.lock:
             attempt.item.accepted = True
             attempt.item.future.prompt_id = prompt_id
+            attempt.item.future.job = attempt.job
 
     # ------------------------------------------------------------------ retry and give up
 

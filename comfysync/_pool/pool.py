@@ -18,6 +18,7 @@ import logging
 import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
+from .._notebook import ProgressDisplay
 from .._results import PromptResult
 from ..errors import ComfyError, PoolClosedError, PoolFullError, PromptTimeoutError
 from ..events import Event, EventKey
@@ -166,6 +167,7 @@ class ComfyPool:
         *,
         include: Selector = None,
         exclude: Selector = None,
+        progress: bool = False,
         **kwargs: Any,
     ) -> PromptResult:
         """Run ``workflow`` on some server and block until its result.
@@ -173,9 +175,15 @@ class ComfyPool:
         ``timeout`` bounds the whole call, waiting for a server included, and raises
         :class:`~comfysync.errors.PromptTimeoutError`: a job still waiting in the pool is then
         withdrawn; one already on a server keeps running there (as with ``ComfyApi``).
+        ``progress=True``: a progress bar (and a live preview in a notebook), as with
+        :meth:`ComfyApi.run_workflow`.
         """
         self._engine.check_may_block("run_workflow()")
+        display = ProgressDisplay() if progress else None
         future = self.submit(workflow, include=include, exclude=exclude, **kwargs)
+        if display is not None:
+            return display.wait(lambda left: self._result(future, left, withdraw=True),
+                                future.done, lambda: future.job, timeout)
         return self._result(future, timeout, withdraw=True)
 
     def map(

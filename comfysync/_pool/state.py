@@ -121,12 +121,15 @@ class PoolFuture(concurrent.futures.Future[PromptResult]):
     the future is done; ``None`` while the job waits in the pool. ``prompt_id`` is the id of
     the last submission, ``attempts`` how many times the job was sent to a server.
     ``cancel()`` succeeds only while the job still waits in the pool, as for any ``Future``.
+    ``job`` is the server client's ``PromptJob`` of the last submission (its progress and
+    events), ``None`` while the job waits in the pool.
     """
 
     def __init__(self) -> None:
         super().__init__()
         self.server: Optional[str] = None
         self.prompt_id: Optional[str] = None
+        self.job: Any = None
         self.attempts: int = 0
         self._on_cancel: Optional[Callable[[], None]] = None
 
