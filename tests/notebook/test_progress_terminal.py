@@ -14,6 +14,7 @@ from PIL import Image
 
 from comfysync import ComfyApi, ComfyPool, events
 from comfysync._display import GRID_MAX
+from comfysync._rest.models import HistoryEntry
 from comfysync._results import OutputFile, OutputFiles, build_result
 from comfysync.errors import PromptExecutionError, PromptTimeoutError
 from comfysync.testing import FakeComfyUI
@@ -107,8 +108,8 @@ class Files:
 
 def _result(names: Dict[str, bytes]) -> Any:
     items = [{"filename": n, "type": "output"} for n in names]
-    return build_result("p1", history={"outputs": {"9": {"images": items}}}, executed={},
-                        client=Files(names))
+    entry = HistoryEntry.from_wire("p1", {"outputs": {"9": {"images": items}}})
+    return build_result("p1", history=entry, executed={}, client=Files(names))
 
 
 def test_result_grid_keeps_jpeg_and_converts_what_browsers_cannot_show() -> None:
@@ -148,7 +149,8 @@ def test_file_tuples_stay_tuples() -> None:
 
 
 def test_text_only_result_shows_its_text() -> None:
-    r = build_result("p2", history={"outputs": {"4": {"text": ["<hi>"]}}}, executed={})
+    entry = HistoryEntry.from_wire("p2", {"outputs": {"4": {"text": ["<hi>"]}}})
+    r = build_result("p2", history=entry, executed={})
     bundle = r._repr_mimebundle_()
     assert "0 images" in bundle["text/html"] and "&lt;hi&gt;" in bundle["text/html"]
 
