@@ -95,6 +95,9 @@ class ScriptedServer:
         #: The close code each client socket ended with (1006: no close frame came).
         self.close_codes: List[Optional[int]] = []
         self.refuse: Optional[int] = None
+        #: (status, Location) answered to a handshake on ``<prefix>/ws``; the socket itself is
+        #: also served on ``<prefix>/moved/ws``.
+        self.redirect: Optional[Tuple[int, str]] = None
         self.close_before_greeting = False
         self.close_after_greeting = False
         self._transports: Dict[Any, Any] = {}
@@ -114,6 +117,7 @@ class ScriptedServer:
         asyncio.set_event_loop(self._loop)
         app = web.Application()
         app.router.add_get(self.prefix + "/ws", self._ws)
+        app.router.add_get(self.prefix + "/moved/ws", self._ws)
         self._runner = web.AppRunner(app)
         self._loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
@@ -128,6 +132,9 @@ class ScriptedServer:
             self._cond.notify_all()
         if self.refuse is not None:
             return web.Response(status=self.refuse, text="forbidden")
+        if self.redirect is not None and request.path == self.prefix + "/ws":
+            code, location = self.redirect
+            return web.Response(status=code, headers={"Location": location})
         ws = web.WebSocketResponse(autoping=self.autoping)
         await ws.prepare(request)
         if self.raw_before_greeting:
