@@ -12,7 +12,9 @@ see).
 A job whose server failed goes back to the *head* of the queue (:meth:`Engine.retry_locked`)
 until it has used its ``retries``; then it fails with ``PromptLostError`` when some server had
 accepted it, else ``ComfyConnectionError``. A job that waits ``wait_for_server`` seconds while
-every server it may use is down fails the same way.
+every server it may use is down fails the same way — at once when none of those servers has
+answered since the pool started (refused connections, a wrong address): waiting is for servers
+that restart, not for ones that were never there.
 
 Callers waiting for the pool's state (room in the queue, a drain on close) wait on ``changed``
 (:meth:`Engine.wait_locked`), which every change of that state notifies
@@ -30,7 +32,13 @@ from collections import deque
 from typing import Any, Callable, Deque, List, Optional, Sequence, Tuple
 
 from .._results import PromptResult
-from ..errors import ComfyConnectionError, ComfyError, PoolClosedError, PromptLostError
+from ..errors import (
+    ComfyConnectionError,
+    ComfyError,
+    PoolClosedError,
+    PromptInterruptedError,
+    PromptLostError,
+)
 from .policies import Policy, ServerSpec, ServerView, normalize_url
 from .server import Move, ServerRecord
 from .state import (
@@ -190,6 +198,29 @@ class Engine:
         for server in self.servers:
             server.remove_user_sub(sub)
 
+    def cancel_job(self, item: Item) -> List[Any]:
+        """The caller of ``item`` stopped waiting (Ctrl-C): withdraw it when it still waits
+        in the pool; otherwise return the client jobs to cancel on their servers (an
+        attempt still posting is cancelled by its thread once posted)."""
+        deliveries: List[Delivery] = []
+        jobs: List[Any] = []
+        with self.lock:
+            # A prompt being posted is cancelled right here once its answer came (bounded).
+            deadline = time.monotonic() + self.config.connect_timeout
+            self.wait_locked(lambda: not any(s.posting(item) for s in self.servers), deadline)
+            if item in self.queue:
+                self._fail_queued_locked(
+                    item,
+                    PromptInterruptedError(
+                        prompt_id="", cancelled=True, message="the caller stopped waiting"
+                    ),
+                    deliveries,
+                )
+            for server in self.servers:
+                jobs += server.request_cancel(item)
+        deliver(deliveries)
+        return jobs
+
     # ------------------------------------------------------------------ for the servers' threads
 
     def new_client(self, url: str) -> ApiLike:
@@ -220,6 +251,7 @@ class Engine:
             attempt.item.accepted = True
             attempt.item.future.prompt_id = prompt_id
             attempt.item.future.job = attempt.job
+            self.bump_locked()
 
     # ------------------------------------------------------------------ retry and give up
 
@@ -304,15 +336,23 @@ class Engine:
             if not any(s.usable() for s in allowed):
                 if item.no_server_since is None:
                     item.no_server_since = now
-                left = item.no_server_since + self.config.wait_for_server - now
-                if left > 0:
-                    wait = min(wait, left)
-                    continue
                 states = "; ".join(f"{s.url}: {s.last_error() or s.state}" for s in allowed)
-                error: BaseException = ComfyConnectionError(
-                    f"no server available for {self.config.wait_for_server:g} s "
-                    f"(wait_for_server): {states}"
-                )
+                error: BaseException
+                if all(s.never_answered_down() for s in allowed):
+                    # None of them ever answered (refused, wrong address): nothing to wait for.
+                    error = ComfyConnectionError(
+                        f"no server of the pool answers (none has since the pool started): "
+                        f"{states}"
+                    )
+                else:
+                    left = item.no_server_since + self.config.wait_for_server - now
+                    if left > 0:
+                        wait = min(wait, left)
+                        continue
+                    error = ComfyConnectionError(
+                        f"no server available for {self.config.wait_for_server:g} s "
+                        f"(wait_for_server): {states}"
+                    )
                 if item.accepted:
                     error = self.give_up(item, error)
                 self._fail_queued_locked(item, error, out)
@@ -322,7 +362,8 @@ class Engine:
                 continue
             free = [s for s in allowed if s.has_slot()]
             if free:
-                return (item, [s.view() for s in free]), wait
+                top = max(s.spec.priority for s in free)  # lower ranks are the overflow
+                return (item, [s.view() for s in free if s.spec.priority == top]), wait
         return None, wait
 
     def _resolve(self, choice: Any) -> Optional[ServerRecord]:

@@ -46,6 +46,20 @@ def _tags(value: Iterable[str]) -> FrozenSet[str]:
     return frozenset(str(t) for t in value)
 
 
+def _max_inflight(value: Any) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or int(value) != value or int(value) < 1:
+        raise ValueError(f"a server's max_inflight must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _priority(value: Any) -> int:
+    if isinstance(value, bool) or int(value) != value:
+        raise ValueError(f"a server's priority must be an integer, got {value!r}")
+    return int(value)
+
+
 def _weight(value: Any) -> float:
     weight = float(value)
     if not weight > 0:
@@ -60,21 +74,28 @@ class ServerSpec:
     ``url`` is anything :class:`~comfysync.ComfyApi` accepts; ``tags`` are free-form labels
     usable in ``include=``/``exclude=`` (``{"sdxl", "big-gpu"}``); ``weight`` (> 0) breaks
     ties in :func:`least_busy`: the heavier server wins.
+
+    ``priority`` (an integer, default 0) ranks servers: a job goes to a server of a lower
+    priority only while every server of a higher one it may use is busy (no free slot) or
+    unreachable — local GPUs at ``priority=1`` and a cloud deployment at 0 make the cloud the
+    overflow. ``max_inflight`` (>= 1) replaces the pool's ``max_inflight_per_server`` for
+    this server (a cloud deployment may take many jobs at once).
     """
 
     url: str
     tags: FrozenSet[str] = field(default=frozenset(), converter=_tags)
     weight: float = field(default=1.0, converter=_weight)
-    priority: int = field(default=0, converter=int)
-    max_inflight: Optional[int] = field(default=None)
+    priority: int = field(default=0, converter=_priority)
+    max_inflight: Optional[int] = field(default=None, converter=_max_inflight)
 
 
 #: What ``ComfyPool(urls)`` accepts for one server: ``"host:port"``,
-#: ``("host:port", {"tags": [...], "weight": 2})``, a mapping with a ``url`` key, or a
-#: :class:`ServerSpec`.
+#: ``("host:port", {"tags": [...], "weight": 2, "priority": 1, "max_inflight": 4})``, a
+#: mapping with a ``url`` key, or a :class:`ServerSpec`.
 ServerArg = Union[str, ServerSpec, Tuple[str, Mapping[str, Any]], Mapping[str, Any]]
 
-_SPEC_KEYS = frozenset({"url", "tags", "weight"})
+_OPTION_KEYS = ("tags", "weight", "priority", "max_inflight")
+_SPEC_KEYS = frozenset(("url",) + _OPTION_KEYS)
 
 
 def parse_server(arg: ServerArg) -> ServerSpec:
@@ -86,19 +107,37 @@ def parse_server(arg: ServerArg) -> ServerSpec:
     if isinstance(arg, tuple) and len(arg) == 2 and isinstance(arg[1], Mapping):
         url, options = arg
         options = dict(options)
-        unknown = set(options) - {"tags", "weight"}
+        unknown = set(options) - set(_OPTION_KEYS)
         if unknown:
-            raise ValueError(f"unknown server option(s) {sorted(unknown)}; use tags, weight")
+            raise ValueError(
+                f"unknown server option(s) {sorted(unknown)}{_suggest(unknown)}; use "
+                + ", ".join(_OPTION_KEYS)
+            )
         return ServerSpec(str(url), **options)
     if isinstance(arg, Mapping):
         unknown = set(arg) - _SPEC_KEYS
         if "url" not in arg or unknown:
-            raise ValueError("a server mapping needs 'url' and may have 'tags', 'weight'")
+            raise ValueError(
+                f"a server mapping needs 'url' and may have {', '.join(_OPTION_KEYS)}"
+                + (f"; unknown: {sorted(unknown)}{_suggest(unknown)}" if unknown else "")
+            )
         return ServerSpec(**dict(arg))
     raise TypeError(
         f"cannot use {type(arg).__name__} as a server; pass 'host:port', "
         "('host:port', {'tags': [...], 'weight': n}) or a ServerSpec"
     )
+
+
+def _suggest(unknown: Iterable[str]) -> str:
+    """`` (did you mean 'priority'?)`` for a misspelt server option."""
+    import difflib
+
+    hints = []
+    for name in sorted(str(u) for u in unknown):
+        close = difflib.get_close_matches(name.lower(), _OPTION_KEYS, n=1, cutoff=0.6)
+        if close:
+            hints.append(f"{name!r} → {close[0]!r}")
+    return f" (did you mean {', '.join(hints)}?)" if hints else ""
 
 
 def normalize_url(url: str) -> str:
@@ -146,7 +185,8 @@ class ServerView:
     ``queue_remaining`` is the server's own queue length from its last ``status`` message
     (all clients' work, ``None`` before the first); ``up`` is False only for servers known to
     be unreachable (a not yet contacted server counts as up). ``index`` is the server's
-    position in the pool's list.
+    position in the pool's list; ``priority`` its :attr:`ServerSpec.priority` (a policy is
+    only shown the free servers of the highest priority present).
     """
 
     url: str

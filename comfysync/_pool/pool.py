@@ -177,14 +177,34 @@ class ComfyPool:
         withdrawn; one already on a server keeps running there (as with ``ComfyApi``).
         ``progress=True``: a progress bar (and a live preview in a notebook), as with
         :meth:`ComfyApi.run_workflow`.
+        When the wait is interrupted (``KeyboardInterrupt``, ``SystemExit``) the job is
+        withdrawn, or its prompt cancelled on its server (dequeued, or interrupted if it
+        runs), and the exception is raised again. ``submit(...).result()`` leaves the job
+        alone in that case.
         """
         self._engine.check_may_block("run_workflow()")
         display = ProgressDisplay() if progress else None
         future = self.submit(workflow, include=include, exclude=exclude, **kwargs)
-        if display is not None:
-            return display.wait(lambda left: self._result(future, left, withdraw=True),
-                                future.done, lambda: future.job, timeout)
-        return self._result(future, timeout, withdraw=True)
+        try:
+            if display is not None:
+                return display.wait(lambda left: self._result(future, left, withdraw=True),
+                                    future.done, lambda: future.job, timeout)
+            return self._result(future, timeout, withdraw=True)
+        except (KeyboardInterrupt, SystemExit):
+            self._cancel_interrupted(future)
+            raise
+
+    def _cancel_interrupted(self, future: PoolFuture) -> None:
+        """Withdraw or cancel the job of an interrupted ``run_workflow``."""
+        future.cancel()
+        item = future._item
+        if item is None:
+            return
+        for job in self._engine.cancel_job(item):
+            try:
+                job.cancel()
+            except Exception as exc:  # the interrupt is what the caller must see
+                log.warning("could not cancel prompt %s: %s", job.prompt_id, exc)
 
     def map(
         self,
@@ -354,7 +374,9 @@ class ComfyPool:
             )
         future = PoolFuture()
         future._on_cancel = self._engine.wake
-        return Item(workflow, kwargs, allowed, future)
+        item = Item(workflow, kwargs, allowed, future)
+        future._item = item
+        return item
 
     @staticmethod
     def _result(future: PoolFuture, timeout: Optional[float], withdraw: bool) -> PromptResult:

@@ -366,16 +366,36 @@ class ServerRecord:
         if changed:
             self._on_change()
 
-    def sent(self, attempt: Attempt, job: Any) -> bool:
-        """POST /prompt succeeded. False when the attempt was given up meanwhile (failed
-        over while posting): its prompt is then removed here when the server answers."""
+    def sent(self, attempt: Attempt, job: Any) -> Tuple[bool, bool]:
+        """POST /prompt succeeded: ``(follow it, cancel it)``. Not followed when the attempt
+        was given up meanwhile (failed over while posting): its prompt is then removed here
+        when the server answers. Cancelled when the caller stopped waiting meanwhile."""
         with self.lock:
             attempt.job = job
             self.health.answered(time.monotonic(), self.config.health_interval)
             if attempt.abandoned:
                 self.abandoned_ids.append(job.prompt_id)
-                return False
-            return True
+                return False, False
+            return True, attempt.cancel_requested
+
+    def posting(self, item: Any) -> bool:
+        """Whether an attempt of ``item`` here is being posted (its client job not known)."""
+        with self.lock:
+            return any(
+                a.item is item and a.sending and a.job is None for a in self.attempts
+            )
+
+    def request_cancel(self, item: Any) -> List[Any]:
+        """The caller of ``item`` stopped waiting: the client jobs of its attempts here to
+        cancel now; an attempt still posting is cancelled once posted."""
+        with self.lock:
+            jobs = []
+            for attempt in self.attempts:
+                if attempt.item is item:
+                    attempt.cancel_requested = True
+                    if attempt.job is not None:
+                        jobs.append(attempt.job)
+            return jobs
 
     def book(
         self, attempt: Attempt, kind: str, error: Optional[BaseException]

@@ -132,6 +132,7 @@ class PoolFuture(concurrent.futures.Future[PromptResult]):
         self.job: Any = None
         self.attempts: int = 0
         self._on_cancel: Optional[Callable[[], None]] = None
+        self._item: Optional[Item] = None  # the pool's record of this job
 
     def cancel(self) -> bool:
         cancelled = bool(super().cancel())
@@ -181,6 +182,7 @@ class Attempt:
         self.job: Optional[Any] = None  # the client's PromptJob once POST /prompt succeeded
         self.sending = False  # POST /prompt under way: the server may have the prompt
         self.abandoned = False  # ended, or given up on: later news about it is ignored
+        self.cancel_requested = False  # the caller gave up: cancel the prompt once posted
         self.started = started
 
 

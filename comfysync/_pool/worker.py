@@ -56,6 +56,15 @@ class WorkerHost(Protocol):
         """The server took the prompt of ``attempt`` under ``prompt_id``."""
 
 
+def _cancel_quietly(job: Any, url: str) -> None:
+    """Cancel a client job (dequeue or interrupt its prompt); a server that does not answer
+    only gets a log line: the caller is already on its way out."""
+    try:
+        job.cancel()
+    except Exception as exc:
+        log.warning("%s: could not cancel prompt %s: %s", url, job.prompt_id, exc)
+
+
 class ServerWorker:
     """The thread of one server (see the module docstring)."""
 
@@ -149,9 +158,12 @@ class ServerWorker:
         except Exception as exc:
             self._outcome(attempt, None, exc)
             return
-        if not record.sent(attempt, job):
+        follow, cancel = record.sent(attempt, job)
+        if not follow:
             return
         host.accepted(attempt, job.prompt_id)
+        if cancel:
+            _cancel_quietly(job, record.url)
         future: Optional[concurrent.futures.Future[Any]] = job.future
         if future is None:
             self._outcome(attempt, None, ComfyError("the client gave no future for the prompt"))

@@ -155,9 +155,23 @@ def test_all_servers_down_is_a_clear_error_within_bounded_time(
         assert "no server" in str(info.value)
         assert all(s.state == "down" for s in pool.stats().values())
         started = time.monotonic()
-        with pytest.raises(ComfyConnectionError, match="wait_for_server"):
+        with pytest.raises(ComfyConnectionError, match="no server of the pool answers") as err:
             pool.run_workflow(job(2))
         assert time.monotonic() - started < 10
+        assert all(s.url in str(err.value) for s in servers)
+
+
+def test_stopped_servers_fail_a_pool_within_seconds_by_default(
+    servers: List[FakeComfyUI],
+) -> None:
+    for server in servers[:2]:
+        server.stop()
+    with make_pool(servers[:2]) as pool:  # wait_for_server=30 s
+        started = time.monotonic()
+        with pytest.raises(ComfyConnectionError) as info:
+            pool.run_workflow(job(1))
+        assert time.monotonic() - started < 5
+        assert all(s.url in str(info.value) for s in servers[:2])
 
 
 def test_server_back_up_is_used_again(servers: List[FakeComfyUI]) -> None:

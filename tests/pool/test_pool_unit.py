@@ -436,7 +436,35 @@ def test_all_servers_down_fails_within_bounded_time() -> None:
         message = str(info.value)
         assert "refused" in message
         assert all(not s.up for s in pool.stats().values())
-        # A job submitted while everything is known down waits wait_for_server, then fails.
+        # None ever answered: a job submitted now fails at once too, naming every server.
+        started = time.monotonic()
+        with pytest.raises(ComfyConnectionError, match="no server of the pool answers") as info:
+            pool.run_workflow({"text": "y"})
+        assert time.monotonic() - started < 3
+        assert all(url in str(info.value) for url in (A, B, C))
+
+
+def test_servers_that_all_refuse_fail_fast_with_default_settings() -> None:
+    hub = Hub()
+    hub.refusing.update({"a:1", "b:2"})
+    with make_pool(hub, ["a:1", "b:2"]) as pool:  # wait_for_server=30, retries=2
+        started = time.monotonic()
+        with pytest.raises(ComfyConnectionError) as info:
+            pool.run_workflow({"text": "x"})
+        assert time.monotonic() - started < 3
+        assert A in str(info.value) and B in str(info.value)
+        assert "refused" in str(info.value)
+
+
+def test_servers_that_were_up_get_wait_for_server_to_come_back() -> None:
+    hub = Hub(auto=True)
+    with make_pool(hub, ["a:1", "b:2"], wait_for_server=0.5) as pool:
+        pool.run_workflow({"text": "warm"}, timeout=WAIT)
+        wait_stats(pool, lambda s: s[A].up or s[B].up)
+        hub.refusing.update({"a:1", "b:2"})
+        for url in ("a:1", "b:2"):
+            hub.api(url).emit(ev.ReconnectionFailed(attempts=1))
+        wait_stats(pool, lambda s: all(v.state == "down" for v in s.values()))
         started = time.monotonic()
         with pytest.raises(ComfyConnectionError, match="wait_for_server"):
             pool.run_workflow({"text": "y"})
