@@ -25,6 +25,7 @@ import requests
 from .. import events as ev
 from .._backoff import Backoff
 from ..errors import ComfyConnectionError, ComfyError, ComfyHTTPError
+from .models import V2Job
 from .sse import EventMapper, SseDecoder
 from .wire import V2Wire
 
@@ -58,7 +59,7 @@ class JobStream:
         deliver: Sink,
         on_end: Callable[[str, str], None],
         *,
-        hint: Callable[[str], None],
+        hint: Callable[[str, Optional[V2Job]], None],
         name: str,
         read_idle: float = READ_IDLE,
     ) -> None:
@@ -98,6 +99,9 @@ class JobStream:
         reason = "stopped"
         backoff = Backoff(_BACKOFF_BASE, _BACKOFF_CAP)
         try:
+            if self._ended_already():
+                reason = "terminal"
+                return
             while not self._stop.is_set():
                 outcome = self._read_once(backoff)
                 if outcome is not None:
@@ -115,6 +119,19 @@ class JobStream:
             self.connected = False
             if not self._stop.is_set():
                 self._on_end(self.job_id, reason)
+
+    def _ended_already(self) -> bool:
+        """One read of the job before the stream opens: a short job is often over by now,
+        and the hint then comes without the stream's round trips."""
+        try:
+            job = self._wire.get_job(self.job_id)
+        except ComfyError as exc:
+            log.debug("job %s: first read failed: %s", self.job_id, exc)
+            return False
+        if job is None or not job.terminal or job.status == "expired":
+            return False
+        self._hint(self.job_id, job)
+        return True
 
     def _read_once(self, backoff: Backoff) -> Optional[str]:
         """One connection: None when it dropped (reconnect), else why to stop."""
@@ -149,7 +166,7 @@ class JobStream:
                         self._deliver(event)
                     if not hinted and self._mapper.terminal is not None:
                         hinted = True
-                        self._hint(self.job_id)
+                        self._hint(self.job_id, None)
             if hinted:
                 return "terminal"
         except Exception as exc:
@@ -169,8 +186,9 @@ class JobStream:
 class V2EventSource:
     """The live events of one client's v2 jobs, delivered to ``sink`` on one thread.
 
-    ``on_hint(job_id)`` is called (on the delivery thread) when a stream says its job ended,
-    so the job resource can be read at once. :meth:`watch` starts following a job;
+    ``on_hint(job_id)`` is called (on the stream's thread) when a stream says its job ended,
+    so the job resource can be read at once; a terminal job read by the stream itself is kept
+    for :meth:`take_ended` (the job resource, read once). :meth:`watch` starts following a job;
     :meth:`unwatch` stops. Streams never decide completion, so :attr:`authoritative` is
     False.
     """
@@ -191,10 +209,11 @@ class V2EventSource:
         self._name = name
         self._lock = threading.Lock()
         self._streams: Dict[str, JobStream] = {}
-        self._queue: queue.SimpleQueue[Union[ev.Event, str, object]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Union[ev.Event, object]] = queue.SimpleQueue()
         self._thread: Optional[threading.Thread] = None
         self._stopped = False
         self._limited = False  # the deployment refused a stream: new jobs are polled only
+        self._ended_jobs: Dict[str, V2Job] = {}
 
     # -- the event-source protocol -------------------------------------------------------
 
@@ -242,7 +261,7 @@ class V2EventSource:
             if self._stopped or self._limited or job_id in self._streams:
                 return
             stream = JobStream(self._wire, job_id, self._queue.put, self._ended,
-                               hint=self._queue.put, name=f"{self._name}-{job_id[:8]}")
+                               hint=self._hinted, name=f"{self._name}-{job_id[:8]}")
             self._streams[job_id] = stream
         stream.start()
 
@@ -252,6 +271,17 @@ class V2EventSource:
             stream = self._streams.pop(job_id, None)
         if stream is not None:
             stream.stop(join=False)
+
+    def _hinted(self, job_id: str, job: Optional[V2Job]) -> None:
+        if job is not None:
+            with self._lock:
+                self._ended_jobs[job_id] = job
+        self._on_hint(job_id)
+
+    def take_ended(self, job_id: str) -> Optional[V2Job]:
+        """The terminal job a stream read for ``job_id`` (once), else None."""
+        with self._lock:
+            return self._ended_jobs.pop(job_id, None)
 
     def streaming(self, job_id: str) -> bool:
         """True while the job's stream is open."""
@@ -271,9 +301,7 @@ class V2EventSource:
             if item is _Stop:
                 return
             try:
-                if isinstance(item, str):
-                    self._on_hint(item)
-                elif isinstance(item, ev.Event):
+                if isinstance(item, ev.Event):
                     self._sink(item)
             except Exception:  # the sink handles callback errors; this is a bug
                 log.exception("%s: delivering a v2 event failed", self._name)

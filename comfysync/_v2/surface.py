@@ -199,7 +199,7 @@ class V2Surface:
         return found
 
     def _status_of(self, job_id: str) -> PromptStatus:
-        job = self._read(job_id)
+        job = self._events.take_ended(job_id) or self._read(job_id)
         for delay in EXPIRED_REREADS:
             if job is None or job.status != "expired":
                 break
