@@ -218,6 +218,13 @@ class ComfyApi(RestMethods):
         return self._transport.base_url
 
     @property
+    def surface(self) -> str:
+        """``"native"`` (ComfyUI's own routes) or ``"v2"`` (the Comfy API v2: Comfy Cloud, a
+        serverless deployment, comfy-api-proxy); with ``surface="auto"`` the server may be
+        asked once (``GET /api/v2/health``) the first time this is read."""
+        return self._switch.choice.resolve()
+
+    @property
     def closed(self) -> bool:
         return self._closed
 

@@ -32,7 +32,7 @@ def run_sample(name: str, args: List[str], cwd: Path) -> subprocess.CompletedPro
 def test_every_sample_is_tested() -> None:
     tested = {"quickstart.py", "progress_and_previews.py", "upload_img2img.py",
               "batch_templating.py", "event_log_repl.py", "cancel_and_timeout.py",
-              "http_tracker_proxy.py", "pool.py"}
+              "http_tracker_proxy.py", "pool.py", "cloud_or_local.py"}
     assert {p.name for p in SAMPLES.glob("*.py")} == tested
 
 
@@ -112,3 +112,23 @@ def test_pool(fake_server: Any, second_server: Any, tmp_path: Path) -> None:
     servers = {line.split(" on ")[1].split(" ->")[0] for line in jobs}
     assert servers <= {fake_server.url, second_server.url}
     assert f"{fake_server.url}: up" in out and f"{second_server.url}: up" in out
+
+
+def test_cloud_or_local_native(fake_server: Any, tmp_path: Path) -> None:
+    out = run_sample("cloud_or_local.py", [fake_server.url], tmp_path).stdout
+    assert "speaks the native surface" in out and ": success" in out
+    assert len(list((tmp_path / "sample-out" / "cloud_or_local").glob("*.png"))) == 1
+
+
+def test_cloud_or_local_v2(tmp_path: Path) -> None:
+    from comfysync.testing import FakeComfyUI
+    from tests.v2.conftest import Proxy
+
+    with FakeComfyUI(jobs_api=True) as upstream:
+        proxy = Proxy(upstream.url)
+        try:
+            out = run_sample("cloud_or_local.py", [proxy.url], tmp_path).stdout
+        finally:
+            proxy.stop()
+    assert "speaks the v2 surface" in out and ": success" in out
+    assert len(list((tmp_path / "sample-out" / "cloud_or_local").glob("*.png"))) == 1
