@@ -1,6 +1,6 @@
 """The listener: the one thread that owns the WebSocket.
 
-``start()`` spawns a daemon thread that opens ``/ws?clientId=…`` (:mod:`.handshake`: the
+``start()`` spawns a daemon thread that opens ``/ws?clientId=…`` (:mod:`.connection`: the
 handshake headers carry the credentials and extra headers, TLS follows ``verify``, redirects
 only within the origin), sends the ``feature_flags`` message as its first frame and waits for
 the server's greeting (the first ``status``, which carries ``sid``). From then on it loops
@@ -34,8 +34,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import socket
-import struct
 import threading
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Protocol, Tuple
@@ -53,8 +51,18 @@ from ..events import (
     ReconnectionFailed,
     Status,
 )
+from .connection import (
+    PROTOCOL_ERROR,
+    AttemptFailed,
+    answer_code,
+    classify,
+    close_reason,
+    describe,
+    open_websocket,
+    release,
+    wake,
+)
 from .frames import OP_BINARY, OP_CLOSE, OP_TEXT, MessageReader
-from .handshake import AttemptFailed, classify, describe, open_websocket
 from .reconnect import ReconnectPolicy
 from .wire import FrameError, decode_binary, decode_text
 
@@ -64,8 +72,6 @@ logger = logging.getLogger("comfysync.listener")
 
 #: What the listener announces in its first frame: type-4 previews carry prompt and node ids.
 DEFAULT_FEATURE_FLAGS: Mapping[str, Any] = {"supports_preview_metadata": True}
-
-_PROTOCOL_ERROR = 1002  # close code for a broken frame stream (RFC 6455 §7.4.1)
 
 
 class _Connection:
@@ -237,7 +243,7 @@ class Listener:
         with self._ws_lock:
             ws = self._ws
         if ws is not None:
-            self._shutdown(ws, polite=True)
+            wake(ws)
 
     def __repr__(self) -> str:
         state = "connected" if self._connected else ("running" if self.alive else "stopped")
@@ -259,7 +265,7 @@ class Listener:
             with self._ws_lock:
                 ws, self._ws = self._ws, None
             if ws is not None:
-                self._close_socket(ws)
+                release(ws)
             self._ready.set()
 
     def _serve(self) -> None:
@@ -274,7 +280,7 @@ class Listener:
         while True:
             reason, code = self._pump(conn)
             self._connected = False
-            self._close_socket(conn.ws)
+            release(conn.ws)
             if self._stop.is_set():
                 self._sink(Disconnected("closed by the client"))
                 return
@@ -378,23 +384,20 @@ class Listener:
                 self._dispatch(event)
         except _Stopped:
             raise
-        except websocket.WebSocketProtocolException as exc:
-            if ws is not None:
-                self._shutdown(ws, polite=True, code=_PROTOCOL_ERROR)
-                self._discard(ws)
-            raise AttemptFailed(f"WebSocket protocol error: {exc}") from None
         except Exception as exc:
-            if ws is None:
+            if ws is None:  # failed inside open_websocket: the socket it registered, if any
                 with self._ws_lock:
                     ws = self._ws
             if ws is not None:
+                if isinstance(exc, websocket.WebSocketProtocolException):
+                    wake(ws, code=PROTOCOL_ERROR)
                 self._discard(ws)
             if self._stop.is_set():
                 raise _Stopped() from None
             raise classify(exc) from None
 
     def _discard(self, ws: websocket.WebSocket) -> None:
-        self._close_socket(ws)
+        release(ws)
         with self._ws_lock:
             if self._ws is ws:
                 self._ws = None
@@ -422,7 +425,7 @@ class Listener:
                 pinged = True
                 continue
             except websocket.WebSocketProtocolException as exc:
-                self._shutdown(ws, polite=True, code=_PROTOCOL_ERROR)
+                wake(ws, code=PROTOCOL_ERROR)
                 return f"WebSocket protocol error: {exc}", None
             except Exception as exc:
                 if self._stop.is_set():
@@ -434,9 +437,9 @@ class Listener:
                 if event is not None:
                     self._dispatch(event)
             else:  # OP_CLOSE
-                code, text = _close_reason(payload)
+                code, text = close_reason(payload)
                 # Answer the close (echoing its code, RFC 6455 §5.5.1), then hang up.
-                self._shutdown(ws, polite=True, code=_answer_code(code))
+                wake(ws, code=answer_code(code))
                 said = f": {text}" if text else ""
                 what = f" ({code}{said})" if code is not None else ""
                 return f"server closed the connection{what}", code
@@ -464,34 +467,6 @@ class Listener:
             self.server_features = dict(event.flags)
         self._sink(event)
 
-    # ------------------------------------------------------------------ sockets
-
-    def _close_socket(self, ws: websocket.WebSocket) -> None:
-        """Close frame (best effort), then release the descriptor. Never blocks for long."""
-        self._shutdown(ws, polite=True)
-        release: Callable[[], None] = ws.shutdown  # untyped in websocket-client
-        try:
-            release()
-        except Exception:  # already closed
-            pass
-
-    @staticmethod
-    def _shutdown(ws: websocket.WebSocket, *, polite: bool, code: int = 1000) -> None:
-        """Wake any thread blocked on ``ws`` (also mid-handshake) without closing the fd,
-        which stays the owner thread's to release. ``polite``: send a close frame with
-        ``code`` first, once (websocket-client marks the socket closed when it sends one)."""
-        sock = ws.sock
-        if polite and ws.connected:
-            try:
-                ws.send_close(code)
-            except Exception:
-                pass
-        if sock is not None:
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
     def _startup_failure(self, exc: AttemptFailed) -> ComfyConnectionError:
         if exc.timed_out:
             return ConnectTimeoutError(
@@ -500,21 +475,3 @@ class Listener:
                 url=self.url,
             )
         return ComfyConnectionError(f"WebSocket {self.url}: {exc.reason}", url=self.url)
-
-
-def _close_reason(payload: bytes) -> Tuple[Optional[int], str]:
-    """The status code and reason text of a close frame (RFC 6455 §5.5.1), the text made
-    printable and short: it goes into ``Disconnected.reason`` and the log."""
-    if len(payload) < 2:
-        return None, ""
-    code: int = struct.unpack("!H", payload[:2])[0]
-    text = payload[2:125].decode("utf-8", errors="replace")
-    return code, "".join(c if c.isprintable() else " " for c in text).strip()
-
-
-def _answer_code(code: Optional[int]) -> int:
-    """The code to answer a close with: the server's own, unless it is one that must never
-    be sent (1005, 1006, 1015) or outside the assignable range."""
-    if code is None or not 1000 <= code <= 4999 or code in (1004, 1005, 1006, 1015):
-        return 1000
-    return code

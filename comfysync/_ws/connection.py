@@ -1,4 +1,5 @@
-"""Opening one WebSocket: the handshake, its redirects, and what a failed attempt means.
+"""One WebSocket's life outside the read loop: opening it (the handshake and its redirects),
+what a failed attempt means, and closing it.
 
 websocket-client performs the HTTP upgrade. It would follow a 3xx answer to any URL with the
 same header list, handing the ``Authorization`` header of ``auth=``/``token=`` and every
@@ -11,24 +12,43 @@ another origin is refused before anything is sent there, with a reason naming bo
 Every failure of an attempt becomes :class:`AttemptFailed`, with a short, credential-free
 reason (websocket-client's own message for a refused handshake includes response headers and
 body, so it is not reused) and the HTTP status when the server refused the upgrade.
+
+Closing answers the server's close frame with its own code (RFC 6455 §5.5.1) or sends 1002
+after a protocol error, and wakes a thread blocked on the socket (also mid-handshake) by
+shutting the socket down without closing the descriptor, which stays its owner's to release.
 """
 
 from __future__ import annotations
 
 import socket
+import struct
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 from urllib.parse import urljoin, urlsplit
 
 import websocket
 
-__all__ = ["AttemptFailed", "open_websocket", "describe", "origin_of", "MAX_REDIRECTS"]
+__all__ = [
+    "AttemptFailed",
+    "open_websocket",
+    "classify",
+    "describe",
+    "origin_of",
+    "wake",
+    "release",
+    "close_reason",
+    "answer_code",
+    "MAX_REDIRECTS",
+    "PROTOCOL_ERROR",
+]
 
 #: Same-origin redirects followed before an attempt is given up.
 MAX_REDIRECTS = 3
 _REDIRECTS = (301, 302, 303, 307, 308)
 _WS_SCHEMES = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}
 _DEFAULT_PORTS = {"ws": 80, "wss": 443}
+#: Close code for a broken frame stream (RFC 6455 §7.4.1).
+PROTOCOL_ERROR = 1002
 
 
 class AttemptFailed(Exception):
@@ -150,3 +170,51 @@ def classify(exc: BaseException) -> AttemptFailed:
     if isinstance(exc, websocket.WebSocketProtocolException):
         return AttemptFailed(f"WebSocket protocol error: {exc}")
     return AttemptFailed(describe(exc))
+
+
+# --------------------------------------------------------------------------- closing
+
+
+def wake(ws: websocket.WebSocket, *, polite: bool = True, code: int = 1000) -> None:
+    """Wake any thread blocked on ``ws`` (also mid-handshake) without closing the fd, which
+    stays the owner thread's to release. ``polite``: send a close frame with ``code`` first,
+    once (websocket-client marks the socket closed when it sends one)."""
+    sock = ws.sock
+    if polite and ws.connected:
+        try:
+            ws.send_close(code)
+        except Exception:
+            pass
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+def release(ws: websocket.WebSocket) -> None:
+    """Close frame (best effort), then release the descriptor. Never blocks for long."""
+    wake(ws)
+    shutdown: Callable[[], None] = ws.shutdown  # untyped in websocket-client
+    try:
+        shutdown()
+    except Exception:  # already closed
+        pass
+
+
+def close_reason(payload: bytes) -> Tuple[Optional[int], str]:
+    """The status code and reason text of a close frame (RFC 6455 §5.5.1), the text made
+    printable and short: it goes into ``Disconnected.reason`` and the log."""
+    if len(payload) < 2:
+        return None, ""
+    code: int = struct.unpack("!H", payload[:2])[0]
+    text = payload[2:125].decode("utf-8", errors="replace")
+    return code, "".join(c if c.isprintable() else " " for c in text).strip()
+
+
+def answer_code(code: Optional[int]) -> int:
+    """The code to answer a close with: the server's own, unless it is one that must never
+    be sent (1005, 1006, 1015) or outside the assignable range."""
+    if code is None or not 1000 <= code <= 4999 or code in (1004, 1005, 1006, 1015):
+        return 1000
+    return code
