@@ -1,10 +1,12 @@
-"""Reading workflow files and telling the two workflow formats apart.
+"""Workflow files and the two workflow formats: reading, telling apart, checking, copying.
 
-The low-level checks of :mod:`comfysync._workflow.prompt`, the one place that turns what a
-user passes into the prompt that is posted: :func:`read_workflow_file` reads a JSON file or the
-prompt a ComfyUI output PNG carries, :func:`is_ui_format` recognises an editor save file and
-:func:`check_api_shape` refuses a mapping that is neither, naming the first bad node;
-:func:`check_format` makes both checks in one call.
+The server-free half of :mod:`comfysync._workflow.prompt` (the one place that turns what a user
+passes into the prompt that is posted), in one call, :func:`normalise`: read a JSON file or the
+prompt a ComfyUI output PNG carries (:func:`read_workflow_file`), use the ``prompt`` of a
+``/prompt`` request body, recognise an editor save file (:func:`is_ui_format`), refuse a
+mapping that is neither, naming the first bad node (:func:`check_api_shape`), and make the one
+copy of an API prompt (:func:`api_copy`). What a link looks like (:func:`is_link`) is decided
+here too.
 """
 
 from __future__ import annotations
@@ -13,19 +15,35 @@ import json
 import os
 import struct
 import zlib
-from typing import Any, Dict, Mapping, Union
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
 from ..errors import WorkflowFormatError
 
 __all__ = [
+    "api_copy",
     "check_api_shape",
-    "check_format",
+    "is_link",
     "is_ui_format",
+    "normalise",
     "read_json_file",
     "read_workflow_file",
 ]
 
+_THE_WORKFLOW = "the workflow"
+
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def is_link(value: Any) -> bool:
+    """An API-format link is a 2-element list ``[source node id, output index]``."""
+    return (
+        isinstance(value, (list, tuple))
+        and len(value) == 2
+        and isinstance(value[0], (str, int))
+        and not isinstance(value[0], bool)
+        and isinstance(value[1], int)
+        and not isinstance(value[1], bool)
+    )
 
 
 def is_ui_format(data: Any) -> bool:
@@ -56,15 +74,6 @@ def read_json_file(path: Union[str, os.PathLike[str]]) -> Any:
         raise WorkflowFormatError(f"{name} is not UTF-8 text: {exc}") from None
     except ValueError as exc:
         raise WorkflowFormatError(f"{name} is not valid JSON: {exc}") from None
-
-
-def check_format(data: Mapping[str, Any], source: str = "") -> bool:
-    """The one format decision: True for a UI-format graph; otherwise ``data`` must pass
-    :func:`check_api_shape` (an API-format prompt), else :class:`WorkflowFormatError`."""
-    if is_ui_format(data):
-        return True
-    check_api_shape(data, source)
-    return False
 
 
 def read_workflow_file(path: Union[str, os.PathLike[str]]) -> Any:
@@ -156,3 +165,47 @@ def check_api_shape(data: Mapping[str, Any], source: str = "") -> None:
                 f"node {node_id} ({class_type}){where}: inputs must be an object, "
                 f"got {type(inputs).__name__}"
             )
+
+
+def api_copy(data: Mapping[str, Any], source: str = _THE_WORKFLOW) -> Dict[str, Any]:
+    """The one copy of an API prompt: through JSON (so nothing unserialisable is posted, and
+    integer node ids become strings), with integer link ids made strings too."""
+    try:
+        copied: Dict[str, Any] = json.loads(json.dumps(data, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise WorkflowFormatError(f"{source} is not JSON-serialisable: {exc}") from None
+    if len(copied) != len(data):
+        raise WorkflowFormatError(
+            f"{source} has the same node id twice (once as a number, once as a string): "
+            f"{sorted(str(k) for k in data)}"
+        )
+    for entry in copied.values():
+        inputs = entry.get("inputs") if isinstance(entry, dict) else None
+        if not isinstance(inputs, dict):
+            continue
+        for value in inputs.values():
+            if is_link(value) and not isinstance(value[0], str):
+                value[0] = str(value[0])  # [1, 0]: the server looks node "1" up
+    return copied
+
+
+def normalise(
+    data: Any, path: str = ""
+) -> Tuple[Optional[Dict[str, Any]], Optional[Mapping[str, Any]]]:
+    """``(API prompt, None)`` — checked, a private copy — or ``(None, UI graph)`` for ``data``,
+    or for the file at ``path`` when ``data`` is None. The ``prompt`` of a ``/prompt`` request
+    body is used; anything that is no workflow is a :class:`WorkflowFormatError`."""
+    if path and data is None:
+        data = read_workflow_file(path)
+    source = path or _THE_WORKFLOW
+    if not isinstance(data, Mapping):
+        raise WorkflowFormatError(
+            f"{source} must be a JSON object of nodes, not {type(data).__name__}"
+        )
+    body_prompt = data.get("prompt")
+    if isinstance(body_prompt, Mapping) and not isinstance(body_prompt.get("class_type"), str):
+        data = body_prompt  # a /prompt request body, copied from the browser
+    if is_ui_format(data):
+        return None, data
+    check_api_shape(data, source=path)
+    return api_copy(data, source), None

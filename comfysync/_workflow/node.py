@@ -11,22 +11,12 @@ from __future__ import annotations
 import copy
 from typing import Any, Dict, ItemsView, Iterator, KeysView, Mapping, Optional, ValuesView
 
-__all__ = ["ENTRY_KEYS", "Node", "is_link"]
+from .format import is_link
+
+__all__ = ["ENTRY_KEYS", "Node"]
 
 #: The keys of an API-format node entry; any other key of a :class:`Node` names an input.
 ENTRY_KEYS = frozenset({"class_type", "inputs", "_meta"})
-
-
-def is_link(value: Any) -> bool:
-    """An API-format link is a 2-element list ``[source node id, output index]``."""
-    return (
-        isinstance(value, (list, tuple))
-        and len(value) == 2
-        and isinstance(value[0], (str, int))
-        and not isinstance(value[0], bool)
-        and isinstance(value[1], int)
-        and not isinstance(value[1], bool)
-    )
 
 
 class Node:

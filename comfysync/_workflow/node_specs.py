@@ -76,6 +76,11 @@ class NodeDefIndex:
         self._source = node_defs
         self._parsed = {}
 
+    @classmethod
+    def of(cls, node_defs: NodeDefsSource) -> NodeDefIndex:
+        """An index over ``node_defs``, calling it first when it is a callable source."""
+        return cls(node_defs() if callable(node_defs) else node_defs)
+
     def get(self, class_type: str) -> Optional[NodeDef]:
         """The definition of ``class_type``, or None when it is unknown (or unreadable)."""
         if class_type in self._parsed:

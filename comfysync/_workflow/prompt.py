@@ -15,24 +15,23 @@ each check is made once, in one place, with one wording:
    checked (a typo such as ``wf["3"]["sed"] = 5`` would otherwise be sent and silently
    ignored by the server).
 
-:func:`explain_rejection` adds the client's words to the server's validation errors.
+:func:`explain_rejection` (from :mod:`comfysync._workflow.validate`) adds the client's words
+to the server's validation errors.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple
 
 from attrs import define
 
-from ..errors import ComfyError, PromptValidationError, WorkflowFormatError
-from .format import check_format, read_workflow_file
-from .node import is_link
+from ..errors import WorkflowFormatError
+from .format import normalise
 from .node_specs import NodeDefIndex, NodeDefsCache, NodeDefsSource
 from .ui_convert import convert_ui_to_api
-from .validate import missing_link_source, unknown_class, unknown_input
+from .validate import check_added_inputs, explain_rejection
 
 __all__ = [
     "PreparedWorkflow",
@@ -44,8 +43,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("comfysync.workflow")
-
-_THE_WORKFLOW = "the workflow"
 
 
 class WorkflowState:
@@ -97,13 +94,13 @@ def prepare(workflow: Any) -> PreparedWorkflow:
     if isinstance(workflow, PreparedWorkflow):
         return workflow
     path = ""
+    data: Any = None
     added: Tuple[Tuple[str, str], ...] = ()
     if isinstance(workflow, WorkflowState):
-        data: Any = workflow._data
+        data = workflow._data
         added = workflow._added_inputs()
     elif isinstance(workflow, (str, os.PathLike)):
         path = os.fspath(workflow)
-        data = read_workflow_file(workflow)
     elif isinstance(workflow, Mapping):
         data = workflow
     elif callable(getattr(workflow, "to_dict", None)):
@@ -113,40 +110,8 @@ def prepare(workflow: Any) -> PreparedWorkflow:
             "a workflow must be a Workflow, an API-format dict, or a path to a JSON file or a "
             f"ComfyUI PNG, not {type(workflow).__name__}"
         )
-    source = path or _THE_WORKFLOW
-    if not isinstance(data, Mapping):
-        raise WorkflowFormatError(
-            f"{source} must be a JSON object of nodes, not {type(data).__name__}"
-        )
-    body_prompt = data.get("prompt")
-    if isinstance(body_prompt, Mapping) and not isinstance(body_prompt.get("class_type"), str):
-        log.debug("%s is a /prompt request body: using its 'prompt'", source)
-        data = body_prompt
-    if check_format(data, path):
-        return PreparedWorkflow(source, ui=data)
-    return PreparedWorkflow(source, prompt=_normalised_copy(data, source), added=added)
-
-
-def _normalised_copy(data: Mapping[str, Any], source: str) -> Dict[str, Any]:
-    """The one copy of an API prompt: through JSON (so nothing unserialisable is posted, and
-    integer node ids become strings), with integer link ids made strings too."""
-    try:
-        copied: Dict[str, Any] = json.loads(json.dumps(data, allow_nan=False))
-    except (TypeError, ValueError) as exc:
-        raise WorkflowFormatError(f"{source} is not JSON-serialisable: {exc}") from None
-    if len(copied) != len(data):
-        raise WorkflowFormatError(
-            f"{source} has the same node id twice (once as a number, once as a string): "
-            f"{sorted(str(k) for k in data)}"
-        )
-    for entry in copied.values():
-        inputs = entry.get("inputs")
-        if not isinstance(inputs, dict):
-            continue
-        for value in inputs.values():
-            if is_link(value) and not isinstance(value[0], str):
-                value[0] = str(value[0])  # [1, 0]: the server looks node "1" up
-    return copied
+    prompt, ui = normalise(data, path)
+    return PreparedWorkflow(path or "the workflow", prompt=prompt, ui=ui, added=added)
 
 
 def _ui_needs_node_defs(source: str) -> WorkflowFormatError:
@@ -168,18 +133,17 @@ def resolve(prepared: PreparedWorkflow, node_defs: Optional[NodeDefsSource]) -> 
             raise _ui_needs_node_defs(prepared.source)
         log.debug("converting UI-format workflow from %s", prepared.source)
         try:
-            converted = convert_ui_to_api(prepared.ui, _index(node_defs))
+            return convert_ui_to_api(prepared.ui, NodeDefIndex.of(node_defs))
         except WorkflowFormatError as exc:
             # Cached definitions may predate custom nodes installed since: look once more.
             unknown = getattr(exc, "unknown_classes", None)
             if not unknown or not isinstance(node_defs, NodeDefsCache):
                 raise
             log.info("unknown node classes %s: fetching node definitions again", unknown)
-            converted = convert_ui_to_api(prepared.ui, NodeDefIndex(node_defs.refresh()))
-        return _normalised_copy(converted, prepared.source)
+            return convert_ui_to_api(prepared.ui, NodeDefIndex(node_defs.refresh()))
     assert prepared.prompt is not None
     if prepared.added:
-        _check_added_inputs(prepared, node_defs)
+        check_added_inputs(prepared.prompt, prepared.added, node_defs, prepared.source)
     return prepared.prompt
 
 
@@ -194,66 +158,3 @@ def to_prompt(workflow: Any, node_defs: Optional[NodeDefsSource] = None) -> Dict
     if not prompt:
         raise WorkflowFormatError(f"{prepared.source} has no nodes")
     return prompt
-
-
-def _index(node_defs: NodeDefsSource) -> NodeDefIndex:
-    defs = node_defs() if callable(node_defs) else node_defs
-    return NodeDefIndex(defs)
-
-
-def _check_added_inputs(prepared: PreparedWorkflow, node_defs: Optional[NodeDefsSource]) -> None:
-    if node_defs is None:
-        log.debug("no node definitions to check the inputs added to %s", prepared.source)
-        return
-    try:
-        defs = _index(node_defs)
-    except ComfyError as exc:
-        log.warning("cannot check the inputs added to %s: %s", prepared.source, exc)
-        return
-    assert prepared.prompt is not None
-    problems = []
-    for node_id, name in prepared.added:
-        class_type = str(prepared.prompt[node_id].get("class_type"))
-        info = defs.get(class_type)
-        if info is not None and info.input(name) is None:
-            here = f"node {node_id} ({class_type})"
-            problems.append(unknown_input(here, name, info.input_names()))
-    if problems:
-        raise WorkflowFormatError(
-            "; ".join(problems) + " — nothing was sent (the server ignores unknown inputs)"
-        )
-
-
-def explain_rejection(
-    error: PromptValidationError,
-    prompt: Mapping[str, Any],
-    node_defs: Optional[Mapping[str, Any]] = None,
-) -> PromptValidationError:
-    """``error`` (the server refused ``prompt``) with the client's explanations added as
-    hints: links to nodes that are not in the prompt (the server says only ``Exception when
-    validating node — '9'``) and, when ``node_defs`` are at hand, unknown node classes and
-    input names with what they were probably meant to be."""
-    hints: List[str] = []
-    defs = NodeDefIndex(node_defs) if node_defs is not None else None
-    for node_id, entry in prompt.items():
-        class_type = str(entry.get("class_type"))
-        here = f"node {node_id} ({class_type})"
-        inputs = entry.get("inputs") or {}
-        for name, value in inputs.items():
-            if is_link(value) and str(value[0]) not in prompt:
-                hints.append(missing_link_source(here, name, str(value[0])))
-        if defs is None:
-            continue
-        info = defs.get(class_type)
-        if info is None:
-            hints.append(unknown_class(str(node_id), class_type, defs))
-            continue
-        for name in inputs:
-            if info.input(name) is None:
-                hints.append(unknown_input(here, name, info.input_names()))
-    if not hints:
-        return error
-    return PromptValidationError(
-        error.error, error.node_errors, status=error.status, url=error.url, body=error.body,
-        hints=hints,
-    )

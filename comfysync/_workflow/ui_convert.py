@@ -41,6 +41,7 @@ from attrs import define
 
 from .._suggest import did_you_mean
 from ..errors import WorkflowFormatError
+from .format import api_copy
 from .node_specs import NodeDefIndex, widget_slots
 from .ui_graph import (
     MODE_BYPASSED,
@@ -370,12 +371,11 @@ class _Converter:
 
 def convert_ui_to_api(ui_workflow: Mapping[str, Any], defs: NodeDefIndex) -> Dict[str, Any]:
     """Convert an editor save file (a mapping with a ``nodes`` list) to an API-format prompt
-    dict. The result is new but may share literal values with ``ui_workflow``: the caller,
-    :func:`~comfysync._workflow.prompt.to_prompt`, makes the one copy of what is posted.
+    dict, the one copy of what is posted (nothing shared with ``ui_workflow``).
 
     Raises :class:`WorkflowFormatError` naming the node and what is wrong whenever the
     result would not be what the editor itself sends.
     """
     if not len(defs):
         raise WorkflowFormatError("node_defs is empty: cannot convert a UI-format workflow")
-    return dict(_Converter(ui_workflow, defs).run())
+    return api_copy(_Converter(ui_workflow, defs).run())

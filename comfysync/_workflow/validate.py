@@ -1,4 +1,5 @@
-"""Client-side validation of an API-format workflow against the server's node definitions.
+"""Client-side validation of an API-format workflow against the server's node definitions,
+and the client's words for what the server refuses.
 
 The checks the server makes before it queues a prompt and that need nothing but
 ``/object_info``: every node's class exists, required inputs are present, links have the right
@@ -10,13 +11,24 @@ choices are left to the server (they depend on its files and models).
 
 from __future__ import annotations
 
-from typing import Any, List, Mapping, Set
+import logging
+from typing import Any, List, Mapping, Optional, Sequence, Set, Tuple
 
 from .._suggest import did_you_mean, suggestions
-from .node import is_link
-from .node_specs import NodeDefIndex
+from ..errors import ComfyError, PromptValidationError, WorkflowFormatError
+from .format import is_link
+from .node_specs import NodeDefIndex, NodeDefsSource
 
-__all__ = ["missing_link_source", "unknown_class", "unknown_input", "validate_api"]
+__all__ = [
+    "check_added_inputs",
+    "explain_rejection",
+    "missing_link_source",
+    "unknown_class",
+    "unknown_input",
+    "validate_api",
+]
+
+log = logging.getLogger("comfysync.workflow")
 
 
 def _types_match(received: str, expected: str) -> bool:
@@ -126,3 +138,67 @@ def validate_api(data: Mapping[str, Any], defs: NodeDefIndex) -> List[str]:
         problems.append("Prompt has no outputs (no node of an output class such as SaveImage)")
     return problems
 
+
+def check_added_inputs(
+    prompt: Mapping[str, Any],
+    added: Sequence[Tuple[str, str]],
+    node_defs: Optional[NodeDefsSource],
+    source: str,
+) -> None:
+    """Refuse inputs added to a ``Workflow`` that its node's class does not have (the server
+    would silently ignore them): :class:`WorkflowFormatError` with the likely intended name.
+    Without definitions (or when they cannot be read) nothing is checked."""
+    if node_defs is None:
+        log.debug("no node definitions to check the inputs added to %s", source)
+        return
+    try:
+        defs = NodeDefIndex.of(node_defs)
+    except ComfyError as exc:
+        log.warning("cannot check the inputs added to %s: %s", source, exc)
+        return
+    problems = []
+    for node_id, name in added:
+        class_type = str(prompt[node_id].get("class_type"))
+        info = defs.get(class_type)
+        if info is not None and info.input(name) is None:
+            here = f"node {node_id} ({class_type})"
+            problems.append(unknown_input(here, name, info.input_names()))
+    if problems:
+        raise WorkflowFormatError(
+            "; ".join(problems) + " — nothing was sent (the server ignores unknown inputs)"
+        )
+
+
+def explain_rejection(
+    error: PromptValidationError,
+    prompt: Mapping[str, Any],
+    node_defs: Optional[Mapping[str, Any]] = None,
+) -> PromptValidationError:
+    """``error`` (the server refused ``prompt``) with the client's explanations added as
+    hints: links to nodes that are not in the prompt (the server says only ``Exception when
+    validating node — '9'``) and, when ``node_defs`` are at hand, unknown node classes and
+    input names with what they were probably meant to be."""
+    hints: List[str] = []
+    defs = NodeDefIndex(node_defs) if node_defs is not None else None
+    for node_id, entry in prompt.items():
+        class_type = str(entry.get("class_type"))
+        here = f"node {node_id} ({class_type})"
+        inputs = entry.get("inputs") or {}
+        for name, value in inputs.items():
+            if is_link(value) and str(value[0]) not in prompt:
+                hints.append(missing_link_source(here, name, str(value[0])))
+        if defs is None:
+            continue
+        info = defs.get(class_type)
+        if info is None:
+            hints.append(unknown_class(str(node_id), class_type, defs))
+            continue
+        for name in inputs:
+            if info.input(name) is None:
+                hints.append(unknown_input(here, name, info.input_names()))
+    if not hints:
+        return error
+    return PromptValidationError(
+        error.error, error.node_errors, status=error.status, url=error.url, body=error.body,
+        hints=hints,
+    )

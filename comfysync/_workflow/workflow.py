@@ -88,6 +88,8 @@ class Workflow(WorkflowState):
 
     def __init__(self, data: Any = None, node_defs: Optional[NodeDefsSource] = None) -> None:
         self._adopt_state(resolve(prepare({} if data is None else data), node_defs))
+        if isinstance(data, WorkflowState) and node_defs is None:
+            self._loaded = dict(data._loaded)  # inputs added there stay to be checked
 
     # ------------------------------------------------------------------ constructors
 

@@ -95,6 +95,12 @@ def test_an_unknown_input_set_by_any_path_is_caught_before_posting(
                            match="node 5 \\(EmptyImage\\): unknown input 'widht' — did you "
                                  "mean 'width'\\?"):
             to_prompt(wf, node_defs)
+    # wrapping or copying the workflow does not launder the typo
+    wf = Workflow(API)
+    wf["5"]["inputs"]["widht"] = 5
+    for other in (Workflow(wf), wf.copy()):
+        with pytest.raises(WorkflowFormatError, match="unknown input 'widht'"):
+            to_prompt(other, node_defs)
     # an input the class has is fine; definitions are asked for only when something was added
     asked: List[int] = []
     wf = Workflow(API)
@@ -158,13 +164,13 @@ def test_one_check_of_each_kind_per_post(monkeypatch: pytest.MonkeyPatch) -> Non
     """A Workflow handed to queue_prompt passes the UI-format check and the shape check once
     each, and a prepared workflow is not copied again."""
     counts = {"format": 0}
-    real = prompt_module.check_format
+    real = prompt_module.normalise
 
-    def check(data: Any, source: str = "") -> bool:
+    def check(data: Any, path: str = "") -> Any:
         counts["format"] += 1
-        return real(data, source)
+        return real(data, path)
 
-    monkeypatch.setattr(prompt_module, "check_format", check)
+    monkeypatch.setattr(prompt_module, "normalise", check)
     wf = Workflow(API)
     assert counts == {"format": 1}
     with responses.RequestsMock() as mock:
@@ -176,3 +182,43 @@ def test_one_check_of_each_kind_per_post(monkeypatch: pytest.MonkeyPatch) -> Non
     assert counts == {"format": 2}
     prepared = prepare(API)
     assert to_prompt(prepared) is prepared.prompt  # no second copy of a prepared workflow
+
+
+def _modules_entered(call: Any) -> List[str]:
+    """The comfysync modules a call enters, in order (a return into a module counts as
+    entering it again, as a call into it does)."""
+    import sys
+    import threading
+
+    seen: List[str] = []
+    me = threading.get_ident()
+
+    def profile(frame: Any, event: str, arg: Any) -> None:
+        if threading.get_ident() != me or event not in ("call", "return"):
+            return
+        target = frame if event == "call" else frame.f_back
+        module = target.f_globals.get("__name__", "") if target is not None else ""
+        if module.startswith("comfysync") and (not seen or seen[-1] != module):
+            seen.append(module)
+
+    sys.setprofile(profile)
+    try:
+        call()
+    finally:
+        sys.setprofile(None)
+    return seen
+
+
+def test_a_workflow_visits_each_module_at_most_twice(tmp_path: Path) -> None:
+    """From to_prompt to the ready prompt, a workflow moves down the workflow layer and back
+    up: no module is entered more than twice (JSON copy, checks and id normalisation happen
+    in one visit of _workflow.format)."""
+    path = tmp_path / "wf.json"
+    path.write_text(json.dumps(API))
+    wf = Workflow(API)
+    for form in (wf, API, path):
+        seen = _modules_entered(lambda form=form: to_prompt(form))
+        counts = {m: seen.count(m) for m in seen}
+        assert max(counts.values()) <= 2, seen
+        assert seen[:3] == ["comfysync._workflow.prompt", "comfysync._workflow.format",
+                            "comfysync._workflow.prompt"], seen
