@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import email.utils
 import json
+import re
 from typing import Any, List, Optional, Tuple
 
 import requests
@@ -154,7 +155,7 @@ def http_error(
     prefix: a 404 below one suggests checking it."""
     raw = _read_limited(response, ERROR_BODY_LIMIT) if stream else response.content
     body = _body_from_bytes(raw, response.headers.get("Content-Type", ""))
-    hint = _status_hint(response.status_code, prefix)
+    hint = _status_hint(response.status_code, prefix, _from_the_server(response, body))
     message = f"{method} {display_url} failed with HTTP {response.status_code}"
     preview = _preview(body) if isinstance(body, str) else _preview(_compact(body))
     if preview:
@@ -279,7 +280,23 @@ def _connection_reason(exc: BaseException) -> Tuple[str, str]:
     )
 
 
-def _status_hint(status: int, prefix: str = "") -> str:
+#: aiohttp's default error text ("503: Service Unavailable"), which ComfyUI answers with
+_AIOHTTP_DEFAULT_TEXT = re.compile(r"^\d{3}: [A-Za-z][A-Za-z -]*$")
+
+
+def _from_the_server(response: requests.Response, body: Any) -> bool:
+    """True when an error answer was written by ComfyUI itself (aiohttp), not by a proxy in
+    front of it: aiohttp names itself in ``Server`` (a proxy that hides it still passes the
+    body on), ComfyUI answers errors in JSON or with aiohttp's one-line default text, while
+    a proxy's own 502/503/504 is an HTML page or empty."""
+    if "aiohttp" in response.headers.get("Server", "").lower():
+        return True
+    if isinstance(body, (dict, list)):
+        return True
+    return isinstance(body, str) and bool(_AIOHTTP_DEFAULT_TEXT.match(body.strip()))
+
+
+def _status_hint(status: int, prefix: str = "", from_server: bool = False) -> str:
     if status == 404 and prefix:
         return (
             f"if every route answers 404, check the path prefix {prefix!r} in the server URL"
@@ -296,6 +313,8 @@ def _status_hint(status: int, prefix: str = "") -> str:
         )
     if status == 413:
         return "the request body is larger than the server's --max-upload-size"
+    if status in (502, 503, 504) and from_server:
+        return "answered by the server itself, not by a proxy: it cannot serve this now"
     if status in (502, 503, 504):
         return "a proxy could not reach ComfyUI behind it"
     return ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import http.server
 import threading
+import time
 from typing import Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
@@ -31,6 +32,7 @@ class Received:
     path: str  #: with the query string
     headers: Dict[str, str]  #: names lower-cased
     body: bytes
+    at: float = 0.0  #: time.monotonic() on arrival
 
     def carries_secret(self) -> bool:
         text = " ".join(self.headers.values())
@@ -85,7 +87,8 @@ class RecordingServer:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 got = Received(self.command, self.path,
-                               {k.lower(): v for k, v in self.headers.items()}, body)
+                               {k.lower(): v for k, v in self.headers.items()}, body,
+                               time.monotonic())
                 with outer._lock:
                     outer.received.append(got)
                 answer = outer._answer(got)
@@ -157,6 +160,24 @@ class RecordingServer:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def failing(times: int, status: int = 503, then: Optional[Answer] = None,
+            headers: Optional[Mapping[str, str]] = None) -> Callable[[Received], Answer]:
+    """A route answering ``status`` to its first ``times`` requests, then ``then``."""
+    count = [0]
+    lock = threading.Lock()
+
+    def route(got: Received) -> Answer:
+        with lock:
+            count[0] += 1
+            n = count[0]
+        if n <= times:
+            return Answer(status, {"Content-Type": "text/html", **(headers or {})},
+                          b"<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>")
+        return then if then is not None else json_answer("{}")
+
+    return route
 
 
 def pair(routes_a: Optional[Dict[str, Route]] = None,
