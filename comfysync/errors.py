@@ -27,7 +27,7 @@ Messages never contain credentials: the URL in an error is always the redacted o
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Union
 
 if TYPE_CHECKING:  # for the annotation only: errors.py imports nothing of comfysync
     from ._tracking.job import PromptJob
@@ -223,7 +223,13 @@ class PromptError(ComfyError):
 
 
 class PromptExecutionError(PromptError):
-    """A node raised while the server executed the prompt (``execution_error``)."""
+    """A node raised while the server executed the prompt (``execution_error``).
+
+    ``traceback`` is the server-side traceback of the failing node as one string, ready to
+    print (``""`` when the server sent none); ``traceback_lines`` keeps it as the server sent
+    it, one string per frame. ``str(error)`` stays one line: the node, the exception type and
+    its message.
+    """
 
     def __init__(
         self,
@@ -233,7 +239,7 @@ class PromptExecutionError(PromptError):
         node_type: Optional[str] = None,
         exception_type: Optional[str] = None,
         exception_message: Optional[str] = None,
-        traceback: Optional[List[str]] = None,
+        traceback: Union[str, Sequence[str], None] = None,
         executed: Optional[List[str]] = None,
         raw: Optional[Mapping[str, Any]] = None,
     ) -> None:
@@ -241,7 +247,15 @@ class PromptExecutionError(PromptError):
         self.node_type = node_type
         self.exception_type = exception_type
         self.exception_message = (exception_message or "").rstrip("\n")
-        self.traceback = list(traceback or [])
+        if isinstance(traceback, str):  # a server (or Comfy API v2) that sends it joined
+            lines = traceback.splitlines(keepends=True)
+        else:
+            lines = [str(line) for line in traceback or ()]
+        #: The server-side traceback as the server sent it: one string per frame (each
+        #: ending in a newline), ``traceback.format_tb`` style. Empty when none was sent.
+        self.traceback_lines: List[str] = lines
+        #: The server-side traceback of the failing node as one printable string.
+        self.traceback: str = "".join(lines)
         self.executed = list(executed or [])
         self.raw = dict(raw) if raw is not None else None
         where = f"node {node_id} ({node_type})" if node_id is not None else "a node"
@@ -252,8 +266,8 @@ class PromptExecutionError(PromptError):
 
     @property
     def traceback_text(self) -> str:
-        """The server-side traceback as one string."""
-        return "".join(self.traceback)
+        """The server-side traceback as one string (the same as :attr:`traceback`)."""
+        return self.traceback
 
 
 class PromptInterruptedError(PromptError):

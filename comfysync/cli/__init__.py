@@ -300,6 +300,28 @@ def _cli_logging(debug: bool) -> Iterator[None]:
         logger.propagate = saved[1]
 
 
+def server_traceback(exc: errors.PromptExecutionError) -> str:
+    """The failing node's traceback as the server sent it, laid out like Python's own
+    (header, frames, ``Type: message``); what ``--debug`` prints for a node that raised."""
+    where = f"node {exc.node_id}" + (f" ({exc.node_type})" if exc.node_type else "")
+    frames = exc.traceback or "  (the server sent no traceback)\n"
+    if not frames.endswith("\n"):
+        frames += "\n"
+    what = exc.exception_type or "error"
+    message = f"{what}: {exc.exception_message}" if exc.exception_message else what
+    return (f"Server-side traceback of {where} in prompt {exc.prompt_id} "
+            f"(most recent call last):\n{frames}{message}\n")
+
+
+def _print_debug_traceback(exc: BaseException) -> None:
+    """``--debug``: the traceback that explains ``exc``. For a node that raised on the
+    server that is the server's (the client's own stack only shows where it waited)."""
+    if isinstance(exc, errors.PromptExecutionError):
+        sys.stderr.write(server_traceback(exc))
+    else:
+        traceback.print_exc()
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line ``argv`` (default: ``sys.argv[1:]``); returns the exit code."""
     parser = build_parser()
@@ -317,7 +339,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             return EXIT_INTERRUPTED
         except (errors.ComfyError, UsageError, CommandFailed, OSError) as exc:
             if debug:
-                traceback.print_exc()
+                _print_debug_traceback(exc)
             _error(describe_error(exc))
             return exit_code_for(exc)
         except Exception as exc:  # an unexpected failure still gets one line (and --debug)

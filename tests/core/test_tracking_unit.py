@@ -250,7 +250,7 @@ def test_execution_error_from_event(ops: FakeOps, make_tracker: Any) -> None:
         job.wait(5)
     err = info.value
     assert (err.node_id, err.node_type, err.exception_type) == ("2", "ProbeFail", "RuntimeError")
-    assert err.exception_message == "boom" and err.traceback == ["  File x\n"]
+    assert err.exception_message == "boom" and err.traceback_lines == ["  File x\n"]
     assert job.status == "error"
     assert job.future is not None and isinstance(job.future.exception(0), PromptExecutionError)
     assert ("history", pid) not in ops.calls  # the event alone is final
