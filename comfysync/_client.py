@@ -388,6 +388,17 @@ class ComfyApi(RestMethods):
         exc: Optional[BaseException],
         tb: Optional[TracebackType],
     ) -> None:
+        """Close the client. Leaving the block because of ``KeyboardInterrupt`` or
+        ``SystemExit`` (Ctrl-C, ``sys.exit``) first cancels this client's unfinished prompts
+        on the server: nobody is left to wait for them."""
+        if exc_type is not None and issubclass(exc_type, (KeyboardInterrupt, SystemExit)):
+            try:
+                cancelled = self.cancel_all()
+            except Exception as cancel_error:  # closing matters more
+                log.warning("could not cancel the unfinished prompts: %s", cancel_error)
+            else:
+                if cancelled:
+                    log.info("interrupted: cancelled %d unfinished prompt(s)", cancelled)
         self.close()
 
     # ------------------------------------------------------------------ events
@@ -642,6 +653,12 @@ class ComfyApi(RestMethods):
             except Exception as exc:  # the interrupt matters more than a failed cancel
                 log.warning("could not cancel prompt %s on the server: %s", job.prompt_id, exc)
             raise
+
+    def cancel_all(self) -> int:
+        """Cancel every unfinished prompt of this client on the server (dequeue the waiting
+        ones, interrupt the running one) and return how many were cancelled. Each job then
+        ends as ``"interrupted"`` unless it finished first."""
+        return self._tracker.cancel_all()
 
     def attach(self, prompt_id: str) -> PromptJob:
         """A :class:`PromptJob` for a prompt already on the server, submitted by any client

@@ -10,68 +10,57 @@ removed::
         image = result.output_images[0].image
 
 ``ComfyClient`` is a :class:`~comfysync.ComfyApi` with the two extra method names; everything
-else (REST methods, events, ``run_workflow``) is the same object. The one difference of
-shape: the seed's ``submit_workflow(wf, return_future=False)`` hands back a prompt whose
-``future`` is None; that is :class:`SeedPromptJob`, so that :class:`~comfysync.PromptJob`
-itself can promise a future to every ``ComfyApi.submit`` caller.
+else (REST methods, events, ``run_workflow``) is the same object. The seed's
+``submit_workflow(wf, return_future=False)`` hands back a :class:`~comfysync.PromptJob` whose
+``future`` is None (``SeedPromptJob`` is that same class, under the name older code imports).
+``utils.read_json`` is :func:`read_json` here.
+
+Two compat names stay with what they name, because a module above them cannot be imported
+from below: ``PromptResult.output_images`` (another name for ``images``) and the event-name
+aliases ``"execution_complete"`` / ``"all"`` (in ``comfysync.events``, where every event name
+is resolved).
 """
 
 from __future__ import annotations
 
-from concurrent.futures import Future
-from typing import Any, Literal, Optional, Union, overload
+import os
+from typing import Any, Optional, Union
 
 from ._client import ComfyApi
 from ._results import PromptResult
-from ._tracking.job import JobHandle, PromptJob
+from ._tracking.job import PromptJob
 from ._types import WorkflowLike
+from ._workflow.format import read_json_file
 
-__all__ = ["ComfyClient", "SeedPromptJob", "create_client"]
+__all__ = ["ComfyClient", "SeedPromptJob", "create_client", "read_json"]
 
 _TRACKER_OF = {"websocket": "websocket", "http": "http", None: "http"}
 
 
-class SeedPromptJob(JobHandle):
-    """What ``submit_workflow(wf, return_future=False)`` returns: a handle like
-    :class:`~comfysync.PromptJob` (status, progress, events, ``wait``, ``cancel``) whose
-    ``future`` is None, as in the seed API; get the result with
-    :meth:`ComfyClient.fetch_results`."""
+#: The seed's name for a prompt handle: the one job class.
+SeedPromptJob = PromptJob
 
-    @property
-    def future(self) -> Optional[Future[PromptResult]]:
-        return None
+
+def read_json(path: Union[str, os.PathLike[str]]) -> Any:
+    """Parse a JSON file (UTF-8, a BOM tolerated): e.g. a workflow exported in API format.
+    A missing or malformed file raises :class:`~comfysync.errors.WorkflowFormatError`."""
+    return read_json_file(path)
 
 
 class ComfyClient(ComfyApi):
     """A :class:`~comfysync.ComfyApi` that also answers to the comfy-api-client method names."""
 
-    @overload
-    def submit_workflow(
-        self, workflow: WorkflowLike, return_future: Literal[True] = ..., **kwargs: Any
-    ) -> PromptJob: ...
-
-    @overload
-    def submit_workflow(
-        self, workflow: WorkflowLike, return_future: Literal[False], **kwargs: Any
-    ) -> SeedPromptJob: ...
-
-    @overload
-    def submit_workflow(
-        self, workflow: WorkflowLike, return_future: bool = ..., **kwargs: Any
-    ) -> Union[PromptJob, SeedPromptJob]: ...
-
     def submit_workflow(
         self, workflow: WorkflowLike, return_future: bool = True, **kwargs: Any
-    ) -> Union[PromptJob, SeedPromptJob]:
+    ) -> PromptJob:
         """:meth:`ComfyApi.submit`; with ``return_future=False`` the prompt's ``future`` is
-        None (a :class:`SeedPromptJob`) and the result is fetched with
-        :meth:`fetch_results`."""
+        None, as in comfy-api-client, and the result is fetched with :meth:`fetch_results`."""
         job = self.submit(workflow, **kwargs)
         if return_future:
             return job
-        return SeedPromptJob(job._state, job._tracker)
+        return PromptJob(job._state, job._tracker, future=False)
 
-    def fetch_results(self, prompt: JobHandle, timeout: Optional[float] = None) -> PromptResult:
+    def fetch_results(self, prompt: PromptJob, timeout: Optional[float] = None) -> PromptResult:
         """The result of ``prompt`` once it is done (blocks up to ``timeout`` seconds; raises
         the prompt's error like :meth:`PromptJob.wait`)."""
         return prompt.wait(timeout)

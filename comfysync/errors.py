@@ -27,10 +27,7 @@ Messages never contain credentials: the URL in an error is always the redacted o
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Union
-
-if TYPE_CHECKING:  # for the annotation only: errors.py imports nothing of comfysync
-    from ._tracking.job import PromptJob
+from typing import Any, Dict, List, Mapping, Optional, Protocol, Sequence, Union
 
 __all__ = [
     "ComfyError",
@@ -317,6 +314,21 @@ class PromptLostError(PromptError):
         super().__init__(message, prompt_id=prompt_id)
 
 
+class WaitedJob(Protocol):
+    """What :attr:`PromptTimeoutError.job` offers: the waited-for
+    :class:`~comfysync.PromptJob` (errors.py sits below every other module, so it names the
+    job by what it can do)."""
+
+    @property
+    def prompt_id(self) -> str: ...
+
+    def done(self) -> bool: ...
+
+    def cancel(self) -> bool: ...
+
+    def wait(self, timeout: Optional[float] = None) -> Any: ...
+
+
 class PromptTimeoutError(PromptError, ComfyTimeoutError):
     """``wait(timeout)`` expired. The prompt keeps running on the server unless cancelled;
     a later ``wait()`` on the same job can still succeed.
@@ -332,7 +344,7 @@ class PromptTimeoutError(PromptError, ComfyTimeoutError):
         *,
         prompt_id: str,
         timeout: Optional[float] = None,
-        job: Optional[PromptJob] = None,
+        job: Optional[WaitedJob] = None,
     ) -> None:
         PromptError.__init__(self, message, prompt_id=prompt_id)
         self.url = None

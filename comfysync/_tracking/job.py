@@ -1,32 +1,30 @@
-"""What users hold while a prompt runs: :class:`PromptJob` and its :class:`JobProgress`.
+"""What users hold while a prompt runs: :class:`PromptJob`, the one job class.
 
 A ``PromptJob`` is a thin handle on the tracker's per-prompt record
 (:class:`~comfysync._tracking.state.JobState`): it reads the outcome that the tracker stores there
-and waits on its ``threading.Event``; everything that changes a job goes through the
-:class:`~comfysync._tracking.tracker.Tracker`, under its lock.
+and waits on its ``threading.Event``; everything that changes a job goes through the tracker
+(:class:`JobControl`), under its lock.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import queue
 import threading
+import time
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional
-
-from attrs import define, field
+from typing import Any, Dict, Iterator, Optional, Protocol
 
 from .. import events as ev
 from .._dispatch import Callback, Subscription
 from .._results import PromptResult
 from .._types import JobStatus
 from ..errors import PromptTimeoutError
+from .progress import JobProgress
+from .state import JobState
 
-if TYPE_CHECKING:
-    from .state import JobState
-    from .tracker import Tracker
-
-__all__ = ["JobProgress", "JobHandle", "PromptJob", "check_timeout"]
+__all__ = ["JobControl", "JobProgress", "PromptJob", "check_timeout"]
 
 
 def check_timeout(timeout: object, name: str = "timeout") -> Optional[float]:
@@ -50,41 +48,41 @@ def check_timeout(timeout: object, name: str = "timeout") -> Optional[float]:
     return None if seconds > threading.TIMEOUT_MAX else seconds
 
 
-@define(frozen=True)
-class JobProgress:
-    """A snapshot of a job's progress.
+class JobControl(Protocol):
+    """What a job asks of the tracker that follows it (the tracker implements it)."""
 
-    ``node``/``value``/``max``: the node running now and its progress bar; ``nodes_done`` of
-    ``nodes_total`` nodes are finished or served from cache; ``nodes`` the server's
-    per-node ``progress_state``; ``preview`` the last preview of this prompt.
+    def progress_of(self, state: JobState) -> JobProgress: ...
+
+    def cancel(self, state: JobState) -> bool: ...
+
+    def delivers_on_current_thread(self) -> bool: ...
+
+
+class PromptJob:
+    """A submitted (or attached) prompt: its status, progress, events, result.
+
+    ``wait()`` blocks until it ends and returns the :class:`PromptResult` or raises
+    ``PromptExecutionError`` / ``PromptInterruptedError`` / ``PromptLostError``;
+    ``wait(timeout)`` raises ``PromptTimeoutError`` on expiry and may be called again.
+    ``future`` is the same outcome as a ``concurrent.futures.Future``.
     """
 
-    node: Optional[str] = None
-    value: float = 0.0
-    max: float = 0.0
-    nodes_done: int = 0
-    nodes_total: int = 0
-    nodes: Mapping[str, ev.NodeProgress] = field(factory=dict)
-    preview: Optional[ev.Preview] = field(default=None, repr=False)
-
-    @property
-    def fraction(self) -> float:
-        """Overall completion in [0, 1]: finished nodes plus the running node's share."""
-        if self.nodes_total <= 0:
-            return 0.0
-        part = self.value / self.max if self.node is not None and self.max > 0 else 0.0
-        return max(0.0, min(1.0, (self.nodes_done + min(part, 1.0)) / self.nodes_total))
-
-
-class JobHandle:
-    """Everything a handle on a submitted prompt offers except ``future``: status, progress,
-    events, ``wait``, ``cancel``. :class:`PromptJob` adds the future; the seed-compatible
-    ``submit_workflow(wf, return_future=False)`` returns a handle whose ``future`` is None
-    (``comfysync._compat``), which is why the future is not declared here."""
-
-    def __init__(self, state: JobState, tracker: Tracker) -> None:  # made by Tracker.submit
+    def __init__(self, state: JobState, tracker: JobControl, *, future: bool = True) -> None:
         self._state = state
         self._tracker = tracker
+        self._has_future = future  # False only for the seed-compatible deferred handle
+
+    @property
+    def future(self) -> Future[PromptResult]:
+        """The outcome as a ``concurrent.futures.Future`` (resolved when the job ends; its
+        callbacks run on the thread that ended it). ``future.cancel()`` does not cancel the
+        prompt — the future is running from the start; use :meth:`cancel`.
+
+        None only on the handle of the seed-compatible ``submit_workflow(wf,
+        return_future=False)``, as in comfy-api-client (use ``client.fetch_results``)."""
+        if not self._has_future:
+            return None  # type: ignore[return-value]  # the seed API's documented shape
+        return self._state.future
 
     @property
     def prompt_id(self) -> str:
@@ -137,14 +135,7 @@ class JobHandle:
                 "wait on another thread"
             )
         if not state.done.wait(seconds):
-            raise PromptTimeoutError(
-                f"prompt {state.prompt_id} did not finish within {timeout} s "
-                f"(status {state.status}; it keeps running unless cancelled with "
-                "job.cancel())",
-                prompt_id=state.prompt_id,
-                timeout=seconds,
-                job=self if isinstance(self, PromptJob) else PromptJob(state, self._tracker),
-            )
+            raise self._timeout_error(seconds)
         if state.error is not None:
             raise state.error
         assert state.result is not None
@@ -168,22 +159,67 @@ class JobHandle:
     def off(self, key: ev.EventKey, callback: Callback) -> None:
         self._state.bus.off(key, callback)
 
+    def events(self, timeout: Optional[float] = None) -> Iterator[ev.Event]:
+        """This job's events, in arrival order, from this call on (none is lost between
+        ``next()`` calls: they are queued as they arrive), for scripts that prefer a loop to
+        callbacks::
+
+            for event in job.events(timeout=600):
+                if isinstance(event, events.Progress):
+                    print(event.value, "/", event.max)
+            result = job.wait()
+
+        The iteration ends after the job's final event (its outcome is then ``job.wait()``'s);
+        it raises ``PromptTimeoutError`` when the job has not ended ``timeout`` seconds after
+        this call. Do not iterate on the listener thread (in a callback)."""
+        seconds = check_timeout(timeout)
+        if not self._state.done.is_set() and self._tracker.delivers_on_current_thread():
+            raise RuntimeError(
+                "job.events() iterated in an event or future callback, on the thread that "
+                "delivers them: use job.on(...) there"
+            )
+        arrived: queue.SimpleQueue[Optional[ev.Event]] = queue.SimpleQueue()
+        subscription = self._state.bus.on("*", arrived.put)
+        # None marks the end: the future resolves after the job's last event was delivered
+        self._state.future.add_done_callback(lambda _: arrived.put(None))
+        deadline = None if seconds is None else time.monotonic() + seconds
+        return self._drain(arrived, subscription, deadline, seconds)
+
+    def _drain(
+        self,
+        arrived: queue.SimpleQueue[Optional[ev.Event]],
+        subscription: Subscription,
+        deadline: Optional[float],
+        seconds: Optional[float],
+    ) -> Iterator[ev.Event]:
+        try:
+            while True:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    event = arrived.get(timeout=left)
+                except queue.Empty:
+                    raise self._timeout_error(seconds) from None
+                if event is None:  # an event delivered while the job ended may follow
+                    while True:
+                        try:
+                            late = arrived.get_nowait()
+                        except queue.Empty:
+                            return
+                        if late is not None:
+                            yield late
+                yield event
+        finally:
+            subscription.cancel()
+
+    def _timeout_error(self, seconds: Optional[float]) -> PromptTimeoutError:
+        state = self._state
+        return PromptTimeoutError(
+            f"prompt {state.prompt_id} did not finish within {seconds} s "
+            f"(status {state.status}; it keeps running unless cancelled with job.cancel())",
+            prompt_id=state.prompt_id,
+            timeout=seconds,
+            job=self,
+        )
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.prompt_id} {self.status}>"
-
-
-class PromptJob(JobHandle):
-    """A submitted prompt (``api.submit(workflow)``): its status, progress, events, result.
-
-    ``wait()`` blocks until it ends and returns the :class:`PromptResult` or raises
-    ``PromptExecutionError`` / ``PromptInterruptedError`` / ``PromptLostError``;
-    ``wait(timeout)`` raises ``PromptTimeoutError`` on expiry and may be called again.
-    ``future`` is the same outcome as a ``concurrent.futures.Future``.
-    """
-
-    @property
-    def future(self) -> Future[PromptResult]:
-        """The outcome as a ``concurrent.futures.Future`` (resolved when the job ends; its
-        callbacks run on the thread that ended it). ``future.cancel()`` does not cancel the
-        prompt — the future is running from the start; use :meth:`cancel`."""
-        return self._state.future

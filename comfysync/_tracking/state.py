@@ -29,8 +29,8 @@ from .._rest.models import HistoryEntry
 from .._results import FileClient, PromptResult, build_result
 from .._types import JobStatus
 from ..errors import ComfyError, PromptError, PromptInterruptedError, PromptLostError
-from .job import JobProgress
 from .outcome import prompt_error
+from .progress import JobProgress
 from .surface import Submitted
 
 __all__ = ["JobState", "SUCCESS_GRACE", "RETRY_MIN", "RETRY_MAX"]

@@ -47,8 +47,9 @@ from .._rest.models import HistoryEntry
 from .._results import FileClient, PromptResult
 from ..errors import ComfyConnectionError, ComfyError, PromptLostError
 from .attribution import Attribution
-from .job import JobProgress, PromptJob
+from .job import PromptJob
 from .outcome import history_outcome
+from .progress import JobProgress
 from .state import JobState
 from .submission import ABSENT_SETTLE, MAX_POSTS, canonical_prompt_id, find_prompt, is_ambiguous
 from .surface import PromptStatus, ServerSurface, Submitted
@@ -331,6 +332,24 @@ class Tracker:
                 return True
         self._request_check([state], delay=0.0)
         return True
+
+    def cancel_all(self) -> int:
+        """Cancel every unfinished prompt of this client; how many cancels were sent. A
+        failed cancel of one prompt does not stop the others (it is logged)."""
+        with self._lock:
+            # the waiting ones first: interrupting the running one first would let the
+            # server start the next waiting prompt before its turn to be removed came
+            states = sorted((s for s in self._jobs.values() if not s.finished),
+                            key=lambda s: s.status == "running")
+        cancelled = 0
+        for state in states:
+            try:
+                if self.cancel(state):
+                    cancelled += 1
+            except ComfyError as exc:
+                log.warning("%s: cancelling prompt %s failed: %s", self._name, state.prompt_id,
+                            exc)
+        return cancelled
 
     def progress_of(self, state: JobState) -> JobProgress:
         with self._lock:

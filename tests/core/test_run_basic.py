@@ -247,7 +247,7 @@ def test_seed_compatible_entry_points(fake_server: FakeComfyUI, tmp_path: Path,
         if tracker is None:
             deferred = client.submit_workflow(utils.read_json(path), return_future=False)
             assert deferred.future is None  # the seed API's contract
-            assert repr(deferred).startswith(f"<SeedPromptJob {deferred.prompt_id} ")
+            assert repr(deferred).startswith(f"<PromptJob {deferred.prompt_id} ")
             result = client.fetch_results(deferred, timeout=30)
             assert deferred.status == "success"
         else:
