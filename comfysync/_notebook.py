@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional, TypeVar
 
 from . import events as ev
 from ._dispatch import Subscription
-from ._tracking.job import JobHandle, JobProgress
+from ._tracking.job import JobProgress, PromptJob
 from .errors import ComfyError
 
 __all__ = ["ProgressDisplay", "in_notebook"]
@@ -63,7 +63,7 @@ class _View:
         self._prompt_id: Optional[str] = None
         self._broken = False
 
-    def draw(self, job: JobHandle) -> None:
+    def draw(self, job: PromptJob) -> None:
         """Show the job's progress now; a display that fails is logged once and given up
         (the wait goes on: drawing must never change the outcome)."""
         if self._broken:
@@ -145,7 +145,7 @@ class ProgressDisplay:
         self,
         wait: Callable[[Optional[float]], _T],
         done: Callable[[], bool],
-        current_job: Callable[[], Optional[JobHandle]],
+        current_job: Callable[[], Optional[PromptJob]],
         timeout: Optional[float],
     ) -> _T:
         """Draw the progress of ``current_job()`` (None while no server took it yet; another
@@ -155,7 +155,7 @@ class ProgressDisplay:
         deadline = None if timeout is None else time.monotonic() + timeout
         view = _View(self._tqdm, preview=in_notebook())
         wake = threading.Event()
-        watched: Optional[JobHandle] = None
+        watched: Optional[PromptJob] = None
         subscription: Optional[Subscription] = None
         last_draw = 0.0
         outcome = "failed"
@@ -195,7 +195,7 @@ class ProgressDisplay:
                 log.debug("could not close the progress display: %s", exc)
 
 
-def _subscribe(job: Optional[JobHandle], wake: threading.Event) -> Optional[Subscription]:
+def _subscribe(job: Optional[PromptJob], wake: threading.Event) -> Optional[Subscription]:
     if job is None:
         return None
     try:
