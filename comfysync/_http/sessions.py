@@ -19,7 +19,7 @@ re-sent ``POST /prompt`` could run a workflow twice).
 
 from __future__ import annotations
 
-from typing import Any, FrozenSet, Mapping
+from typing import Any, FrozenSet
 
 import requests
 import requests.adapters
@@ -158,12 +158,3 @@ class SessionSet:
         for session in (self.api, self.files, self.anonymous):
             session.close()
 
-
-def merged_headers(settings: ConnectionSettings) -> Mapping[str, str]:
-    """The credential-bearing headers of ``settings`` in sending order (extras, then
-    ``Authorization``) — what the WebSocket handshake sends."""
-    headers = {name: value for name, value in settings.headers
-               if name.lower() != "authorization" or settings.authorization is None}
-    if settings.authorization is not None:
-        headers["Authorization"] = settings.authorization
-    return headers

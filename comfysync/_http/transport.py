@@ -1,10 +1,14 @@
-"""HTTP transport: one ComfyUI address, one ``requests.Session`` with its credentials.
+"""HTTP transport: one ComfyUI address and its connection settings, sending requests.
 
 Everything that talks HTTP goes through :class:`HttpTransport`, so there is exactly one place
 that holds credentials, TLS options and timeouts and sends requests. The WebSocket listener
 asks it for the ``ws://`` URL, the handshake headers and the TLS options, so REST and
-WebSocket always agree. Address parsing lives in :mod:`comfysync._http.urls`, the wording of HTTP
-errors in :mod:`comfysync._http.errors`.
+WebSocket always agree. The checked settings are a frozen
+:class:`~comfysync._http.settings.ConnectionSettings` (a new transport can be built from them,
+e.g. for a result whose client was closed); the sessions that keep credentials on the
+server's origin and retry idempotent requests live in :mod:`comfysync._http.sessions`; address
+parsing in :mod:`comfysync._http.urls`, the wording of HTTP errors in
+:mod:`comfysync._http.errors`.
 
 Credentials never leave this module in readable form: :attr:`HttpTransport.base_url` is the
 address without user info, ``repr`` names only the *kind* of authentication, and error messages
