@@ -16,7 +16,6 @@ The decoding of wire frames into these classes lives in ``comfysync._ws.wire`` (
 
 from __future__ import annotations
 
-import difflib
 import io
 from typing import (
     TYPE_CHECKING,
@@ -34,6 +33,7 @@ from typing import (
 from attrs import define, field
 
 from ._display import image_bundle
+from ._suggest import suggestions
 
 if TYPE_CHECKING:  # Pillow is optional (the ``pil`` extra)
     from PIL.Image import Image
@@ -426,8 +426,6 @@ _ALIASES: Mapping[str, str] = {
 _KNOWN_NAMES: FrozenSet[str] = frozenset(
     {*WIRE_NAMES, *CLIENT_EVENTS, *_ALIASES, ALL, UnknownEvent.TYPE}
 )
-#: How alike (difflib ratio) an unknown name must be to a known one to look like a typo.
-_TYPO_CUTOFF = 0.8
 
 #: What ``on()`` accepts: a wire name, an alias, ``"*"``, or an event class.
 EventKey = Union[str, Type[Event]]
@@ -449,10 +447,5 @@ def closest_name(name: str) -> Optional[str]:
     """The known event name ``name`` is probably a typo of (``"progres"`` → ``"progress"``),
     or None when ``name`` is known or like none of them (a custom node's message such as
     ``"crystools.monitor"``). ``on()`` uses it to warn; unknown names stay allowed."""
-    if name in _KNOWN_NAMES:
-        return None
-    lowered = name.lower()
-    if lowered in _KNOWN_NAMES:
-        return lowered
-    close = difflib.get_close_matches(lowered, sorted(_KNOWN_NAMES), n=1, cutoff=_TYPO_CUTOFF)
+    close = suggestions(name, sorted(_KNOWN_NAMES), n=1)
     return close[0] if close else None
