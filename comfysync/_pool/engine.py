@@ -198,6 +198,33 @@ class Engine:
         for server in self.servers:
             server.remove_user_sub(sub)
 
+    def adopt(self, item: Item, server: ServerRecord, job: Any) -> None:
+        """Follow a prompt ``server`` already has (found by the job's id) instead of posting
+        it: the job runs there as if the pool had sent it."""
+        with self.lock:
+            if self.closed:
+                raise PoolClosedError("this ComfyPool is closed")
+            self.start_locked()
+            item.started = item.future.set_running_or_notify_cancel()
+            item.accepted = True
+            item.future.server = server.url
+            item.future.prompt_id = job.prompt_id
+            item.future.job = job
+            item.future.attempts += 1
+            item.tried.append(server.url)
+            attempt = Attempt(item, time.monotonic())
+            attempt.prompt_id = job.prompt_id
+            if not server.adopt(attempt, job):
+                raise PoolClosedError("this ComfyPool is closed")
+            self.bump_locked()
+        log.info("%s already has prompt %s: following it", server.url, job.prompt_id)
+        future = job.future
+
+        def done(f: Any) -> None:  # the client's thread
+            server.post_done(attempt, f)
+
+        future.add_done_callback(done)
+
     def cancel_job(self, item: Item) -> List[Any]:
         """The caller of ``item`` stopped waiting (Ctrl-C): withdraw it when it still waits
         in the pool; otherwise return the client jobs to cancel on their servers (an

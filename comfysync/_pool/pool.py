@@ -16,11 +16,19 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import time
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
+import uuid
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 from .._notebook import ProgressDisplay
 from .._results import PromptResult
-from ..errors import ComfyError, PoolClosedError, PoolFullError, PromptTimeoutError
+from .._tracking.submission import canonical_prompt_id
+from ..errors import (
+    ComfyError,
+    PoolClosedError,
+    PoolFullError,
+    PromptLostError,
+    PromptTimeoutError,
+)
 from ..events import Event, EventKey
 from .engine import Engine
 from .policies import (
@@ -32,6 +40,7 @@ from .policies import (
     parse_server,
     resolve_policy,
 )
+from .server import ServerRecord
 from .state import ApiFactory, Item, PoolConfig, PoolFuture, selectors
 
 __all__ = ["ComfyPool", "PoolFuture", "PoolSubscription"]
@@ -138,7 +147,13 @@ class ComfyPool:
     # ------------------------------------------------------------------ running work
 
     def submit(
-        self, workflow: Any, *, include: Selector = None, exclude: Selector = None, **kwargs: Any
+        self,
+        workflow: Any,
+        *,
+        include: Selector = None,
+        exclude: Selector = None,
+        prompt_id: Optional[str] = None,
+        **kwargs: Any,
     ) -> PoolFuture:
         """Queue ``workflow`` for the next suitable server and return at once.
 
@@ -146,9 +161,22 @@ class ComfyPool:
         go to :meth:`ComfyApi.submit` on the chosen server. The :class:`PoolFuture` tells which
         server ran the job (``future.server``). Raises :class:`~comfysync.errors.PoolFullError`
         when ``max_queued`` jobs already wait.
+
+        Every job is posted under one prompt id, on whichever server it runs (a failed POST is
+        resolved by asking that server about the id, never by posting blindly elsewhere).
+        ``prompt_id``: a canonical UUID chosen by the caller (e.g. derived from a task id);
+        the servers of the pool are asked about it first, and a prompt some server already
+        has is followed there instead of run again — submitting the same id twice runs the
+        workflow once.
         """
-        item = self._make_item(workflow, include, exclude, kwargs)
+        item = self._make_item(workflow, include, exclude, kwargs, prompt_id)
         engine = self._engine
+        if prompt_id is not None:
+            found = self._find(prompt_id, [engine.servers[i] for i in item.allowed])
+            if found is not None:
+                server, job = found
+                engine.adopt(item, server, job)
+                return item.future
         with engine.lock:
             if not engine.closed and len(engine.queue) >= engine.config.max_queued:
                 raise PoolFullError(
@@ -168,6 +196,7 @@ class ComfyPool:
         include: Selector = None,
         exclude: Selector = None,
         progress: bool = False,
+        prompt_id: Optional[str] = None,
         **kwargs: Any,
     ) -> PromptResult:
         """Run ``workflow`` on some server and block until its result.
@@ -180,11 +209,13 @@ class ComfyPool:
         When the wait is interrupted (``KeyboardInterrupt``, ``SystemExit``) the job is
         withdrawn, or its prompt cancelled on its server (dequeued, or interrupted if it
         runs), and the exception is raised again. ``submit(...).result()`` leaves the job
-        alone in that case.
+        alone in that case. ``prompt_id``: as for :meth:`submit`.
         """
         self._engine.check_may_block("run_workflow()")
         display = ProgressDisplay() if progress else None
-        future = self.submit(workflow, include=include, exclude=exclude, **kwargs)
+        future = self.submit(
+            workflow, include=include, exclude=exclude, prompt_id=prompt_id, **kwargs
+        )
         try:
             if display is not None:
                 return display.wait(lambda left: self._result(future, left, withdraw=True),
@@ -355,10 +386,21 @@ class ComfyPool:
     # ------------------------------------------------------------------ helpers
 
     def _make_item(
-        self, workflow: Any, include: Selector, exclude: Selector, kwargs: Dict[str, Any]
+        self,
+        workflow: Any,
+        include: Selector,
+        exclude: Selector,
+        kwargs: Dict[str, Any],
+        prompt_id: Optional[str] = None,
     ) -> Item:
         if "return_future" in kwargs:
             raise TypeError("ComfyPool follows every job through its future: drop return_future")
+        if "prompt_id" in kwargs:
+            raise TypeError("map() runs several workflows: one prompt_id cannot name them all")
+        if prompt_id is None:
+            prompt_id = str(uuid.uuid4())
+        else:
+            canonical_prompt_id(prompt_id)  # a bad id fails before anything is queued
         inc, exc = selectors(include), selectors(exclude)
         servers = self._engine.servers
         allowed = tuple(
@@ -374,9 +416,51 @@ class ComfyPool:
             )
         future = PoolFuture()
         future._on_cancel = self._engine.wake
-        item = Item(workflow, kwargs, allowed, future)
+        item = Item(workflow, kwargs, allowed, future, prompt_id)
         future._item = item
         return item
+
+    def _find(
+        self, prompt_id: str, servers: Sequence[ServerRecord]
+    ) -> Optional[Tuple[ServerRecord, Any]]:
+        """The first of ``servers`` that has the prompt, with the client job following it."""
+        for server in servers:
+            api = server.client_if_usable()
+            if api is None:
+                continue
+            try:
+                return server, api.attach(prompt_id)
+            except PromptLostError:
+                continue  # not there
+            except ComfyError as exc:
+                log.info("%s: cannot look for prompt %s: %s", server.url, prompt_id, exc)
+        return None
+
+    def attach(self, prompt_id: str) -> Any:
+        """A :class:`~comfysync.PromptJob` following the prompt ``prompt_id`` on whichever
+        server of the pool has it (queued, running or in history), e.g. one submitted by
+        another process. Every server not known to be down is asked, in the pool's order.
+        Raises ``PromptLostError`` when none has it (naming the servers that could not be
+        asked), ``ValueError`` for an id that is not a canonical UUID."""
+        canonical_prompt_id(prompt_id)
+        asked, unreachable = [], []
+        for server in self._engine.servers:
+            api = server.client_if_usable()
+            if api is None:
+                unreachable.append(f"{server.url} (down)")
+                continue
+            try:
+                return api.attach(prompt_id)
+            except PromptLostError:
+                asked.append(server.url)
+            except ComfyError as exc:
+                unreachable.append(f"{server.url} ({exc})")
+        raise PromptLostError(
+            f"no server of the pool has prompt {prompt_id} (asked: {', '.join(asked) or 'none'}"
+            + (f"; could not ask: {'; '.join(unreachable)}" if unreachable else "")
+            + ")",
+            prompt_id=prompt_id,
+        )
 
     @staticmethod
     def _result(future: PoolFuture, timeout: Optional[float], withdraw: bool) -> PromptResult:

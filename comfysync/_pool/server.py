@@ -273,7 +273,7 @@ class ServerRecord:
             self.attempts.discard(attempt)
             if attempt.job is not None:
                 self.abandoned_ids.append(attempt.job.prompt_id)
-            elif attempt.sending and attempt.prompt_id:
+            elif attempt.sending:
                 self.abandoned_ids.append(attempt.prompt_id)  # it may have arrived
             sent = attempt.job is not None or attempt.sending
             if sent:
@@ -318,7 +318,7 @@ class ServerRecord:
             health = self.health
             reason = health.failover_reason(now, self.config.failover_after)
             if reason is not None:
-                return "moves", None, None, [], self._mark_down_locked(reason)
+                return "moves", None, self.api, [], self._mark_down_locked(reason)
             if self.teardown:
                 self.generation += 1
                 api, self.api = self.api, None
@@ -419,9 +419,29 @@ class ServerRecord:
                 self.lost += 1
                 if kind == "down":  # it may still sit in this server's queue
                     self.abandoned_ids.append(attempt.job.prompt_id)
+            elif kind == "down" and getattr(error, "request_sent", None) is not False:
+                # The POST may have reached the server, and the client could not find out
+                # (it asked the server about the id until its deadline): remove it there
+                # when the server answers again.
+                self.abandoned_ids.append(attempt.prompt_id)
             if kind == "down":
                 return self._mark_down_locked(str(error))
             return []
+
+    def adopt(self, attempt: Attempt, job: Any) -> bool:
+        """Follow a prompt this server already has (found by id): the attempt holds a slot
+        like a posted one. False when the pool is stopping."""
+        with self.lock:
+            if self.stopped:
+                return False
+            attempt.job = job
+            self.attempts.add(attempt)
+            return True
+
+    def removed(self, prompt_ids: List[str]) -> None:
+        """These prompts were removed from this server (dequeued or interrupted)."""
+        with self.lock:
+            self.abandoned_ids = [p for p in self.abandoned_ids if p not in prompt_ids]
 
     def probe_done(self, error: Optional[Exception]) -> Tuple[List[Move], List[str]]:
         """Book a probe: ``(moves, prompt ids to remove here)``."""

@@ -11,6 +11,7 @@ user code.
 from __future__ import annotations
 
 import concurrent.futures
+import uuid
 from typing import Any, Callable, Iterable, List, Optional, Sequence, Tuple, Union
 
 from attrs import define
@@ -72,11 +73,15 @@ class ApiLike(Protocol):
 
     def on(self, key: EventKey, callback: Callable[[Event], None]) -> Any: ...
 
-    def submit(self, workflow: Any) -> Any: ...  # called with the job's keywords too
+    def submit(self, workflow: Any) -> Any: ...  # called with prompt_id= and the job's keywords
 
     def get_models(self, folder: str) -> List[str]: ...
 
     def delete_from_queue(self, prompt_ids: Any) -> Any: ...
+
+    def interrupt(self, prompt_id: Optional[str] = None) -> Any: ...
+
+    def attach(self, prompt_id: str) -> Any: ...  # the client's PromptJob of a known prompt
 
 
 ApiFactory = Callable[..., ApiLike]
@@ -147,10 +152,16 @@ class Item:
     lock)."""
 
     def __init__(
-        self, workflow: Any, kwargs: Any, allowed: Tuple[int, ...], future: PoolFuture
+        self,
+        workflow: Any,
+        kwargs: Any,
+        allowed: Tuple[int, ...],
+        future: PoolFuture,
+        prompt_id: str,
     ) -> None:
         self.workflow = workflow
         self.kwargs = dict(kwargs)
+        self.prompt_id = prompt_id  # the id of its first submission
         self.allowed = allowed  # indices of the servers include/exclude allow
         self.future = future
         self.failures = 0  # attempts that failed because of their server
@@ -178,7 +189,10 @@ class Attempt:
 
     def __init__(self, item: Item, started: float) -> None:
         self.item = item
-        self.prompt_id: Optional[str] = None  # the id it is posted under, when chosen here
+        # The job's own id the first time; a fresh one for each resubmission, so that a
+        # server that saw (and dropped or interrupted) an earlier attempt never mistakes the
+        # new one for it.
+        self.prompt_id = item.prompt_id if not item.tried else str(uuid.uuid4())
         self.job: Optional[Any] = None  # the client's PromptJob once POST /prompt succeeded
         self.sending = False  # POST /prompt under way: the server may have the prompt
         self.abandoned = False  # ended, or given up on: later news about it is ignored

@@ -56,6 +56,21 @@ class WorkerHost(Protocol):
         """The server took the prompt of ``attempt`` under ``prompt_id``."""
 
 
+def _remove(api: ApiLike, prompt_ids: List[str], url: str) -> bool:
+    """Remove prompts from a server: dequeue the pending ones, interrupt the one running
+    (an interrupt names its prompt: another prompt running there is left alone). False when
+    the server did not answer."""
+    try:
+        api.delete_from_queue(prompt_ids)
+        for prompt_id in prompt_ids:
+            api.interrupt(prompt_id)
+    except ComfyError as exc:
+        log.info("%s: could not remove prompts %s yet: %s", url, prompt_ids, exc)
+        return False
+    log.info("%s: removed prompts %s (they run elsewhere)", url, prompt_ids)
+    return True
+
+
 def _cancel_quietly(job: Any, url: str) -> None:
     """Cancel a client job (dequeue or interrupt its prompt); a server that does not answer
     only gets a log line: the caller is already on its way out."""
@@ -87,6 +102,8 @@ class ServerWorker:
                 return
             try:
                 if moves:
+                    if api is not None:
+                        self._remove_first(api, moves)
                     self.host.move(moves)
                 if action == "teardown":
                     record.dispose(api, subs)
@@ -135,10 +152,15 @@ class ServerWorker:
             host.move(moves)
         record.changed()
         if abandoned and api is not None:  # jobs moved elsewhere must not also run here
-            try:
-                api.delete_from_queue(abandoned)
-            except ComfyError as exc:
-                log.debug("%s: could not drop abandoned prompts: %s", record.url, exc)
+            _remove(api, abandoned, record.url)
+
+    def _remove_first(self, api: ApiLike, moves: Sequence[Move]) -> None:
+        """Jobs leave this server: remove their prompts here before they run elsewhere (its
+        socket is gone, its HTTP may still answer). What cannot be removed now is removed
+        when the server answers again."""
+        ids = [a.prompt_id for a, _, _ in moves if a.job is not None or a.sending]
+        if ids and _remove(api, ids, self.record.url):
+            self.record.removed(ids)
 
     # ------------------------------------------------------------------ jobs
 
@@ -154,7 +176,7 @@ class ServerWorker:
             if connect:
                 api.connect(timeout=host.config.connect_timeout)
                 record.connected(api)
-            job = api.submit(item.workflow, **item.kwargs)
+            job = api.submit(item.workflow, **{**item.kwargs, "prompt_id": attempt.prompt_id})
         except Exception as exc:
             self._outcome(attempt, None, exc)
             return

@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, Optional, Set, Tuple, Union
 
 from comfysync import events as ev
 from comfysync._results import PromptResult
-from comfysync.errors import ComfyConnectionError
+from comfysync.errors import ComfyConnectionError, PromptLostError
 
 WAIT = 5.0  # upper bound of every wait in these tests
 
@@ -44,7 +44,8 @@ class FakeJob:
         self.api = api
         self.workflow = workflow
         self.kwargs = kwargs
-        self.prompt_id = f"p{next(api.hub.ids)}"
+        self.number = next(api.hub.ids)
+        self.prompt_id = str(kwargs.get("prompt_id") or f"p{self.number}")
         self.future: Future[PromptResult] = Future()
         self.future.set_running_or_notify_cancel()
         self.cancelled = False
@@ -75,6 +76,7 @@ class FakeApi:
         self.subs: List[FakeSub] = []
         self.jobs: List[FakeJob] = []
         self.deleted: List[str] = []
+        self.interrupted: List[str] = []
 
     def _answer_or_refuse(self) -> None:
         """Every request to a server the test put in ``hub.refusing`` is refused."""
@@ -140,7 +142,28 @@ class FakeApi:
         return list(self.hub.models.get((self.url, folder), []))
 
     def delete_from_queue(self, prompt_ids: Any) -> None:
-        self.deleted.extend(prompt_ids)
+        self._answer_or_refuse()
+        with self.hub.cond:
+            self.deleted.extend(prompt_ids)
+            self.hub.removals.append(("delete", self.url, list(prompt_ids)))
+            self.hub.cond.notify_all()
+
+    def interrupt(self, prompt_id: Optional[str] = None) -> None:
+        self._answer_or_refuse()
+        with self.hub.cond:
+            self.interrupted.append(str(prompt_id))
+            self.hub.removals.append(("interrupt", self.url, [str(prompt_id)]))
+            self.hub.cond.notify_all()
+
+    def attach(self, prompt_id: str) -> FakeJob:
+        """The job of this server with that id (any client of it), like ``api.attach``."""
+        self._answer_or_refuse()
+        with self.hub.cond:
+            for job in self.hub.jobs:
+                if job.api.url == self.url and job.prompt_id == prompt_id:
+                    self.hub.attached.append((self.url, prompt_id))
+                    return job
+        raise PromptLostError(f"{self.url} does not have {prompt_id}", prompt_id=prompt_id)
 
 
 class Hub:
@@ -156,6 +179,8 @@ class Hub:
         self.pings: List[str] = []
         self.refusing: Set[str] = set()
         self.submit_errors: Dict[str, BaseException] = {}
+        self.removals: List[Tuple[str, str, List[str]]] = []  # (what, url, prompt ids)
+        self.attached: List[Tuple[str, str]] = []
         self.models: Dict[Tuple[str, str], List[str]] = {}
         self.ids = iter(range(1, 1_000_000))
 

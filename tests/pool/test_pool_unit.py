@@ -6,6 +6,7 @@ from __future__ import annotations
 import concurrent.futures
 import threading
 import time
+import uuid
 from typing import Any, List, Sequence
 
 import pytest
@@ -219,7 +220,9 @@ def test_submit_kwargs_reach_the_client() -> None:
     hub = Hub(auto=True)
     with make_pool(hub, ["a:1"], timeout=3.0) as pool:
         pool.run_workflow({"text": "x"}, timeout=WAIT, front=True)
-        assert hub.jobs[0].kwargs == {"front": True}
+        kwargs = dict(hub.jobs[0].kwargs)
+        assert uuid.UUID(kwargs.pop("prompt_id")).version == 4  # chosen by the pool
+        assert kwargs == {"front": True}
         assert hub.apis[0].kwargs == {"timeout": 3.0}
 
 
@@ -700,3 +703,68 @@ def test_return_future_is_refused() -> None:
     with make_pool(hub) as pool:
         with pytest.raises(TypeError, match="return_future"):
             pool.submit({}, return_future=False)
+
+
+# ---------------------------------------------------------------------------- exactly once
+
+def test_a_job_moved_elsewhere_is_removed_from_its_server_before_it_is_resubmitted() -> None:
+    hub = Hub()
+    with make_pool(hub, ["a:1", "b:2"], policy="round_robin", failover_after=0.2) as pool:
+        future = pool.submit({"text": "m"})
+        first = hub.wait_jobs(1)[0]
+        assert first.api.url == "a:1" and first.prompt_id == first.kwargs["prompt_id"]
+        hub.api("a:1").emit(ev.Disconnected(reason="test"))  # its HTTP still answers
+        second = hub.wait_jobs(2)[1]
+        # Removed (dequeued, interrupted if running) before the job went to b.
+        assert ("delete", "a:1", [first.prompt_id]) in hub.removals
+        assert ("interrupt", "a:1", [first.prompt_id]) in hub.removals
+        assert second.api.url == "b:2"
+        assert second.prompt_id != first.prompt_id  # a fresh id for the new submission
+        second.succeed()
+        assert future.result(WAIT).prompt_id == second.prompt_id == future.prompt_id
+
+
+def test_an_unanswered_submit_is_removed_when_its_server_answers_again() -> None:
+    hub = Hub(auto=True)
+    lost = ComfyConnectionError("no answer about the prompt", request_sent=True)
+    hub.submit_errors["a:1"] = lost
+    with make_pool(hub, ["a:1", "b:2"]) as pool:
+        future = pool.submit({"text": "u"})
+        assert future.result(WAIT).text["1"] == ["u"] and future.server == B
+        first_id = future._item.prompt_id if future._item else ""
+        del hub.submit_errors["a:1"]
+        wait_stats(pool, lambda s: s[A].up)  # the probe: a answers again
+        hub.wait_until(lambda: ("delete", "a:1", [first_id]) in hub.removals)
+        assert ("interrupt", "a:1", [first_id]) in hub.removals
+
+
+def test_submit_with_a_known_prompt_id_follows_it_instead_of_running_it_again() -> None:
+    hub = Hub()
+    with make_pool(hub, ["a:1", "b:2"]) as pool:
+        prompt_id = str(uuid.uuid4())
+        first = pool.submit({"text": "k"}, prompt_id=prompt_id)
+        job = hub.wait_jobs(1)[0]
+        assert job.prompt_id == prompt_id
+        again = pool.submit({"text": "k"}, prompt_id=prompt_id)  # e.g. a redelivered task
+        assert hub.attached == [(job.api.url, prompt_id)] and len(hub.jobs) == 1
+        assert again.server == first.server and again.prompt_id == prompt_id
+        job.succeed()
+        assert again.result(WAIT).prompt_id == first.result(WAIT).prompt_id == prompt_id
+        assert len(hub.jobs) == 1
+        with pytest.raises(ValueError):
+            pool.submit({}, prompt_id="ABC")
+        with pytest.raises(TypeError, match="prompt_id"):
+            pool.map([{}, {}], prompt_id=prompt_id)
+
+
+def test_pool_attach_asks_every_server() -> None:
+    hub = Hub()
+    with make_pool(hub, ["a:1", "b:2"], policy="round_robin") as pool:
+        pool.submit({"text": "1"})
+        pool.submit({"text": "2"})
+        on_b = [j for j in hub.wait_jobs(2) if j.api.url == "b:2"][0]
+        assert pool.attach(on_b.prompt_id) is on_b
+        hub.refusing.add("b:2")
+        with pytest.raises(PromptLostError, match="could not ask") as info:
+            pool.attach(str(uuid.uuid4()))
+        assert A in str(info.value) and B in str(info.value)
