@@ -160,12 +160,26 @@ class Tracker:
                     self._adopt(state, found, polled=True)
                     return PromptJob(state, self)
             self._post(state, workflow, options, deadline)
-        except BaseException:
+        except BaseException as exc:
             with self._lock:
                 if self._jobs.get(pid) is state and not state.submitted:
                     del self._jobs[pid]
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                self._withdraw(pid)
             raise
         return PromptJob(state, self)
+
+    def _withdraw(self, prompt_id: str) -> None:
+        """A submit was interrupted (Ctrl-C) while its POST may have reached the server:
+        nobody will follow that prompt, so it must not run (best effort)."""
+        try:
+            self._surface.cancel(prompt_id)
+        except Exception as exc:
+            log.warning("%s: could not withdraw the interrupted prompt %s: %s",
+                        self._name, prompt_id, exc)
+        else:
+            log.info("%s: submit interrupted; prompt %s withdrawn from the server",
+                     self._name, prompt_id)
 
     def attach(
         self, prompt_id: str, *, subscribe: Sequence[Tuple[ev.EventKey, Callback]] = ()

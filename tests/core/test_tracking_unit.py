@@ -817,3 +817,21 @@ def test_socket_down_means_polling_at_once(ops: FakeOps, make_tracker: Any) -> N
     t.handle_event(ev.Disconnected("test"))
     ops.finish(job.prompt_id, entry(outputs={"2": {"text": ["polled"]}}))
     assert job.wait(5).text == {"2": ["polled"]}
+
+
+def test_a_submit_interrupted_during_its_post_withdraws_the_prompt(
+    ops: FakeOps, make_tracker: Any
+) -> None:
+    """Ctrl-C while POST /prompt is under way: the server may have queued the prompt, and
+    nobody would follow it — it is cancelled by its id."""
+    t = make_tracker()
+
+    def interrupted(prompt_id: str) -> None:
+        raise KeyboardInterrupt
+
+    ops.on_post = interrupted  # after the server queued it
+    with pytest.raises(KeyboardInterrupt):
+        t.submit(WF, {})
+    (post,) = [c for c in ops.calls if c[0] == "post"]
+    assert ("cancel", post[1]) in ops.calls and not ops.pending
+    assert not t.has_unfinished()
