@@ -101,7 +101,6 @@ def make_retry(retries: RetriesArg) -> Retry:
         allowed_methods=IDEMPOTENT_METHODS,
         status_forcelist=_RETRY_STATUSES,
         backoff_factor=0.25,
-        backoff_max=5.0,
         respect_retry_after_header=True,
         raise_on_status=False,
     )
