@@ -7,7 +7,8 @@ error messages and the command's logging; the commands themselves live in ``_com
 ``_demo`` (``demo``).
 
 Exit codes: 0 ok, 1 the prompt (or the server) said no, 2 usage, 3 cannot connect,
-130 interrupted with Ctrl-C (the prompt is cancelled on the server first).
+130 interrupted with Ctrl-C, 143 terminated by SIGTERM (``docker stop``, ``timeout``, a CI
+cancelling a job); in both cases the prompt is cancelled on the server first.
 """
 
 from __future__ import annotations
@@ -17,21 +18,27 @@ import contextlib
 import importlib
 import logging
 import os
+import signal
 import sys
+import threading
 import traceback
+from types import FrameType
 from typing import Any, Callable, Dict, Iterator, List, NoReturn, Optional, Sequence, Tuple
 
 from .. import errors
 from .._version import __version__
 
 __all__ = ["main", "build_parser", "UsageError", "CommandFailed", "EXIT_OK", "EXIT_FAILED",
-           "EXIT_USAGE", "EXIT_CONNECT", "EXIT_INTERRUPTED", "DEFAULT_SERVER", "DEFAULT_OUT"]
+           "EXIT_USAGE", "EXIT_CONNECT", "EXIT_INTERRUPTED", "EXIT_TERMINATED", "Terminated",
+           "DEFAULT_SERVER", "DEFAULT_OUT"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_CONNECT = 3
 EXIT_INTERRUPTED = 130
+#: 128 + SIGTERM, what a shell reports for a process SIGTERM ended.
+EXIT_TERMINATED = 143
 
 DEFAULT_SERVER = "127.0.0.1:8188"
 #: Where ``run``, ``download`` and ``demo`` save files unless ``--out`` says otherwise: a
@@ -47,6 +54,20 @@ class UsageError(Exception):
 class CommandFailed(Exception):
     """A command failed after part of its work was done (exit 1), with a message that says
     what did happen: e.g. a prompt that ran but whose outputs could not be saved."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C (the running prompt is cancelled on the server) but
+    ending with exit code 143. A ``KeyboardInterrupt``, so every place that cleans up after
+    Ctrl-C cleans up after it too."""
+
+    def __str__(self) -> str:
+        return "terminated (SIGTERM)"
+
+
+def interrupt_word(exc: BaseException) -> str:
+    """``"terminated"`` for SIGTERM, ``"interrupted"`` for Ctrl-C (in messages)."""
+    return "terminated" if isinstance(exc, Terminated) else "interrupted"
 
 
 class _Parser(argparse.ArgumentParser):
@@ -211,6 +232,8 @@ def _error(message: str) -> None:
 
 def exit_code_for(exc: BaseException) -> int:
     """The exit code for an exception that ended a command."""
+    if isinstance(exc, Terminated):
+        return EXIT_TERMINATED
     if isinstance(exc, KeyboardInterrupt):
         return EXIT_INTERRUPTED
     if isinstance(exc, UsageError):
@@ -300,6 +323,26 @@ def _cli_logging(debug: bool) -> Iterator[None]:
         logger.propagate = saved[1]
 
 
+def _raise_terminated(signum: int, frame: Optional[FrameType]) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """While a command runs, SIGTERM raises :class:`Terminated` in the main thread instead of
+    killing the process on the spot: the command cleans up as after Ctrl-C (``run`` cancels
+    its prompt) and exits 143. The previous handler is restored afterwards; off the main
+    thread (``main`` called from a worker) nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def server_traceback(exc: errors.PromptExecutionError) -> str:
     """The failing node's traceback as the server sent it, laid out like Python's own
     (header, frames, ``Type: message``); what ``--debug`` prints for a node that raised."""
@@ -331,12 +374,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         code = exc.code
         return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_USAGE)
     debug = bool(args.debug)
-    with _cli_logging(debug):
+    with _cli_logging(debug), _sigterm_as_interrupt():
         try:
             return _command(args.command)(args)
-        except KeyboardInterrupt:
-            sys.stderr.write("\ncomfysync: interrupted\n")
-            return EXIT_INTERRUPTED
+        except KeyboardInterrupt as exc:
+            sys.stderr.write(f"\ncomfysync: {interrupt_word(exc)}\n")
+            return exit_code_for(exc)
         except (errors.ComfyError, UsageError, CommandFailed, OSError) as exc:
             if debug:
                 _print_debug_traceback(exc)

@@ -47,10 +47,18 @@ def cmd_queue(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _history_status(entry: HistoryEntry) -> str:
+    """What ``history`` calls an entry's outcome, in text and ``--json`` alike. ComfyUI records
+    an interrupted prompt with ``status_str`` ``"error"``; its ``execution_interrupted``
+    message tells the two apart."""
+    return "interrupted" if entry.interrupted else (entry.status_str or "?")
+
+
 def _history_item(prompt_id: str, entry: HistoryEntry) -> Dict[str, Any]:
     return {
         "prompt_id": prompt_id,
-        "status": entry.status_str,
+        "status": _history_status(entry),
+        "status_str": entry.status_str,  # as the server recorded it
         "completed": entry.completed,
         "duration": entry.duration,
         "outputs": sorted(entry.outputs),
@@ -69,7 +77,7 @@ def cmd_history(args: argparse.Namespace) -> int:
         print("the history is empty")
         return EXIT_OK
     for prompt_id, entry in newest_first:
-        status = "interrupted" if entry.interrupted else (entry.status_str or "?")
+        status = _history_status(entry)
         files = len(entry.output_files())
         took = f"  {entry.duration:.2f} s" if entry.duration is not None else ""
         print(f"{prompt_id}  {status:<11} {files} file{'s' if files != 1 else ''}{took}")

@@ -51,13 +51,14 @@ def client_options(args: argparse.Namespace) -> Dict[str, Any]:
     URL credentials and ``--token``) are a usage error naming the options.
     """
     auth: Optional[Tuple[str, str]] = None
+    if args.user and args.token:  # before asking for a password that would not be used
+        raise UsageError("--user and --token are both given: use one of them "
+                         "(--user/--password for HTTP Basic, --token for a Bearer token)")
     if args.user:
         auth = (str(args.user), _password(args))
     elif args.password is not None:
         raise UsageError("--password needs --user")
     token = args.token or os.environ.get("COMFYUI_TOKEN") or None
-    if auth is not None and args.token:
-        raise UsageError("use either --user or --token, not both")
     url_credentials = _url_has_credentials(resolve_server(args))
     if url_credentials and auth is None and args.token:
         raise UsageError(f"the {server_source(args)} URL carries credentials (user:password@) "

@@ -1,4 +1,5 @@
-"""Ctrl-C while ``comfysync run`` submits and waits: cancel the prompt, never lose track of it.
+"""Ctrl-C (or SIGTERM) while ``comfysync run`` submits and waits: cancel the prompt, never
+lose track of it.
 
 Python turns SIGINT into ``KeyboardInterrupt`` wherever the main thread happens to be. Raised
 inside ``api.submit()`` it could strike after the prompt was posted but before we learned its
@@ -6,6 +7,8 @@ id, leaving it running on the server. So while a prompt is submitted and awaited
 *sets a flag* (:class:`CtrlC`); :func:`wait_interruptibly` checks the flag between short waits
 and raises ``KeyboardInterrupt`` at a point where the job is known and can be cancelled.
 A second Ctrl-C raises at once, for a user who does not want to wait for the cancellation.
+SIGTERM (``docker stop``, ``timeout``, a CI cancelling a job) is handled the same way and
+raises :class:`~comfysync.cli.Terminated` (a ``KeyboardInterrupt``; exit code 143).
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ import signal
 import threading
 import time
 from types import FrameType, TracebackType
-from typing import Any, Optional, Type
+from typing import Any, Dict, Optional, Type
 
 from .. import errors
 from .._results import PromptResult
 from .._tracking.job import PromptJob
+from . import Terminated
 
 __all__ = ["CtrlC", "wait_interruptibly"]
 
@@ -27,39 +31,52 @@ __all__ = ["CtrlC", "wait_interruptibly"]
 WAIT_SLICE = 0.1
 
 
+#: The signals that ask ``run`` to stop: Ctrl-C and a polite kill.
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+def _interrupt_for(signum: int) -> KeyboardInterrupt:
+    return Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
 class CtrlC:
-    """Context manager: inside it, the first SIGINT sets :attr:`pressed` instead of raising.
+    """Context manager: inside it, the first SIGINT or SIGTERM sets :attr:`pressed` (and
+    :attr:`signum`) instead of raising.
 
     Only the main thread can own signal handlers; elsewhere (``cli.main`` called from a
     worker thread) it does nothing and ``KeyboardInterrupt`` behaves as usual.
     """
 
     def __init__(self) -> None:
-        self.pressed = False
-        self._previous: Any = None
-        self._installed = False
+        self.signum: Optional[int] = None
+        self._previous: Dict[int, Any] = {}
+
+    @property
+    def pressed(self) -> bool:
+        return self.signum is not None
 
     def _handle(self, signum: int, frame: Optional[FrameType]) -> None:
-        if self.pressed:  # the second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.pressed = True
+        if self.signum is not None:  # the second signal: stop now
+            raise _interrupt_for(signum)
+        self.signum = signum
 
     def __enter__(self) -> CtrlC:
         if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-            self._installed = True
+            for signum in _SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def __exit__(self, exc_type: Optional[Type[BaseException]],
                  exc: Optional[BaseException], tb: Optional[TracebackType]) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, self._previous)
-            self._installed = False
+        previous, self._previous = self._previous, {}
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
     def check(self) -> None:
-        """Raise ``KeyboardInterrupt`` if Ctrl-C was pressed."""
-        if self.pressed:
-            raise KeyboardInterrupt
+        """Raise ``KeyboardInterrupt`` (:class:`~comfysync.cli.Terminated` for SIGTERM) if
+        a signal asked to stop."""
+        if self.signum is not None:
+            raise _interrupt_for(self.signum)
 
 
 def wait_interruptibly(job: PromptJob, timeout: Optional[float], ctrl_c: CtrlC) -> PromptResult:

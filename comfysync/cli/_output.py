@@ -96,7 +96,8 @@ def failure_document(
             break
     error: Dict[str, Any] = {
         "type": type(exc).__name__,
-        "message": str(exc) if not isinstance(exc, KeyboardInterrupt) else "interrupted (Ctrl-C)",
+        "message": (str(exc) or "interrupted (Ctrl-C)") if isinstance(exc, KeyboardInterrupt)
+        else str(exc),
     }
     if isinstance(exc, errors.PromptExecutionError):
         error.update(node_id=exc.node_id, node_type=exc.node_type,

@@ -21,7 +21,14 @@ from .._results import PromptResult
 from .._tracking.job import PromptJob
 from .._workflow.prompt import PreparedWorkflow, prepare, to_prompt
 from .._workflow.workflow import Workflow, coerce_cli_value
-from . import EXIT_INTERRUPTED, EXIT_OK, CommandFailed, UsageError, describe_error
+from . import (
+    EXIT_OK,
+    CommandFailed,
+    UsageError,
+    describe_error,
+    exit_code_for,
+    interrupt_word,
+)
 from ._common import open_api
 from ._interrupt import CtrlC, wait_interruptibly
 from ._output import SavedFile, failure_document, print_json, result_document
@@ -160,11 +167,11 @@ def run_and_report(api: ComfyApi, wf: Workflow, *, out_dir: Path, timeout: Optio
     except KeyboardInterrupt as exc:
         reporter.close()
         what = _cancel(job) if job is not None else "nothing was queued"
-        sys.stderr.write(f"\ncomfysync: interrupted; {what}\n")
+        sys.stderr.write(f"\ncomfysync: {interrupt_word(exc)}; {what}\n")
         if as_json:
             print_json(failure_document(exc, prompt_id=job.prompt_id if job else None,
                                         server=server, previews=state.previews))
-        return EXIT_INTERRUPTED
+        return exit_code_for(exc)  # 130 for Ctrl-C, 143 for SIGTERM
     except errors.ComfyError as exc:
         reporter.close()
         if isinstance(exc, errors.PromptTimeoutError) and job is not None:

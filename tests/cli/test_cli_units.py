@@ -303,7 +303,7 @@ def test_explicit_credentials_twice_name_the_options(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("COMFYUI_URL", "http://ann:pw@gpu")
     with pytest.raises(cli.UsageError, match=r"\$COMFYUI_URL.*--token"):
         client_options(parse("queue", "--token", "t"))
-    with pytest.raises(cli.UsageError, match="either --user or --token"):
+    with pytest.raises(cli.UsageError, match="--user and --token are both given: use one of them"):
         client_options(parse("queue", "--user", "ann", "--password", "x", "--token", "t"))
 
 
