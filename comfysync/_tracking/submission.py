@@ -5,7 +5,7 @@ the answer, the answer timed out, or a proxy in front of the server answered 502
 the server itself may have queued the prompt. Guessing either way is wrong — "failed" loses a
 result that the server computes anyway, "sent" may wait for a prompt that never arrived — so
 the client asks the server about that prompt id (:func:`find_prompt`), which it chose itself
-before posting:
+before posting; :func:`post_prompt` is the whole procedure:
 
 * found (queued, running, in history), or one of its events arrived meanwhile → follow it;
 * surely absent → post again with the same id (bounded by :data:`MAX_POSTS`);
@@ -22,7 +22,7 @@ import logging
 import threading
 import time
 import uuid
-from typing import Callable, Optional, Tuple
+from typing import Any, Callable, Mapping, Optional, Tuple, Union
 
 from .._backoff import Backoff
 from ..errors import (
@@ -32,7 +32,7 @@ from ..errors import (
     ComfyTimeoutError,
     PromptValidationError,
 )
-from .surface import PromptStatus, ServerSurface
+from .surface import PromptStatus, ServerSurface, Submitted
 
 __all__ = [
     "ABSENT_SETTLE",
@@ -40,6 +40,7 @@ __all__ = [
     "canonical_prompt_id",
     "find_prompt",
     "is_ambiguous",
+    "post_prompt",
 ]
 
 log = logging.getLogger("comfysync.tracking")
@@ -132,3 +133,41 @@ def find_prompt(
                 return PromptStatus("unknown"), last_error
         else:
             time.sleep(min(delay, remaining))
+
+
+def post_prompt(
+    surface: ServerSurface,
+    prompt: Mapping[str, Any],
+    prompt_id: str,
+    options: Mapping[str, Any],
+    *,
+    deadline: float,
+    heard: Callable[[], bool] = lambda: False,
+    stop: Optional[threading.Event] = None,
+) -> Union[Submitted, PromptStatus]:
+    """POST ``prompt`` under ``prompt_id`` until its fate is known: the server's answer, or —
+    after a failure that may have reached the server — the :class:`PromptStatus` of the
+    prompt found there. A failure that surely did not reach it is raised as it is; one whose
+    prompt is surely absent is posted again (same id, at most :data:`MAX_POSTS` posts in all);
+    one still unknown at ``deadline`` is raised with ``prompt_id`` set."""
+    posts = 0
+    while True:
+        posts += 1
+        try:
+            return surface.submit(prompt, prompt_id, options)
+        except ComfyError as exc:
+            if not is_ambiguous(exc):
+                raise
+            log.info("POST of prompt %s failed (%s); asking the server whether it arrived",
+                     prompt_id, exc)
+            found, _ = find_prompt(surface, prompt_id, deadline=deadline, heard=heard, stop=stop)
+            if found is None:
+                if posts >= MAX_POSTS:
+                    raise
+                log.info("prompt %s did not reach the server; posting it again", prompt_id)
+                continue
+            if found.where == "unknown":
+                exc.prompt_id = prompt_id  # the caller can look again: api.attach(prompt_id)
+                raise
+            log.info("prompt %s reached the server; following it", prompt_id)
+            return found

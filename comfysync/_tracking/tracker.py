@@ -51,7 +51,7 @@ from .job import PromptJob
 from .outcome import history_outcome
 from .progress import JobProgress
 from .state import JobState
-from .submission import ABSENT_SETTLE, MAX_POSTS, canonical_prompt_id, find_prompt, is_ambiguous
+from .submission import ABSENT_SETTLE, canonical_prompt_id, find_prompt, post_prompt
 from .surface import PromptStatus, ServerSurface, Submitted
 
 __all__ = ["Tracker", "HISTORY_DELAYS"]
@@ -253,37 +253,17 @@ class Tracker:
         pid = state.prompt_id
         if deadline is None:
             deadline = time.monotonic() + self._resolve_timeout
-        posts = 0
-        while True:
-            posts += 1
-            try:
-                answer = self._surface.submit(workflow, pid, options)
-            except ComfyError as exc:
-                if not is_ambiguous(exc):
-                    raise
-                log.info("%s: POST of prompt %s failed (%s); asking the server whether it "
-                         "arrived", self._name, pid, exc)
-                found, _ = find_prompt(self._surface, pid, deadline=deadline,
-                                       heard=lambda: state.heard, stop=self._stopping)
-                if found is None:
-                    if posts >= MAX_POSTS:
-                        raise
-                    log.info("%s: prompt %s did not reach the server; posting it again",
-                             self._name, pid)
-                    continue
-                if found.where == "unknown":
-                    exc.prompt_id = pid  # the caller can look again: api.attach(pid)
-                    raise
-                log.info("%s: prompt %s reached the server; following it", self._name, pid)
-                self._adopt(state, found, polled=False)
-                return
-            with self._lock:
-                now = time.monotonic()
-                state.posted(answer, now, self._poll_min if self._polls_now() else None)
-                if answer.prompt_id and answer.prompt_id != pid:
-                    self._rekey(state, answer.prompt_id, now, expected=answer.assigns_ids)
-                self._wake.notify()
+        answer = post_prompt(self._surface, workflow, pid, options, deadline=deadline,
+                             heard=lambda: state.heard, stop=self._stopping)
+        if isinstance(answer, PromptStatus):  # found on the server after a lost answer
+            self._adopt(state, answer, polled=False)
             return
+        with self._lock:
+            now = time.monotonic()
+            state.posted(answer, now, self._poll_min if self._polls_now() else None)
+            if answer.prompt_id and answer.prompt_id != pid:
+                self._rekey(state, answer.prompt_id, now, expected=answer.assigns_ids)
+            self._wake.notify()
 
     def _adopt(self, state: JobState, found: PromptStatus, *, polled: bool) -> None:
         """Follow ``state`` from what the server said of it (without a POST answer)."""
