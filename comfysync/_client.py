@@ -164,7 +164,7 @@ class ComfyApi(RestMethods):
                                probe_v2=lambda: self._v2.health(timeout=10.0))
         self._transport.route_check = choice.check_route
         self._transport.route_missing = choice.route_missing
-        self._v2 = V2Wire(self._transport, token if api_key is None else api_key)
+        self._v2 = V2Wire(self._transport)
         self._v2_uploads = AssetUploader(self._v2)
         self._v2_events = V2EventSource(self._v2, self._deliver, name=self.client_id[:8],
                                         on_hint=lambda job_id: self._tracker.on_socket_ready(False))
@@ -365,7 +365,6 @@ class ComfyApi(RestMethods):
             self._events.stop()
             self._v2_events.stop()
             self._tracker.close()
-            self._v2.close()
             self._transport.close()
         finally:
             self._close_done.set()

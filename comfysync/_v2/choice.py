@@ -73,6 +73,11 @@ def native_only_advice(path: str) -> str:
     return "a Comfy API v2 deployment offers only jobs and assets"
 
 
+def _v2_or_absolute(path: str) -> bool:
+    """A v2 route, or an absolute URL (an output's content URL): never a native route."""
+    return path.startswith("/api/v2/") or "://" in path
+
+
 def is_hosted_v2(host: str) -> bool:
     """True for the address of a Comfy-hosted v2 deployment (Comfy Cloud, serverless)."""
     host = host.lower().rstrip(".")
@@ -153,14 +158,14 @@ class SurfaceChoice:
 
     def check_route(self, method: str, path: str) -> None:
         """Before a request: refuse a native route on a known v2 surface."""
-        if self._kind == "v2" and not path.startswith("/api/v2/"):
+        if self._kind == "v2" and not _v2_or_absolute(path):
             raise self._refuse(method, path)
 
     def route_missing(self, method: str, path: str) -> None:
         """A native route answered 404 while the surface is unknown: ask which surface the
         server speaks (once) and refuse the route when it is v2. Native servers are never
         probed while their routes answer."""
-        if path.startswith("/api/v2/") or self._resolving is threading.current_thread():
+        if _v2_or_absolute(path) or self._resolving is threading.current_thread():
             return
         if self._kind is None:
             try:

@@ -26,16 +26,14 @@ from __future__ import annotations
 import logging
 import time
 from typing import IO, Any, Dict, Mapping, Optional, Tuple, Union
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 
 from .. import events as ev
-from .._http.errors import http_error, request_failure
-from .._http.transport import USER_AGENT, HttpTransport
+from .._http.transport import HttpTransport
 from .._http.urls import strip_userinfo
 from ..errors import (
-    ComfyConnectionError,
     ComfyError,
     ComfyHTTPError,
     PromptValidationError,
@@ -136,25 +134,15 @@ def retry_wait(exc: ComfyHTTPError) -> Optional[float]:
 
 
 class V2Wire:
-    """The v2 routes of one deployment, over the client's transport. Thread-safe.
+    """The v2 routes of one deployment, over the client's transport (which holds the key).
+    Thread-safe."""
 
-    ``api_key`` is the key the transport sends (kept here only to authorize download hops
-    that stay on the deployment's origin).
-    """
-
-    def __init__(self, transport: HttpTransport, api_key: Optional[str]) -> None:
+    def __init__(self, transport: HttpTransport) -> None:
         self._transport = transport
-        self._api_key = api_key
-        self._downloads = requests.Session()  # no credentials of its own: added per hop
-        self._downloads.headers["User-Agent"] = USER_AGENT
-        self._downloads.trust_env = False  # no ~/.netrc credentials for foreign origins
 
     @property
     def transport(self) -> HttpTransport:
         return self._transport
-
-    def close(self) -> None:
-        self._downloads.close()
 
     def _call(self, method: str, path: str, what: str, **kwargs: Any) -> Any:
         try:
@@ -318,35 +306,11 @@ class V2Wire:
 
     def open_content(self, url: str, *, timeout: Optional[float] = None) -> requests.Response:
         """The open (streamed) response of an output's content ``url``, following redirects
-        (to a signed URL, usually on another origin) hop by hop: the API key goes only to
-        hops on the deployment's own origin. The caller closes the response."""
-        if self._transport.closed:
-            raise ComfyConnectionError(f"GET {strip_userinfo(url)}: this client is closed",
-                                       url=strip_userinfo(url))
-        current = url
-        for _ in range(_MAX_REDIRECTS + 1):
-            display = strip_userinfo(current)
-            headers: Dict[str, str] = {}
-            if self._api_key and same_origin(current, self._transport):
-                headers["Authorization"] = f"Bearer {self._api_key}"
-            effective = timeout if timeout is not None else self._transport.timeout
-            try:
-                response = self._downloads.get(current, headers=headers, stream=True,
-                                               allow_redirects=False, timeout=effective,
-                                               verify=self._transport.verify)
-            except requests.exceptions.RequestException as exc:
-                raise request_failure(exc, "GET", display, self._transport.base_url,
-                                      effective) from exc
-            if response.is_redirect:
-                location = response.headers.get("Location", "")
-                response.close()
-                current = urljoin(current, location)
-                log.debug("download of %s redirected to another URL", display)
-                continue
-            if 200 <= response.status_code < 300:
-                return response
-            error = http_error(response, "GET", display, True)
-            raise _v2_error(error, f"downloading {display}") from None
-        raise ComfyConnectionError(f"GET {strip_userinfo(url)}: more than {_MAX_REDIRECTS} "
-                                   "redirects", url=strip_userinfo(url))
-
+        (to a signed URL, usually on another origin): the transport sends the key only to
+        the deployment's origin and fetches every other hop without any credential. The
+        caller closes the response."""
+        try:
+            return self._transport.request("GET", url, stream=True, timeout=timeout,
+                                           allow_foreign=True)
+        except ComfyHTTPError as exc:
+            raise _v2_error(exc, f"downloading {strip_userinfo(url)}") from None

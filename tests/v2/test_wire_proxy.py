@@ -28,7 +28,7 @@ WORKFLOW: Dict[str, Any] = json.loads(
 
 
 def _wire(proxy: Proxy) -> V2Wire:
-    return V2Wire(HttpTransport(proxy.url, timeout=10), None)
+    return V2Wire(HttpTransport(proxy.url, timeout=10))
 
 
 def _until_terminal(wire: V2Wire, job_id: str, timeout: float = 10.0) -> V2Job:
