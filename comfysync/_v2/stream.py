@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import socket
 import threading
 from typing import Callable, Dict, Optional, Union
 
@@ -29,7 +30,7 @@ from .models import V2Job
 from .sse import EventMapper, SseDecoder
 from .wire import V2Wire
 
-__all__ = ["JobStream", "V2EventSource", "READ_IDLE"]
+__all__ = ["JobStream", "V2EventSource", "READ_IDLE", "abort"]
 
 log = logging.getLogger("comfysync.v2")
 
@@ -42,6 +43,23 @@ _JOIN_TIMEOUT = 5.0
 
 Sink = Callable[[ev.Event], None]
 _Stop = object()
+
+
+def abort(response: requests.Response) -> None:
+    """Close a streamed response another thread may be blocked reading: shut its socket down
+    first (the read then returns at once), since closing the buffered reader alone would wait
+    for that read — until the deployment's next heartbeat."""
+    for path in (("_connection", "sock"), ("_fp", "fp", "raw", "_sock")):
+        target: object = response.raw
+        for name in path:
+            target = getattr(target, name, None)
+        if isinstance(target, socket.socket):
+            try:
+                target.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            break
+    response.close()
 
 
 class JobStream:
@@ -91,7 +109,7 @@ class JobStream:
         with self._lock:
             response, self._response = self._response, None
         if response is not None:
-            response.close()
+            abort(response)
         if join and self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(_JOIN_TIMEOUT)
 

@@ -51,9 +51,9 @@ class Proxy:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.terminate()
+            self.process.terminate()  # open event streams delay aiohttp's graceful exit
             try:
-                self.process.wait(10)
+                self.process.wait(2)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(5)

@@ -14,6 +14,7 @@ from PIL import Image
 
 from comfysync import ComfyApi
 from comfysync import events as ev
+from comfysync._v2.stream import abort
 from comfysync.errors import (
     PromptExecutionError,
     PromptInterruptedError,
@@ -128,7 +129,7 @@ def test_a_dropped_event_stream_reconnects(proxy: Proxy) -> None:
         for stream in streams:  # the connection breaks (not a stop)
             response = stream._response
             if response is not None:
-                response.raw._fp.fp.raw._sock.shutdown(2)  # type: ignore[union-attr]
+                abort(response)
         result = job.wait(WAIT)
     assert result.status == "success"
     assert len(opened) >= 2, opened  # the stream was opened again
@@ -168,3 +169,12 @@ def test_uploads_are_deduplicated(api: ComfyApi) -> None:
                                                    "filename_prefix": "v2/loaded"}},
     }
     assert api.run_workflow(load, timeout=WAIT).images  # the reference resolves to the asset
+
+
+def test_attach_follows_a_job_of_another_client(api: ComfyApi, proxy: Proxy) -> None:
+    job = api.submit(image_wf(9, seconds=0.5))
+    with ComfyApi(proxy.url) as other:
+        attached = other.attach(job.prompt_id)
+        result = attached.wait(WAIT)
+    assert result.prompt_id == job.prompt_id and result.images
+    assert job.wait(WAIT).status == "success"
