@@ -41,6 +41,8 @@ def check_usable(result: Any, tmp_path: Path) -> None:
     assert saved.read_bytes() == data
     assert image.to_pil().size == (8, 8)
     assert image._repr_png_() == data  # notebook display
+    bundle = result._repr_mimebundle_()
+    assert "image/png" in bundle or "<img" in bundle.get("text/html", "")
     assert [p.read_bytes() for p in result.save_all(tmp_path / "all")] == [data]
 
 
