@@ -447,7 +447,7 @@ def test_reconnect_as_running_client_gets_executing(fake_server: FakeComfyUI) ->
     prompt_id = post_prompt(fake_server.url, chain(seconds=30), ws.sid).json()["prompt_id"]
     ws.wait_for_type("executing", lambda m: m["data"]["node"] == "2")
     ws.close()
-    # the old handler must be gone first, or it would unregister the new socket (§11.1)
+    # the old handler must be gone first, or it would unregister the new socket
     fake_server.wait_until(lambda: ws.sid not in fake_server.client_ids())
     with WsClient(fake_server.ws_url(), client_id=ws.sid) as again:
         again.wait_count(2)
@@ -457,7 +457,7 @@ def test_reconnect_as_running_client_gets_executing(fake_server: FakeComfyUI) ->
 
 
 def test_same_id_replacement_race(fake_server: FakeComfyUI) -> None:
-    """§11.1: the replaced socket gets nothing; when it closes, it unregisters the new one."""
+    """The replaced socket gets nothing; when it closes, it unregisters the new one."""
     old = WsClient(fake_server.ws_url(), client_id="same")
     new = WsClient(fake_server.ws_url(), client_id="same")
     fake_server.send_unknown_message("x.ping", {"n": 1})

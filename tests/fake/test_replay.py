@@ -93,7 +93,7 @@ def _replay_run(
 
 def _check_reconnected_tail(rec: List[Tuple[Any, ...]], live: List[Tuple[Any, ...]]) -> None:
     """After a same-id reconnect: ``status`` (with sid), then — because the prompt still
-    runs — ``executing {node}`` (§11.5 H), then the rest of the run. The recording's tail is
+    runs — ``executing {node}``, then the rest of the run. The recording's tail is
     a suffix of what we saw; what precedes it consists of message shapes of the recording."""
     assert frames_match(rec[:1], live[:1]), describe(live)
     rest = live[1:]
