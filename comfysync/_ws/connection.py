@@ -24,16 +24,17 @@ import socket
 import struct
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import websocket
+
+from .._http.urls import origin_of
 
 __all__ = [
     "AttemptFailed",
     "open_websocket",
     "classify",
     "describe",
-    "origin_of",
     "wake",
     "release",
     "close_reason",
@@ -46,7 +47,6 @@ __all__ = [
 MAX_REDIRECTS = 3
 _REDIRECTS = (301, 302, 303, 307, 308)
 _WS_SCHEMES = {"ws": "ws", "wss": "wss", "http": "ws", "https": "wss"}
-_DEFAULT_PORTS = {"ws": 80, "wss": 443}
 #: Close code for a broken frame stream (RFC 6455 §7.4.1).
 PROTOCOL_ERROR = 1002
 
@@ -62,24 +62,11 @@ class AttemptFailed(Exception):
         self.timed_out = timed_out
 
 
-def origin_of(url: str) -> Tuple[str, str, int]:
-    """``(scheme, host, port)`` of a socket URL, http(s) read as ws(s), the port made
-    explicit: two URLs are the same origin exactly when these are equal."""
-    parts = urlsplit(url)
-    scheme = _WS_SCHEMES.get(parts.scheme.lower(), parts.scheme.lower())
-    try:
-        port = parts.port
-    except ValueError:  # a port that is not a number: compares unequal to any real one
-        port = -1
-    if port is None:
-        port = _DEFAULT_PORTS.get(scheme, -1)
-    return scheme, (parts.hostname or "").lower(), port
-
-
-def _show(origin: Tuple[str, str, int]) -> str:
-    scheme, host, port = origin
-    host = f"[{host}]" if ":" in host else host
-    return f"{scheme}://{host}:{port}"
+def _show(url: str) -> str:
+    """The origin of ``url`` as a socket origin (``ws://host:port``) for messages; whether two
+    URLs share an origin is decided by :func:`~comfysync._http.urls.origin_of` alone."""
+    scheme, sep, rest = origin_of(url).partition("://")
+    return _WS_SCHEMES.get(scheme, scheme) + sep + rest
 
 
 def _redirect_target(url: str, status: int, location: Optional[str]) -> str:
@@ -89,11 +76,10 @@ def _redirect_target(url: str, status: int, location: Optional[str]) -> str:
     target = urljoin(url, location.strip())
     scheme, _, rest = target.partition(":")
     target = _WS_SCHEMES.get(scheme.lower(), scheme) + ":" + rest
-    here, there = origin_of(url), origin_of(target)
-    if here != there:
+    if origin_of(url) != origin_of(target):
         raise AttemptFailed(
-            f"handshake redirected (HTTP {status}) from {_show(here)} to another origin, "
-            f"{_show(there)}: refused, so that no credential is sent there"
+            f"handshake redirected (HTTP {status}) from {_show(url)} to another origin, "
+            f"{_show(target)}: refused, so that no credential is sent there"
         )
     return target
 
