@@ -5,9 +5,10 @@ matching subscriptions under the lock and calls them *outside* it, so a callback
 unsubscribe or emit without deadlocking, and a slow callback never blocks ``on()`` callers.
 
 Order: every subscription gets a sequence number; an event's callbacks run in subscription
-order across the keys that match it (its wire name, ``UnknownEvent``'s class key, ``"*"``).
-That is what lets the tracker, which subscribes to ``"*"`` before any user code, see every
-event before user callbacks do.
+order across the keys that match it (its wire name, ``UnknownEvent``'s class key, ``"*"``),
+so a user sees callbacks run in the order they subscribed. Nothing internal subscribes here:
+prompt tracking gets every event before the bus does (the client's delivery step), so no
+correctness depends on this order.
 
 Snapshots are cached per event type and dropped on every subscription change, so the common
 path of ``emit`` is one lock round trip, one dict lookup and the calls themselves.
