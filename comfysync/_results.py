@@ -4,7 +4,10 @@ A result is built once, when the tracker ends a job, from two sources that the s
 at different times: the ``executed`` events of the run (arrive live, may be missed while the
 socket is down) and the ``/history/{id}`` entry (written just after the run, complete, but
 only on the server's terms). History wins where both know a node; nodes only seen live are
-kept. Previews (``b_preview`` frames, ``SaveImageWebsocket`` images) are events, never files.
+kept. Sampler previews (``b_preview`` frames) are events, never files; the images a
+``SaveImageWebsocket`` node streams over the socket are both: events as they arrive, and files
+of ``type`` ``"websocket"`` in the result (their bytes kept from the socket: reading or saving
+them never asks the server, which stored nothing).
 
 Node outputs are kept exactly as the server sent them (``outputs``); on top of that every item
 that looks like a file reference (a dict with a ``filename``) becomes an :class:`OutputFile`,
@@ -24,9 +27,9 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, 
 
 from attrs import define, field
 
-from ._display import GridItem, grid_bundle
+from ._display import GridItem, grid_bundle, sniff
 from ._rest.models import HistoryEntry
-from ._rest.saving import safe_basename
+from ._rest.saving import safe_basename, save_target, stream_to_path
 from ._rest.shapes import ms_to_datetime
 
 if TYPE_CHECKING:  # Pillow is optional (the ``pil`` extra)
@@ -37,7 +40,14 @@ try:
 except ImportError:  # pragma: no cover
     from typing_extensions import Protocol  # type: ignore[assignment]
 
-__all__ = ["OutputFile", "OutputFiles", "PromptResult", "build_result"]
+__all__ = [
+    "OutputFile",
+    "OutputFiles",
+    "PromptResult",
+    "build_result",
+    "WEBSOCKET_SAVERS",
+    "websocket_nodes",
+]
 
 log = logging.getLogger("comfysync.results")
 
@@ -61,6 +71,60 @@ class FileClient(Protocol):
     def download(self, ref: Any, dest: Any) -> Path: ...
 
     def get_path_image(self, ref: Any) -> str: ...
+
+
+#: Node classes whose images arrive over the WebSocket instead of being written on the server
+#: (ComfyUI's bundled ``websocket_image_save`` custom node).
+WEBSOCKET_SAVERS = frozenset({"SaveImageWebsocket"})
+#: File extension of a received image, by the type its bytes hold.
+_RECEIVED_SUFFIX = {"image/png": ".png", "image/jpeg": ".jpg", "image/webp": ".webp",
+                    "image/gif": ".gif", "image/bmp": ".bmp", "image/avif": ".avif"}
+
+
+def websocket_nodes(prompt: Mapping[str, Any]) -> Tuple[str, ...]:
+    """Ids of the nodes of an API-format ``prompt`` that send their images over the socket
+    (:data:`WEBSOCKET_SAVERS`); their previews are kept as the result's files."""
+    return tuple(
+        str(node_id)
+        for node_id, node in prompt.items()
+        if isinstance(node, Mapping) and node.get("class_type") in WEBSOCKET_SAVERS
+    )
+
+
+class ReceivedBytes:
+    """The :class:`FileClient` of an image received over the socket: it already has the
+    bytes, so ``read()`` returns them and ``save()`` writes them (same saving rule as a
+    download) without any request."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def get_image(self, ref: Any) -> bytes:
+        return self._data
+
+    def download(self, ref: Any, dest: Any) -> Path:
+        return stream_to_path([self._data], save_target(dest, str(ref.filename)))
+
+    def get_path_image(self, ref: Any) -> str:
+        return ""  # it is on no server
+
+    def __repr__(self) -> str:
+        return f"<ReceivedBytes {len(self._data)} bytes>"
+
+
+def received_files(images: Mapping[str, List[Tuple[bytes, str]]]) -> List[OutputFile]:
+    """The images of websocket-saving nodes (node id → ``(bytes, mime)`` in arrival order)
+    as files of ``type`` ``"websocket"``, per node in order, named
+    ``websocket_<node>_<n>.<ext>``."""
+    files = []
+    for node_id, received in images.items():
+        label = "".join(c if c.isalnum() else "-" for c in node_id)
+        for index, (data, mime) in enumerate(received, start=1):
+            suffix = _RECEIVED_SUFFIX.get(sniff(data) or mime, ".bin")
+            name = f"websocket_{label}_{index:05}{suffix}"
+            files.append(OutputFile(name, "", "websocket", node_id, "", "images",
+                                    {"format": sniff(data) or mime}, ReceivedBytes(data)))
+    return files
 
 
 def _guess_mime(filename: str, fmt: Optional[str]) -> Optional[str]:
@@ -87,7 +151,9 @@ class OutputFile:
 
     filename: str
     subfolder: str
-    type: str  #: ``output``, ``temp`` or ``input``
+    #: ``output``, ``temp`` or ``input``; ``websocket`` for an image a ``SaveImageWebsocket``
+    #: node sent over the socket (kept in memory: ``read``/``save`` need no server)
+    type: str
     node_id: str
     url: str  #: absolute ``/view`` URL (without credentials)
     output_key: str = "images"  #: the output key the item was listed under
@@ -291,11 +357,14 @@ def build_result(
     finished_ms: Optional[float] = None,
     node_errors: Optional[Mapping[str, Any]] = None,
     client: Optional[FileClient] = None,
+    received: Optional[Mapping[str, List[Tuple[bytes, str]]]] = None,
 ) -> PromptResult:
     """Merge the live ``executed`` outputs with the history entry into a :class:`PromptResult`.
 
     Order follows execution (the events), then nodes only history knows. A node whose
     ``executed`` output was ``null`` (cached output node without UI) contributes nothing.
+    ``received``: images websocket-saving nodes sent (node id → ``(bytes, mime)`` in
+    arrival order); they follow the server's files, as files of ``type`` ``"websocket"``.
     """
     hist_outputs: Mapping[str, Mapping[str, Any]] = history.outputs if history else {}
     outputs: Dict[str, Mapping[str, Any]] = {}
@@ -308,6 +377,7 @@ def build_result(
             outputs[str(node_id)] = output
 
     files = tuple(_make_file(n, k, item, client) for n, k, item in _file_items(outputs))
+    files += tuple(received_files(received or {}))
     text: Dict[str, List[str]] = {}
     for node_id, output in outputs.items():
         strings = output.get("text")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import Future
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Set
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 from .. import events as ev
 from .._backoff import Backoff
@@ -55,9 +55,13 @@ class JobState:
         nodes_total: int,
         now: float,
         exception_handler: Optional[ExceptionHandler] = None,
+        websocket_nodes: Sequence[str] = (),
     ) -> None:
         self.prompt_id = prompt_id
         self.nodes_total = nodes_total
+        # nodes whose images come over the socket: kept as the result's files
+        self.websocket_nodes = frozenset(websocket_nodes)
+        self.received: Dict[str, List[Tuple[bytes, str]]] = {}
         self.status: JobStatus = "pending"
         self.submitted = False  # POST /prompt returned: only then may it be reconciled
         self.number: Any = None
@@ -141,6 +145,8 @@ class JobState:
             return prompt_error(self.prompt_id, event, cancelled=self.cancel_requested)
         elif isinstance(event, ev.Preview):
             self.preview = event
+            if event.node_id in self.websocket_nodes:
+                self.received.setdefault(event.node_id, []).append((event.image, event.mime_type))
         return None
 
     def _ended(self, signal: str, read_at: float) -> None:
@@ -276,6 +282,7 @@ class JobState:
             finished_ms=self.finished_ms,
             node_errors=self.node_errors,
             client=files,
+            received=self.received,
         )
 
     def missing_error(self) -> PromptError:

@@ -44,7 +44,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from .. import events as ev
 from .._dispatch import Callback, ExceptionHandler
 from .._rest.models import HistoryEntry
-from .._results import FileClient, PromptResult
+from .._results import FileClient, PromptResult, websocket_nodes
 from ..errors import ComfyConnectionError, ComfyError, PromptLostError
 from .attribution import Attribution
 from .job import PromptJob
@@ -147,7 +147,8 @@ class Tracker:
         existing = self._registered(pid, subscribe)
         if existing is not None:
             return existing
-        state = JobState(pid, len(workflow), time.monotonic(), self._exception_handler)
+        state = JobState(pid, len(workflow), time.monotonic(), self._exception_handler,
+                         websocket_nodes=websocket_nodes(workflow))
         for key, callback in subscribe:
             state.bus.on(key, callback)
         self._register(state)
