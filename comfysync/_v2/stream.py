@@ -19,7 +19,7 @@ import logging
 import queue
 import socket
 import threading
-from typing import Callable, Dict, Optional, Union
+from typing import Callable, Dict, List, Optional, Union
 
 import requests
 
@@ -227,6 +227,7 @@ class V2EventSource:
         self._name = name
         self._lock = threading.Lock()
         self._streams: Dict[str, JobStream] = {}
+        self._retired: List[JobStream] = []  # stopped or ended: joined by stop()
         self._queue: queue.SimpleQueue[Union[ev.Event, object]] = queue.SimpleQueue()
         self._thread: Optional[threading.Thread] = None
         self._stopped = False
@@ -249,8 +250,9 @@ class V2EventSource:
         """Close every stream and join the threads. Idempotent."""
         with self._lock:
             self._stopped = True
-            streams = list(self._streams.values())
+            streams = list(self._streams.values()) + self._retired
             self._streams.clear()
+            self._retired = []
             thread = self._thread
         for stream in streams:
             stream.stop()
@@ -287,8 +289,16 @@ class V2EventSource:
         """Stop following a job (its end is known)."""
         with self._lock:
             stream = self._streams.pop(job_id, None)
+            if stream is not None:
+                self._retire(stream)
         if stream is not None:
             stream.stop(join=False)
+
+    def _retire(self, stream: JobStream) -> None:
+        """Keep a finished stream for :meth:`stop` to join (lock held); forget the ones
+        whose thread is over."""
+        self._retired = [s for s in self._retired if s.thread.is_alive()]
+        self._retired.append(stream)
 
     def _hinted(self, job_id: str, job: Optional[V2Job]) -> None:
         if job is not None:
@@ -309,7 +319,9 @@ class V2EventSource:
     def _ended(self, job_id: str, reason: str) -> None:
         """A stream's thread ended by itself (its own thread)."""
         with self._lock:
-            self._streams.pop(job_id, None)
+            stream = self._streams.pop(job_id, None)
+            if stream is not None:
+                self._retire(stream)
             if reason == "limit":
                 self._limited = True
 

@@ -178,3 +178,20 @@ def test_attach_follows_a_job_of_another_client(api: ComfyApi, proxy: Proxy) -> 
         result = attached.wait(WAIT)
     assert result.prompt_id == job.prompt_id and result.images
     assert job.wait(WAIT).status == "success"
+
+
+def test_ui_format_is_converted_with_node_defs(api: ComfyApi, upstream: FakeComfyUI) -> None:
+    ui = Path(__file__).parents[2] / "samples" / "workflows" / "invert_ui.json"
+    with ComfyApi(upstream.url) as native:  # any server of the same nodes has the definitions
+        defs = native.get_node_defs()
+    result = api.run_workflow(ui, timeout=WAIT, node_defs=defs)
+    assert result.status == "success" and len(result.images) == 1
+
+
+def test_close_joins_every_thread(proxy: Proxy) -> None:
+    before = set(threading.enumerate())
+    with ComfyApi(proxy.url) as api:
+        api.run_workflow(image_wf(10, steps=2, delay_ms=100), timeout=WAIT)
+        api.run_workflow(image_wf(11), timeout=WAIT)
+    left = [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
+    assert left == []
