@@ -22,6 +22,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tupl
 from .._notebook import ProgressDisplay
 from .._results import PromptResult
 from .._tracking.submission import canonical_prompt_id
+from .._types import WorkflowLike
 from ..errors import (
     ComfyError,
     PoolClosedError,
@@ -148,7 +149,7 @@ class ComfyPool:
 
     def submit(
         self,
-        workflow: Any,
+        workflow: WorkflowLike,
         *,
         include: Selector = None,
         exclude: Selector = None,
@@ -190,7 +191,7 @@ class ComfyPool:
 
     def run_workflow(
         self,
-        workflow: Any,
+        workflow: WorkflowLike,
         timeout: Optional[float] = None,
         *,
         include: Selector = None,
@@ -239,7 +240,7 @@ class ComfyPool:
 
     def map(
         self,
-        workflows: Iterable[Any],
+        workflows: Iterable[WorkflowLike],
         timeout: Optional[float] = None,
         *,
         include: Selector = None,

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple
+from typing import Any, Dict, FrozenSet, List, Mapping, Optional, Tuple, Union
 
 from attrs import define
 
+from .._types import WorkflowLike
 from ..errors import WorkflowFormatError
 from .format import normalise
 from .node_specs import NodeDefIndex, NodeDefsCache, NodeDefsSource
@@ -88,7 +89,7 @@ class PreparedWorkflow:
     added: Tuple[Tuple[str, str], ...] = ()
 
 
-def prepare(workflow: Any) -> PreparedWorkflow:
+def prepare(workflow: Union[WorkflowLike, PreparedWorkflow]) -> PreparedWorkflow:
     """Read and check ``workflow`` without a server (see the module docstring); raises
     :class:`WorkflowFormatError` for anything that is not a workflow."""
     if isinstance(workflow, PreparedWorkflow):
@@ -147,7 +148,9 @@ def resolve(prepared: PreparedWorkflow, node_defs: Optional[NodeDefsSource]) -> 
     return prepared.prompt
 
 
-def to_prompt(workflow: Any, node_defs: Optional[NodeDefsSource] = None) -> Dict[str, Any]:
+def to_prompt(
+    workflow: Union[WorkflowLike, PreparedWorkflow], node_defs: Optional[NodeDefsSource] = None
+) -> Dict[str, Any]:
     """The API prompt to post for ``workflow`` (anything :func:`prepare` takes, or its
     result). ``node_defs``: the server's node definitions, or a callable returning them
     (called only for a UI-format graph or inputs added to a ``Workflow``); without them a

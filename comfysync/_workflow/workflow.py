@@ -36,11 +36,12 @@ from typing import (
 )
 
 from .._suggest import did_you_mean
+from .._types import WorkflowLike
 from ..errors import WorkflowFormatError
 from .format import check_api_shape
 from .node import Node
 from .node_specs import SEED_INPUTS, NodeDefIndex, NodeDefsLike, NodeDefsSource, seed_range
-from .prompt import WorkflowState, prepare, resolve
+from .prompt import PreparedWorkflow, WorkflowState, prepare, resolve
 from .validate import validate_api
 
 __all__ = ["Workflow", "Node", "coerce_cli_value"]
@@ -86,7 +87,11 @@ class Workflow(WorkflowState):
 
     __slots__ = ()
 
-    def __init__(self, data: Any = None, node_defs: Optional[NodeDefsSource] = None) -> None:
+    def __init__(
+        self,
+        data: Union[WorkflowLike, PreparedWorkflow, None] = None,
+        node_defs: Optional[NodeDefsSource] = None,
+    ) -> None:
         self._adopt_state(resolve(prepare({} if data is None else data), node_defs))
         if isinstance(data, WorkflowState) and node_defs is None:
             self._loaded = dict(data._loaded)  # inputs added there stay to be checked
@@ -105,7 +110,7 @@ class Workflow(WorkflowState):
         return cls(path, node_defs)
 
     @classmethod
-    def from_ui(cls, ui_workflow: Mapping[str, Any], node_defs: NodeDefsSource) -> Workflow:
+    def from_ui(cls, ui_workflow: WorkflowLike, node_defs: NodeDefsSource) -> Workflow:
         """Convert a UI-format workflow (editor save file) to API format, as the editor's
         *Queue* button does. ``node_defs``: ``api.get_node_defs()`` or the raw
         ``/object_info`` JSON. Raises :class:`WorkflowFormatError` for anything it cannot
