@@ -78,6 +78,17 @@ CELLS = [
 
 def _run_notebook(url: str, workdir: Path) -> Tuple[Any, List[Tuple[int, str, Dict[str, Any]]]]:
     import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(CELLS[0].format(url=url))]
+    nb.cells += [nbformat.v4.new_code_cell(src) for src in CELLS[1:]]
+    return _execute(nb, workdir, {})
+
+
+def _execute(nb: Any, workdir: Path, env: Dict[str, str]
+             ) -> Tuple[Any, List[Tuple[int, str, Dict[str, Any]]]]:
+    """Run ``nb`` in a fresh ``python3`` kernel started in ``workdir`` with ``env`` added to
+    this process's environment; the notebook with its outputs, and every iopub message."""
     from nbclient import NotebookClient
 
     class RecordingClient(NotebookClient):  # type: ignore[misc]
@@ -92,15 +103,12 @@ def _run_notebook(url: str, workdir: Path) -> Tuple[Any, List[Tuple[int, str, Di
             self.messages.append((cell_index, msg["msg_type"], msg["content"]))
             return super().process_message(msg, cell, cell_index)
 
-    nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell(CELLS[0].format(url=url))]
-    nb.cells += [nbformat.v4.new_code_cell(src) for src in CELLS[1:]]
     client = RecordingClient(nb, timeout=120, startup_timeout=90, kernel_name="python3",
                              resources={"metadata": {"path": str(workdir)}})
     # the kernel imports the comfysync under test, wherever it is checked out
     root = str(Path(comfysync.__file__).resolve().parents[1])
     path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
-    client.execute(env={**os.environ, "PYTHONPATH": path})
+    client.execute(env={**os.environ, **env, "PYTHONPATH": path})
     return nb, client.messages
 
 
@@ -163,3 +171,25 @@ def test_notebook_shows_results_progress_and_live_preview(
     assert any(t == "update_display_data" for i, t, _ in messages if i == 6)
     (status,) = _outputs(nb, 6, "execute_result")
     assert status.data["text/plain"] == "'success'"
+
+
+@pytest.mark.timeout(300)
+def test_the_sample_notebook_runs(fake_server: FakeComfyUI) -> None:
+    """``samples/notebook.ipynb`` as a user opens it: in its folder, the server from
+    ``$COMFYUI_URL``."""
+    import nbformat
+
+    _kernel_tools()
+    samples = Path(__file__).resolve().parents[2] / "samples"
+    nb = nbformat.read(samples / "notebook.ipynb", as_version=4)
+    assert all(not c.get("outputs") for c in nb.cells), "commit the sample without outputs"
+    nb, _ = _execute(nb, samples, {"COMFYUI_URL": fake_server.url})
+    codes = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    for index in codes:
+        assert not _outputs(nb, index, "error"), nb.cells[index].outputs
+    run, grid, single = codes[1], codes[2], codes[3]
+    assert any(WIDGET in o.data for o in _outputs(nb, run, "display_data"))
+    (shown,) = _outputs(nb, grid, "execute_result")
+    assert '<img src="data:image/png;base64,' in shown.data["text/html"]
+    (image,) = _outputs(nb, single, "execute_result")
+    assert _b64(image.data["image/png"]).startswith(PNG_MAGIC)
