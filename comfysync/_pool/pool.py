@@ -72,12 +72,15 @@ class ComfyPool:
     """Several ComfyUI servers behind one blocking API.
 
     ``urls``: one entry per server — ``"host:port"``, ``("host:port", {"tags": [...],
-    "weight": 2})``, a ``{"url": …, "tags": …, "weight": …}`` mapping or a
+    "weight": 2, "priority": 1, "max_inflight": 4})``, a ``{"url": …, …}`` mapping or a
     :class:`ServerSpec`. ``policy``: ``"least_busy"`` (default), ``"round_robin"`` or a callable
     ``policy(servers, workflow)`` returning one of the :class:`ServerView` s it was given (or
-    its URL), or ``None`` to keep the job waiting.
+    its URL), or ``None`` to keep the job waiting. A policy is shown the free servers of the
+    highest ``priority`` a job may use: lower priorities are the overflow, used only while
+    every higher server is busy or unreachable.
 
-    ``max_inflight_per_server``: jobs of this pool a server holds at once. ``retries``: how
+    ``max_inflight_per_server``: jobs of this pool a server holds at once (a server's own
+    ``max_inflight`` overrides it). ``retries``: how
     many times a job whose server failed (refused, dropped, lost the prompt) is resubmitted.
     ``max_queued``: jobs waiting for a free server before :meth:`submit` raises
     :class:`~comfysync.errors.PoolFullError`. ``wait_for_server``: seconds a job waits while
@@ -166,9 +169,10 @@ class ComfyPool:
         Every job is posted under one prompt id, on whichever server it runs (a failed POST is
         resolved by asking that server about the id, never by posting blindly elsewhere).
         ``prompt_id``: a canonical UUID chosen by the caller (e.g. derived from a task id);
-        the servers of the pool are asked about it first, and a prompt some server already
-        has is followed there instead of run again — submitting the same id twice runs the
-        workflow once.
+        the servers of the pool are asked about it first (this call blocks for those
+        requests), and a prompt some server already has is followed there instead of run
+        again — submitting the same id twice runs the workflow once. A server that is down or
+        does not answer cannot be asked and is skipped.
         """
         item = self._make_item(workflow, include, exclude, kwargs, prompt_id)
         engine = self._engine
