@@ -19,7 +19,7 @@ import logging
 import queue
 import socket
 import threading
-from typing import Callable, Dict, List, Optional, Union
+from typing import Callable, Dict, List, Optional, Set, Union
 
 import requests
 
@@ -233,6 +233,7 @@ class V2EventSource:
         self._stopped = False
         self._limited = False  # the deployment refused a stream: new jobs are polled only
         self._ended_jobs: Dict[str, V2Job] = {}
+        self._hints: Set[str] = set()  # jobs a stream said ended, not yet read since
 
     # -- the event-source protocol -------------------------------------------------------
 
@@ -301,10 +302,19 @@ class V2EventSource:
         self._retired.append(stream)
 
     def _hinted(self, job_id: str, job: Optional[V2Job]) -> None:
-        if job is not None:
-            with self._lock:
+        with self._lock:
+            self._hints.add(job_id)
+            if job is not None:
                 self._ended_jobs[job_id] = job
         self._on_hint(job_id)
+
+    def take_hint(self, job_id: str) -> bool:
+        """True (once) when a stream said the job ended since the last call."""
+        with self._lock:
+            if job_id in self._hints:
+                self._hints.discard(job_id)
+                return True
+            return False
 
     def take_ended(self, job_id: str) -> Optional[V2Job]:
         """The terminal job a stream read for ``job_id`` (once), else None."""

@@ -199,7 +199,10 @@ class V2Surface:
         return found
 
     def _status_of(self, job_id: str) -> PromptStatus:
+        self._events.take_hint(job_id)  # this read answers a hint that came before it
         job = self._events.take_ended(job_id) or self._read(job_id)
+        if job is not None and not job.terminal and self._events.take_hint(job_id):
+            job = self._read(job_id)  # the stream saw the end while we read: look again
         for delay in EXPIRED_REREADS:
             if job is None or job.status != "expired":
                 break
