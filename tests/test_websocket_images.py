@@ -5,6 +5,7 @@ events only."""
 from __future__ import annotations
 
 import io
+import json
 import random
 from pathlib import Path
 from typing import Any, Dict, List
@@ -12,7 +13,7 @@ from typing import Any, Dict, List
 import pytest
 from PIL import Image
 
-from comfysync import ComfyApi, events
+from comfysync import ComfyApi, cli, events
 from comfysync._results import OutputFile
 from comfysync.testing import FakeComfyUI
 
@@ -105,3 +106,25 @@ def test_a_workflow_without_websocket_nodes_keeps_previews_out_of_files(
     with ComfyApi(fake_server.url) as api:
         result = api.run_workflow(wf, timeout=30)
     assert {f.type for f in result.files} == {"output"}
+
+
+def test_cli_run_saves_websocket_images(fake_server: FakeComfyUI, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Images a SaveImageWebsocket node streamed are saved like any output, from the bytes
+    the run received (the server stored nothing to download)."""
+    wf = tmp_path / "ws.json"
+    wf.write_text(json.dumps({
+        "1": {"class_type": "ProbeNoise",
+              "inputs": {"width": 4, "height": 4, "batch_size": 2, "seed": 5}},
+        "2": {"class_type": "SaveImageWebsocket", "inputs": {"images": ["1", 0]}},
+    }), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["run", str(wf), "--server", fake_server.url, "--out", "o", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    files = json.loads(out)["files"]
+    assert [(f["type"], f["filename"]) for f in files] == [
+        ("websocket", "websocket_2_00001.png"), ("websocket", "websocket_2_00002.png")]
+    assert all((tmp_path / f["path"]).read_bytes().startswith(b"\x89PNG") for f in files)
+    assert not any(r.path == "/view" for r in fake_server.requests)

@@ -78,3 +78,4 @@ def test_server_traceback_without_frames() -> None:
     text = cli.server_traceback(exc)
     assert "node 7 (X) in prompt p" in text and "(the server sent no traceback)" in text
     assert text.endswith("ValueError: bad\n")
+
