@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, 
 
 from attrs import define, field
 
+from ._compat.names import SeedFileNames, SeedResultNames
 from ._display import GridItem, grid_bundle, sniff
 from ._rest.models import HistoryEntry
 from ._rest.saving import safe_basename, save_target, stream_to_path
@@ -140,7 +141,7 @@ def _guess_mime(filename: str, fmt: Optional[str]) -> Optional[str]:
 
 
 @define(frozen=True)
-class OutputFile:
+class OutputFile(SeedFileNames["Image"]):
     """One file a node wrote on the server (``GET /view?filename=&subfolder=&type=``).
 
     ``read()`` downloads it into memory; ``save()`` streams it to disk in constant memory,
@@ -209,11 +210,6 @@ class OutputFile:
         image.load()
         return image
 
-    @property
-    def image(self) -> Image:
-        """Seed-compatible alias of :meth:`to_pil` (``result.output_images[0].image``)."""
-        return self.to_pil()
-
     def _repr_png_(self) -> Optional[bytes]:
         """Notebook display: PNG bytes for image files, None (no PNG view) for the rest."""
         if not self.is_image:
@@ -252,7 +248,7 @@ class OutputFiles(Tuple[OutputFile, ...]):
 
 
 @define(frozen=True)
-class PromptResult:
+class PromptResult(SeedResultNames[OutputFiles]):
     """The outcome of a successful prompt.
 
     ``outputs`` is node id → the node's UI output dict as the server sent it; ``files`` every
@@ -281,11 +277,6 @@ class PromptResult:
         if self.started_at is None or self.finished_at is None:
             return None
         return (self.finished_at - self.started_at).total_seconds()
-
-    @property
-    def output_images(self) -> Tuple[OutputFile, ...]:
-        """Seed-compatible alias of :attr:`images`."""
-        return self.images
 
     def files_of(self, node_id: str) -> OutputFiles:
         """The files one node produced."""

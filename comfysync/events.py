@@ -32,6 +32,7 @@ from typing import (
 
 from attrs import define, field
 
+from ._compat.names import EVENT_ALIASES
 from ._display import image_bundle
 from ._suggest import suggestions
 
@@ -415,8 +416,7 @@ WIRE_NAMES: Mapping[str, Type[Event]] = {cls.TYPE: cls for cls in _SERVER_CLASSE
 CLIENT_EVENTS: Mapping[str, Type[Event]] = {cls.TYPE: cls for cls in _CLIENT_CLASSES}
 
 _ALIASES: Mapping[str, str] = {
-    "all": ALL,
-    "execution_complete": ExecutionSuccess.TYPE,  # the name used by the seed docs
+    **EVENT_ALIASES,  # comfy-api-client's "all", "execution_complete": kept in _compat
     "b_preview_with_metadata": Preview.TYPE,  # the official frontend's name for type 4
     "progress_text": ProgressText.TYPE,  # the official frontend's name for type 3
 }

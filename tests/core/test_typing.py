@@ -22,10 +22,11 @@ USER_SCRIPT = '''
 from __future__ import annotations
 
 from concurrent.futures import Future
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from comfysync import (
-    ComfyApi, ComfyClient, PromptJob, PromptResult, SeedPromptJob, create_client, events,
+    ComfyApi, ComfyClient, OutputFile, PromptJob, PromptResult, SeedPromptJob, create_client,
+    events,
 )
 from comfysync.errors import PromptInterruptedError, PromptTimeoutError
 
@@ -37,6 +38,8 @@ def seed_style(url: str, wf: Dict[str, Any]) -> str:
         deferred: SeedPromptJob = client.submit_workflow(wf, return_future=False)
         maybe: Optional[Future[PromptResult]] = deferred.future
         assert maybe is None
+        first: OutputFile = result.output_images[0]  # the seed's name keeps the type
+        size: Tuple[int, int] = first.image.size  # a PIL image
         return result.prompt_id + client.fetch_results(deferred, timeout=60).prompt_id
 
 
@@ -75,12 +78,16 @@ def compat_subclass(url: str) -> ComfyClient:
 WRONG_SCRIPT = '''
 from __future__ import annotations
 
-from comfysync import ComfyApi, events
+from comfysync import ComfyApi, PromptResult, events
 
 
 def wrong(url: str) -> str:
     with ComfyApi(url) as api:
         return api.wait_for(events.Status, timeout=5)
+
+
+def wrong_seed_name(result: PromptResult) -> int:
+    return result.output_images[0]
 '''
 
 
@@ -106,4 +113,6 @@ def test_user_code_type_checks_under_mypy_strict(tmp_path: Path) -> None:
 
 def test_mypy_catches_misuse_of_the_same_types(tmp_path: Path) -> None:
     errors = run_mypy(tmp_path, WRONG_SCRIPT)
-    assert len(errors) == 1 and '"Status"' in errors[0] and '"str"' in errors[0], errors
+    assert len(errors) == 2, errors
+    assert '"Status"' in errors[0] and '"str"' in errors[0], errors
+    assert '"OutputFile"' in errors[1] and '"int"' in errors[1], errors  # not Any

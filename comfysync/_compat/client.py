@@ -15,10 +15,8 @@ else (REST methods, events, ``run_workflow``) is the same object. The seed's
 ``future`` is None (``SeedPromptJob`` is that same class, under the name older code imports).
 ``utils.read_json`` is :func:`read_json` here.
 
-Two compat names stay with what they name, because a module above them cannot be imported
-from below: ``PromptResult.output_images`` (another name for ``images``) and the event-name
-aliases ``"execution_complete"`` / ``"all"`` (in ``comfysync.events``, where every event name
-is resolved).
+The names of lower layers (event-name aliases, ``output_images``, ``OutputFile.image``) are in
+:mod:`comfysync._compat.names`.
 """
 
 from __future__ import annotations
@@ -26,11 +24,11 @@ from __future__ import annotations
 import os
 from typing import Any, Optional, Union
 
-from ._client import ComfyApi
-from ._results import PromptResult
-from ._tracking.job import PromptJob
-from ._types import WorkflowLike
-from ._workflow.format import read_json_file
+from .._client import ComfyApi
+from .._results import PromptResult
+from .._tracking.job import PromptJob
+from .._types import WorkflowLike
+from .._workflow.format import read_json_file
 
 __all__ = ["ComfyClient", "SeedPromptJob", "create_client", "read_json"]
 
