@@ -32,6 +32,7 @@ from typing import (
     Tuple,
     Type,
     TypeVar,
+    Union,
     overload,
 )
 
@@ -495,6 +496,19 @@ class ComfyApi(RestMethods):
         )
         self._deliver(status)
         return status
+
+    def delete_from_queue(self, prompt_ids: Union[str, Iterable[str]]) -> None:
+        """As on a native server (``POST /queue``); on a Comfy API v2 deployment the jobs
+        among ``prompt_ids`` that still wait are cancelled (what a pool does with prompts it
+        moved to another server)."""
+        if self._switch.choice.known != "v2":
+            try:
+                super().delete_from_queue(prompt_ids)
+                return
+            except UnsupportedError:  # the route answered 404: the server speaks v2
+                if self._switch.choice.known != "v2":
+                    raise
+        self._v2.drop_queued([prompt_ids] if isinstance(prompt_ids, str) else list(prompt_ids))
 
     def upload_image(self, file: Any, *, filename: Optional[str] = None, subfolder: str = "",
                      type: str = "input", overwrite: bool = False) -> FileRef:

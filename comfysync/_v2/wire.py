@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import IO, Any, Dict, Mapping, Optional, Tuple, Union
+from typing import IO, Any, Dict, Mapping, Optional, Sequence, Tuple, Union
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -231,6 +231,14 @@ class V2Wire:
                 return None
             raise
         return self._job(data, "POST /api/v2/jobs/{id}/cancel")
+
+    def drop_queued(self, job_ids: Sequence[str]) -> None:
+        """Cancel those of ``job_ids`` that still wait (``queued``); running, ended and
+        unknown ids are left alone, as a native server's queue delete does."""
+        for job_id in job_ids:
+            job = self.get_job(job_id)
+            if job is not None and job.status == "queued":
+                self.cancel(job_id)
 
     def open_events(self, job_id: str, read_timeout: float) -> requests.Response:
         """The open ``text/event-stream`` response of the job's live events (the caller

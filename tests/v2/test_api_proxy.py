@@ -18,6 +18,7 @@ from comfysync._v2.stream import abort
 from comfysync.errors import (
     PromptExecutionError,
     PromptInterruptedError,
+    PromptLostError,
     UnsupportedError,
     WorkflowFormatError,
 )
@@ -195,3 +196,15 @@ def test_close_joins_every_thread(proxy: Proxy) -> None:
         api.run_workflow(image_wf(11), timeout=WAIT)
     left = [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
     assert left == []
+
+
+def test_delete_from_queue_cancels_waiting_jobs(api: ComfyApi, upstream: FakeComfyUI) -> None:
+    upstream.pause()
+    try:
+        waiting = api.submit(image_wf(13))
+        api.delete_from_queue(waiting.prompt_id)
+        with pytest.raises(PromptLostError):  # as on a native server: deleted, not cancelled
+            waiting.wait(WAIT)
+    finally:
+        upstream.resume()
+    assert api.run_workflow(image_wf(14), timeout=WAIT).status == "success"
