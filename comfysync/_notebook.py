@@ -179,13 +179,12 @@ class ProgressDisplay:
             job = current_job()
             if job is not None:
                 view.draw(job)  # the last preview and counts
-            try:
-                result = wait(left)
-            except BaseException as exc:
-                outcome = type(exc).__name__
-                raise
+            result = wait(left)
             outcome = "done"
             return result
+        except BaseException as exc:  # the bar says how it ended (Ctrl-C included)
+            outcome = type(exc).__name__
+            raise
         finally:
             if subscription is not None:
                 subscription.cancel()

@@ -171,3 +171,26 @@ def test_preview_to_pil_without_pillow_names_the_extra(monkeypatch: pytest.Monke
     monkeypatch.setitem(sys.modules, "PIL", None)
     with pytest.raises(ImportError, match=r"comfysync\[pil\]"):
         events.Preview(image=b"x").to_pil()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to oneself needs POSIX")
+def test_ctrl_c_during_progress_cancels_the_prompt(
+    fake_server: FakeComfyUI, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The display waits inside run_workflow's own interrupt handling: Ctrl-C while the bar
+    is drawn still cancels the prompt on the server, and the bar says how it ended."""
+    import os
+    import signal
+
+    def ctrl_c(event: events.Progress) -> None:  # listener thread: Ctrl-C hits the main one
+        if event.value == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with ComfyApi(fake_server.url) as api:
+        with pytest.raises(KeyboardInterrupt):
+            api.run_workflow(wf(7, steps=200, delay_ms=50), progress=True, timeout=60,
+                             on_progress=ctrl_c)
+        fake_server.wait_for_idle(timeout=10)
+    (entry,) = [e for e in fake_server.history().values()]
+    assert "execution_interrupted" in [m[0] for m in entry["status"]["messages"]]
+    assert "KeyboardInterrupt" in capsys.readouterr().err
