@@ -211,8 +211,8 @@ class Engine:
             item.future.prompt_id = job.prompt_id
             item.future.job = job
             item.future.attempts += 1
+            attempt = Attempt(item, time.monotonic(), server.url)
             item.tried.append(server.url)
-            attempt = Attempt(item, time.monotonic())
             attempt.prompt_id = job.prompt_id
             if not server.adopt(attempt, job):
                 raise PoolClosedError("this ComfyPool is closed")
@@ -432,7 +432,7 @@ class Engine:
                 self.bump_locked()
                 return
             item.started = True
-        if not server.accept(Attempt(item, time.monotonic())):  # went away meanwhile
+        if not server.accept(Attempt(item, time.monotonic(), server.url)):  # went away
             item.declined_at = -1
             return
         self.queue.remove(item)

@@ -53,6 +53,14 @@ EventCallback = Callable[[Event, str], Any]
 Selector = Union[None, str, Iterable[str]]
 
 
+def _ended_badly(job: Any) -> bool:
+    """Whether a client job has already ended in an error (interrupted, failed)."""
+    future = getattr(job, "future", None)
+    return future is not None and future.done() and (
+        future.cancelled() or future.exception() is not None
+    )
+
+
 class PoolSubscription:
     """Returned by :meth:`ComfyPool.on`; ``cancel()`` unsubscribes from every server."""
 
@@ -177,7 +185,7 @@ class ComfyPool:
         item = self._make_item(workflow, include, exclude, kwargs, prompt_id)
         engine = self._engine
         if prompt_id is not None:
-            found = self._find(prompt_id, [engine.servers[i] for i in item.allowed])
+            found, _ = self._find(prompt_id, [engine.servers[i] for i in item.allowed])
             if found is not None:
                 server, job = found
                 engine.adopt(item, server, job)
@@ -427,19 +435,31 @@ class ComfyPool:
 
     def _find(
         self, prompt_id: str, servers: Sequence[ServerRecord]
-    ) -> Optional[Tuple[ServerRecord, Any]]:
-        """The first of ``servers`` that has the prompt, with the client job following it."""
+    ) -> Tuple[Optional[Tuple[ServerRecord, Any]], List[str]]:
+        """A server of ``servers`` that has the prompt, with the client job following it —
+        the first where it is unfinished or succeeded; else (it ended in an error
+        everywhere, e.g. interrupted where the pool moved it away) the first that has it —
+        and the servers that could not be asked."""
+        fallback: Optional[Tuple[ServerRecord, Any]] = None
+        unreachable: List[str] = []
         for server in servers:
             api = server.client_if_usable()
             if api is None:
+                unreachable.append(f"{server.url} (down)")
                 continue
             try:
-                return server, api.attach(prompt_id)
+                job = api.attach(prompt_id)
             except PromptLostError:
                 continue  # not there
             except ComfyError as exc:
                 log.info("%s: cannot look for prompt %s: %s", server.url, prompt_id, exc)
-        return None
+                unreachable.append(f"{server.url} ({exc})")
+                continue
+            if not _ended_badly(job):
+                return (server, job), unreachable
+            if fallback is None:
+                fallback = (server, job)
+        return fallback, unreachable
 
     def attach(self, prompt_id: str) -> Any:
         """A :class:`~comfysync.PromptJob` following the prompt ``prompt_id`` on whichever
@@ -448,18 +468,11 @@ class ComfyPool:
         Raises ``PromptLostError`` when none has it (naming the servers that could not be
         asked), ``ValueError`` for an id that is not a canonical UUID."""
         canonical_prompt_id(prompt_id)
-        asked, unreachable = [], []
-        for server in self._engine.servers:
-            api = server.client_if_usable()
-            if api is None:
-                unreachable.append(f"{server.url} (down)")
-                continue
-            try:
-                return api.attach(prompt_id)
-            except PromptLostError:
-                asked.append(server.url)
-            except ComfyError as exc:
-                unreachable.append(f"{server.url} ({exc})")
+        found, unreachable = self._find(prompt_id, self._engine.servers)
+        if found is not None:
+            return found[1]
+        asked = [s.url for s in self._engine.servers if not any(
+            u.startswith(s.url + " ") for u in unreachable)]
         raise PromptLostError(
             f"no server of the pool has prompt {prompt_id} (asked: {', '.join(asked) or 'none'}"
             + (f"; could not ask: {'; '.join(unreachable)}" if unreachable else "")

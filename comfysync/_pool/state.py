@@ -187,12 +187,13 @@ class Attempt:
     """One submission of a job to one server. Its fields other than ``item`` are guarded by
     that server's record."""
 
-    def __init__(self, item: Item, started: float) -> None:
+    def __init__(self, item: Item, started: float, server_url: str) -> None:
         self.item = item
-        # The job's own id the first time; a fresh one for each resubmission, so that a
-        # server that saw (and dropped or interrupted) an earlier attempt never mistakes the
-        # new one for it.
-        self.prompt_id = item.prompt_id if not item.tried else str(uuid.uuid4())
+        # The job's own id on every server it goes to (so it can be found by that id
+        # wherever it ran), but a fresh one on a server that already saw it: a server that
+        # dropped or interrupted an earlier attempt must not mistake the new one for it.
+        fresh = server_url in item.tried
+        self.prompt_id = str(uuid.uuid4()) if fresh else item.prompt_id
         self.job: Optional[Any] = None  # the client's PromptJob once POST /prompt succeeded
         self.sending = False  # POST /prompt under way: the server may have the prompt
         self.abandoned = False  # ended, or given up on: later news about it is ignored

@@ -112,8 +112,9 @@ def test_attach_looks_on_every_server(two: List[FakeComfyUI]) -> None:
 
 def test_a_job_leaving_a_server_is_first_removed_from_it(two: List[FakeComfyUI]) -> None:
     first, second = two
+    prompt_id = str(uuid.uuid4())
     with make_pool([first.url, second.url], failover_after=0.5) as pool:
-        future = pool.submit(sleep_job(3.0, seed=1))
+        future = pool.submit(sleep_job(3.0, seed=1), prompt_id=prompt_id)
         running = first.wait_for_running(timeout=WAIT)
         # The socket to the first server goes and cannot come back; HTTP still answers.
         first.refuse_websockets(None)
@@ -124,6 +125,12 @@ def test_a_job_leaving_a_server_is_first_removed_from_it(two: List[FakeComfyUI])
         first.wait_until(lambda: running in first.history(), timeout=WAIT)
         messages = [m[0] for m in first.history()[running]["status"]["messages"]]
         assert "execution_interrupted" in messages
-        assert first.executions() == {running: 1}
-        assert second.executions() == {result.prompt_id: 1}
+        assert first.executions() == {running: 1} == {prompt_id: 1}
+        assert second.executions() == {result.prompt_id: 1} == {prompt_id: 1}
         first.accept_websockets()
+        # Found by its id where it succeeded, not where it was interrupted; a second
+        # submission with that id (a redelivered task) runs nothing.
+        assert pool.attach(prompt_id).wait(WAIT).text["3"][0] == "slept-1"
+        again = pool.submit(sleep_job(3.0, seed=1), prompt_id=prompt_id)
+        assert again.result(WAIT).prompt_id == prompt_id and again.server == second.url
+        assert first.executions() == second.executions() == {prompt_id: 1}
