@@ -170,14 +170,19 @@ class TaskPrompt:
     def wait(
         self, timeout: Optional[float] = None, save_to: Optional[_PathLike] = None
     ) -> WorkflowRun:
-        """Block until the prompt ends and return the :class:`WorkflowRun` (files saved into
-        the directory ``save_to`` when given). After ``timeout`` seconds the prompt is
-        cancelled and :class:`ComfyTaskError` (``kind="timeout"``) raised."""
+        """Block until the prompt ends and return the :class:`WorkflowRun`. After ``timeout``
+        seconds the prompt is cancelled and :class:`ComfyTaskError` (``kind="timeout"``)
+        raised.
+
+        With ``save_to``, the files are saved into ``<save_to>/<prompt id>/``: workers on
+        several machines and servers write into one shared folder, and servers name their
+        files alike (``ComfyUI_00001_.png`` on each), so one folder per prompt is what keeps
+        two tasks from writing the same path."""
         result = self._result(timeout)
         saved: Tuple[Path, ...] = ()
         if save_to is not None:
             try:
-                saved = tuple(result.save_all(save_to))
+                saved = tuple(result.save_all(Path(save_to).expanduser() / result.prompt_id))
             except ComfyError as exc:
                 self._task._fail(exc, self._running.prompt_id, self.server)
         return WorkflowRun(result, self.server, saved)

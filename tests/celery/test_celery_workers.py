@@ -240,13 +240,14 @@ def test_one_server_worker_retries_until_the_server_answers_then_closes_its_clie
                           queue="single", max_retries=20)
     res = cluster.send(workflow("late"), queue="single", kwargs={"save_to": str(tmp_path)})
     wait_until(lambda: f"task {res.id}: " in worker.output(last=200)
-               and "retry 1/20" in worker.output(last=200), what="a first retry\n" + worker.output())
+               and "retry 1/20" in worker.output(last=200), what="a first retry")
     server = start_fake_server(port=port)
     doc = res.get(timeout=WAIT)
     assert doc["server"] == server.url and doc["status"] == "success"
     [file] = doc["files"]
     saved = Path(file["saved_to"])
-    assert saved.parent == tmp_path and saved.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert saved.parent == tmp_path / doc["prompt_id"]
+    assert saved.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert server.executions(doc["prompt_id"]) == {doc["prompt_id"]: 1}
     worker.stop()
     assert worker.popen.returncode == 0
