@@ -27,6 +27,7 @@ from attrs import define
 from .._client import ComfyApi
 from .._pool.pool import ComfyPool
 from .._results import PromptResult
+from .._types import WorkflowLike
 from ..errors import ComfyError
 from ..events import Progress
 from ._settings import Settings
@@ -131,7 +132,7 @@ class _Client:
         if isinstance(event, Progress):
             self.board.on_progress(event)
 
-    def start(self, workflow: object, prompt_id: str, attach: bool) -> Running:
+    def start(self, workflow: WorkflowLike, prompt_id: str, attach: bool) -> Running:
         """Submit ``workflow`` as ``prompt_id``, or follow the prompt of that id that a
         server already has (an earlier delivery of the same task submitted it): a server
         that knows the id attaches the job to its prompt instead of running it again."""

@@ -12,6 +12,7 @@ pytest.importorskip("celery")
 
 from celery import Celery  # noqa: E402
 
+from comfysync._rest.models import HistoryEntry  # noqa: E402
 from comfysync._results import build_result  # noqa: E402
 from comfysync.celery import (  # noqa: E402
     ComfyTask,
@@ -81,8 +82,9 @@ def test_prompt_ids_derive_from_the_task_id() -> None:
 
 
 def _result(outputs: Dict[str, Any]) -> Any:
-    return build_result("p1", history={"outputs": outputs, "status": {"status_str": "success"}},
-                        executed={})
+    entry = HistoryEntry.from_wire("p1", {"outputs": outputs,
+                                          "status": {"status_str": "success"}})
+    return build_result("p1", history=entry, executed={})
 
 
 def test_result_document_is_plain_json(tmp_path: Path) -> None:
