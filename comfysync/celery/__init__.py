@@ -15,8 +15,8 @@
 Each worker process holds one :class:`~comfysync.ComfyApi` (one server) or
 :class:`~comfysync.ComfyPool` (several), made on its first task and closed when it shuts
 down. A task's prompt id derives from the task id, so a task delivered again after its worker
-died follows the prompt already on a server instead of running it twice. See
-``docs/CELERY.md`` for the whole behaviour.
+died follows the prompt already on a server instead of running it twice. The README's
+"Scaling out" section describes the whole behaviour; ``samples/celery_app`` is an example.
 """
 
 from __future__ import annotations

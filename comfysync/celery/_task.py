@@ -25,7 +25,6 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import os
-import random
 import threading
 import time
 import uuid
@@ -35,6 +34,7 @@ from typing import Any, Dict, Mapping, NoReturn, Optional, Tuple, Union
 
 from celery import Celery, Task, signals
 
+from .._backoff import Backoff
 from .._results import PromptResult
 from .._workflow.workflow import Workflow
 from ..errors import ComfyError, PromptError, PromptTimeoutError
@@ -341,8 +341,9 @@ class ComfyTask(Task):  # type: ignore[misc]  # Celery ships no type information
             settings = _state_of(self.app).settings()
             retries = self.request.retries
             if not self.request.called_directly and retries < settings.max_retries:
-                cap = min(settings.retry_backoff_max, settings.retry_backoff * 2**retries)
-                countdown = random.uniform(0.0, cap)
+                backoff = Backoff(settings.retry_backoff, settings.retry_backoff_max)
+                backoff.failures = retries  # the task's retries so far are the schedule's n
+                countdown = backoff.next_delay()
                 log.warning("task %s: %s; retry %d/%d in %.1f s", self.request.id, exc,
                             retries + 1, settings.max_retries, countdown)
                 raise self.retry(exc=error, countdown=countdown,
