@@ -20,6 +20,8 @@ from ..errors import (
     ComfyError,
     ComfyHTTPError,
     ComfyTimeoutError,
+    PoolClosedError,
+    PoolFullError,
     PromptExecutionError,
     PromptInterruptedError,
     PromptLostError,
@@ -37,12 +39,13 @@ class ComfyTaskError(ComfyError):
     was cancelled or ran out of time, or its server stayed unreachable through every retry.
 
     ``fields`` is a JSON dict: ``kind`` (``"execution_error"``, ``"validation_error"``,
-    ``"interrupted"``, ``"timeout"``, ``"workflow"``, ``"unreachable"``, ``"lost"``,
-    ``"http_error"``, ``"unsafe_path"``), ``prompt_id`` and ``server`` when known, and the
-    fields of the underlying error (``node_id``, ``node_type``, ``exception_type``,
-    ``exception_message``, ``traceback`` for an execution error; ``error`` and
-    ``node_errors`` for a validation error; ...). ``AsyncResult.get()`` raises it with the
-    same message and fields in the process that reads the result.
+    ``"interrupted"``, ``"timeout"``, ``"workflow"``, ``"invalid_argument"``,
+    ``"unreachable"``, ``"lost"``, ``"pool"``, ``"http_error"``, ``"unsafe_path"``),
+    ``prompt_id`` and ``server`` when known, and the fields of the underlying error
+    (``node_id``, ``node_type``, ``exception_type``, ``exception_message``, ``traceback`` for
+    an execution error; ``error`` and ``node_errors`` for a validation error; ...).
+    ``AsyncResult.get()`` raises it with the same message and fields in the process that
+    reads the result.
     """
 
     def __init__(self, message: str, fields: Optional[Mapping[str, Any]] = None) -> None:
@@ -69,11 +72,13 @@ class ComfyTaskError(ComfyError):
 
 def is_retriable(exc: BaseException) -> bool:
     """True for failures of the server or the way to it, which another attempt (maybe on
-    another server) can overcome: unreachable, timed out on a request, restarted (the prompt
-    lost), or a 5xx answer. Everything about the workflow itself is final."""
+    another server, or in another worker process) can overcome: unreachable, timed out on a
+    request, restarted (the prompt lost), a 5xx answer, or this process's pool full or closed
+    (shutting down). Everything about the workflow itself is final."""
     if isinstance(exc, PromptTimeoutError):
         return False  # the caller's own deadline, not the server's fault
-    if isinstance(exc, (ComfyConnectionError, ComfyTimeoutError, PromptLostError)):
+    if isinstance(exc, (ComfyConnectionError, ComfyTimeoutError, PromptLostError,
+                        PoolFullError, PoolClosedError)):
         return True
     if isinstance(exc, PromptValidationError):
         return False
@@ -95,6 +100,10 @@ def _kind(exc: BaseException) -> str:
         return "unsafe_path"
     if isinstance(exc, (ComfyConnectionError, ComfyTimeoutError)):
         return "unreachable"
+    if isinstance(exc, (PoolFullError, PoolClosedError)):
+        return "pool"
+    if isinstance(exc, (TypeError, ValueError)) and not isinstance(exc, ComfyError):
+        return "invalid_argument"
     if isinstance(exc, ComfyHTTPError):
         return "http_error"
     return "workflow"

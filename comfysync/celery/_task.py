@@ -36,6 +36,7 @@ from celery import Celery, Task, signals
 
 from .._backoff import Backoff
 from .._results import PromptResult
+from .._tracking.job import check_timeout
 from .._workflow.workflow import Workflow
 from ..errors import ComfyError, PromptError, PromptTimeoutError
 from ._documents import ComfyTaskError, WorkflowRun, error_fields, is_retriable
@@ -140,6 +141,15 @@ def _prepare(workflow: Any, values: Optional[Mapping[str, Any]]) -> Any:
     return wf.set_many(values)
 
 
+def _checked_timeout(task: ComfyTask, timeout: object) -> Optional[float]:
+    """``timeout`` as seconds (None: no limit), or the task fails: a string from a JSON
+    caller or a negative number is refused before anything is sent or waited for."""
+    try:
+        return check_timeout(timeout)
+    except (TypeError, ValueError) as exc:
+        task._fail(exc, None, None)
+
+
 class TaskPrompt:
     """A prompt submitted by a :class:`ComfyTask` (``self.submit(...)``).
 
@@ -178,7 +188,7 @@ class TaskPrompt:
         several machines and servers write into one shared folder, and servers name their
         files alike (``ComfyUI_00001_.png`` on each), so one folder per prompt is what keeps
         two tasks from writing the same path."""
-        result = self._result(timeout)
+        result = self._result(_checked_timeout(self._task, timeout))
         saved: Tuple[Path, ...] = ()
         if save_to is not None:
             try:
@@ -188,6 +198,7 @@ class TaskPrompt:
         return WorkflowRun(result, self.server, saved)
 
     def _result(self, timeout: Optional[float]) -> PromptResult:
+        """The prompt's result, publishing progress meanwhile (see :meth:`wait`)."""
         running, interval = self._running, self._settings.progress_interval
         deadline = None if timeout is None else time.monotonic() + timeout
         published: Optional[Snapshot] = None
@@ -326,7 +337,9 @@ class ComfyTask(Task):  # type: ignore[misc]  # Celery ships no type information
         prompt_id: Optional[str] = None,
     ) -> WorkflowRun:
         """Run ``workflow`` and return its :class:`WorkflowRun` (``.to_json()`` for a task
-        result): :meth:`submit`, then :meth:`TaskPrompt.wait`."""
+        result): :meth:`submit`, then :meth:`TaskPrompt.wait`. A bad ``timeout`` fails the
+        task before anything is sent."""
+        _checked_timeout(self, timeout)
         return self.submit(workflow, set=set, prompt_id=prompt_id).wait(timeout, save_to)
 
     def _fail(

@@ -27,6 +27,8 @@ from comfysync.celery._settings import read_settings  # noqa: E402
 from comfysync.errors import (  # noqa: E402
     ComfyConnectionError,
     ComfyHTTPError,
+    PoolClosedError,
+    PoolFullError,
     PromptExecutionError,
     PromptLostError,
     PromptTimeoutError,
@@ -109,6 +111,8 @@ def test_which_failures_are_retried() -> None:
     assert not is_retriable(PromptTimeoutError("late", prompt_id="p"))
     assert not is_retriable(PromptValidationError({"message": "bad"}, {}))
     assert not is_retriable(PromptExecutionError(prompt_id="p", node_id="3"))
+    assert is_retriable(PoolClosedError("closed"))
+    assert is_retriable(PoolFullError("full", max_queued=1))
 
 
 def test_task_error_survives_celerys_json_result_serialisation() -> None:
@@ -148,3 +152,18 @@ def test_an_unreachable_server_is_retried_then_the_task_fails(
     from comfysync.celery._task import _close_clients
 
     _close_clients()
+
+
+def test_a_bad_timeout_fails_the_task_before_anything_is_sent() -> None:
+    from _celery_procs import free_port
+
+    app = Celery("units", set_as_current=False)
+    app.conf.comfysync = {"servers": [f"127.0.0.1:{free_port()}"], "max_retries": 0}
+    task = install(app)
+    for bad in ("600", -1):
+        error = task.apply(args=[{}], kwargs={"timeout": bad}).result
+        assert isinstance(error, ComfyTaskError) and error.kind == "invalid_argument", error
+        assert "timeout" in str(error)
+    from comfysync.celery._task import _state_of
+
+    assert not _state_of(app).client.created, "no client was even made"
