@@ -163,6 +163,7 @@ class TaskPrompt:
         self._running = running
         self._settings = settings
         self._task_id: Optional[str] = task.request.id
+        self._progress_on = True
 
     @property
     def prompt_id(self) -> str:
@@ -245,8 +246,8 @@ class TaskPrompt:
             log.warning("could not cancel prompt %s: %s", self._running.prompt_id, exc)
 
     def _publish(self, snapshot: Snapshot) -> None:
-        if self._task_id is None:  # called directly, not as a task: no state to update
-            return
+        if self._task_id is None or not self._progress_on:
+            return  # called directly (no task id), or the app cannot store states
         fraction = snapshot.fraction
         meta: Dict[str, Any] = {
             "prompt_id": self._running.prompt_id,
@@ -262,7 +263,12 @@ class TaskPrompt:
             "percent": round(fraction * 100.0, 2),
             "description": f"node {snapshot.node}" if snapshot.node is not None else "",
         }
-        self._task.update_state(task_id=self._task_id, state=PROGRESS, meta=meta)
+        try:
+            self._task.update_state(task_id=self._task_id, state=PROGRESS, meta=meta)
+        except Exception as exc:  # no result backend, or it is down: the render goes on
+            self._progress_on = False
+            log.warning("task %s: cannot publish its PROGRESS state (%s); no more tries for "
+                        "prompt %s", self._task_id, exc, self._running.prompt_id)
 
 
 class ComfyTask(Task):  # type: ignore[misc]  # Celery ships no type information

@@ -167,3 +167,34 @@ def test_a_bad_timeout_fails_the_task_before_anything_is_sent() -> None:
     from comfysync.celery._task import _state_of
 
     assert not _state_of(app).client.created, "no client was even made"
+
+
+def test_a_result_backend_that_cannot_store_progress_does_not_fail_the_render(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from _celery_procs import free_port
+
+    from comfysync.testing import FakeComfyUI
+
+    caplog.set_level("WARNING", logger="comfysync.celery")
+    wf = {"1": {"class_type": "EmptyImage",
+                "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+          "2": {"class_type": "ProbeProgress",
+                "inputs": {"image": ["1", 0], "steps": 20, "delay_ms": 20, "preview": "none",
+                           "seed": 0}},
+          "3": {"class_type": "ProbeText", "inputs": {"text": "ok", "image": ["2", 0]}}}
+    with FakeComfyUI() as server:
+        app = Celery("units", set_as_current=False,  # a result backend nobody listens on
+                     backend=f"redis://127.0.0.1:{free_port()}/1")
+        app.conf.comfysync = {"servers": [server.url], "progress_interval": 0.01}
+        task = install(app)
+        try:
+            outcome = task.apply(args=[wf])
+            doc = outcome.get()
+        finally:
+            from comfysync.celery._task import _close_clients
+
+            _close_clients()
+    assert doc["status"] == "success" and doc["text"]["3"][0] == "ok"
+    warnings = [r.getMessage() for r in caplog.records if "cannot publish" in r.getMessage()]
+    assert len(warnings) == 1
