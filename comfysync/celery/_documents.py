@@ -51,6 +51,8 @@ class ComfyTaskError(ComfyError):
     def __init__(self, message: str, fields: Optional[Mapping[str, Any]] = None) -> None:
         self.fields: Dict[str, Any] = dict(fields or {})
         super().__init__(message, self.fields)
+        prompt_id = self.fields.get("prompt_id")
+        self.prompt_id = prompt_id if isinstance(prompt_id, str) else None
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
@@ -58,11 +60,6 @@ class ComfyTaskError(ComfyError):
     @property
     def kind(self) -> str:
         return str(self.fields.get("kind", ""))
-
-    @property
-    def prompt_id(self) -> Optional[str]:
-        value = self.fields.get("prompt_id")
-        return value if isinstance(value, str) else None
 
     @property
     def server(self) -> Optional[str]:
