@@ -28,7 +28,6 @@ from .._client import ComfyApi
 from .._pool.pool import ComfyPool
 from .._results import PromptResult
 from .._types import WorkflowLike
-from ..errors import ComfyError
 from ..events import Progress
 from ._settings import Settings
 
@@ -132,62 +131,33 @@ class _Client:
         if isinstance(event, Progress):
             self.board.on_progress(event)
 
-    def start(self, workflow: WorkflowLike, prompt_id: str, attach: bool) -> Running:
-        """Submit ``workflow`` as ``prompt_id``, or follow the prompt of that id that a
-        server already has (an earlier delivery of the same task submitted it): a server
-        that knows the id attaches the job to its prompt instead of running it again."""
+    def start(self, workflow: WorkflowLike, prompt_id: str) -> Running:
+        """Submit ``workflow`` as ``prompt_id`` — or follow the prompt of that id when a
+        server already has it (an earlier delivery of the same task submitted it): the
+        client asks its server, the pool every server, before posting."""
         if self.api is not None:
             api = self.api
             job = api.submit(workflow, prompt_id=prompt_id)
             return Running(prompt_id, job.future, lambda: api.url, job.cancel)
-        pool = self.pool
-        assert pool is not None
-        # Only the chosen server is asked whether it knows the id: after a redelivery the
-        # prompt may be on any of them, so find it first and send the job there.
-        where = self._locate(prompt_id) if attach else None
-        if where is not None:
-            log.info("prompt %s is already on %s: following it", prompt_id, where)
-            future = pool.submit(workflow, prompt_id=prompt_id, include=where)
-        else:
-            future = pool.submit(workflow, prompt_id=prompt_id)
+        assert self.pool is not None
+        future = self.pool.submit(workflow, prompt_id=prompt_id)
 
         def cancel() -> None:
             if future.cancel():  # still waiting in the pool: never sent
                 return
-            server = future.server
-            if server is not None:
+            job, server = future.job, future.server
+            if job is not None:
+                job.cancel()
+            elif server is not None:  # its POST is under way: no job to cancel through yet
                 self._cancel_on(server, prompt_id)
 
         return Running(prompt_id, future, lambda: future.server, cancel)
-
-    def _rest(self, server: str) -> ComfyApi:
-        """A REST-only client for one of the pool's servers (no socket, no thread)."""
-        return ComfyApi(server, **self._api_options)
-
-    def _locate(self, prompt_id: str) -> Optional[str]:
-        """The URL of the pool's server that has ``prompt_id`` queued, running or in its
-        history; None when none has (a server that does not answer cannot have it run)."""
-        assert self.pool is not None
-        for view in self.pool.servers():
-            api = self._rest(view.url)
-            try:
-                queue = api.get_queue()
-                if any(item.prompt_id == prompt_id for item in (*queue.running,
-                                                                 *queue.pending)):
-                    return view.url
-                if api.get_history(prompt_id) is not None:
-                    return view.url
-            except ComfyError as exc:
-                log.info("%s: cannot look for prompt %s: %s", view.url, prompt_id, exc)
-            finally:
-                api.close()
-        return None
 
     def _cancel_on(self, server: str, prompt_id: str) -> None:
         """Dequeue, then interrupt, ``prompt_id`` on ``server`` over REST — in that order,
         so a prompt that starts in between is still interrupted; an interrupt naming a
         prompt that is not running is ignored by the server."""
-        api = self._rest(server)
+        api = ComfyApi(server, **self._api_options)  # REST only: no socket, no thread
         try:
             api.delete_from_queue([prompt_id])
             api.interrupt(prompt_id)

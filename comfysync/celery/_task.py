@@ -300,11 +300,6 @@ class ComfyTask(Task):  # type: ignore[misc]  # Celery ships no type information
         request._comfysync_prompts = index + 1
         return prompt_id_for(request.id, index)
 
-    def _redelivered(self) -> bool:
-        request = self.request
-        info = request.delivery_info or {}
-        return bool(info.get("redelivered")) or bool(request.retries)
-
     def submit(
         self,
         workflow: Any,
@@ -324,7 +319,7 @@ class ComfyTask(Task):  # type: ignore[misc]  # Celery ships no type information
             self._fail(exc, pid, None)
         client.board.watch(pid)
         try:
-            running = client.start(prepared, pid, attach=self._redelivered())
+            running = client.start(prepared, pid)
         except ComfyError as exc:
             client.board.forget(pid)
             self._fail(exc, pid, None)

@@ -1,5 +1,5 @@
 """comfysync.celery end to end: a real redis-server, two real ``celery worker`` processes
-(prefork, two pool processes each) and two FakeComfyUI processes, all on 127.0.0.1.
+(prefork, four pool processes each) and two FakeComfyUI processes, all on 127.0.0.1.
 
 Executions are counted by the servers (``GET /fake/executions``: how many times each prompt
 started executing), so "exactly once" is checked where it happens.
@@ -95,7 +95,7 @@ def cluster(
 ) -> Iterator[Cluster]:
     servers = [start_fake_server(), start_fake_server()]
     urls = [s.url for s in servers]
-    workers = [start_worker("w1", urls), start_worker("w2", urls)]
+    workers = [start_worker("w1", urls, concurrency=4), start_worker("w2", urls, concurrency=4)]
     app = Celery("comfysync-tests-client", broker=redis_url,
                  backend=redis_url[: redis_url.rindex("/")] + "/1")
     app.conf.broker_connection_retry_on_startup = True
@@ -145,7 +145,7 @@ def test_sigkill_of_a_pool_process_mid_job_is_redelivered_and_attaches(cluster: 
     assert doc["prompt_id"] == prompt_id and doc["status"] == "success"
     assert doc["text"] == {"4": ["killed"]}
     assert cluster.executions(prompt_id) == 1
-    assert f"prompt {prompt_id} is already on" in cluster.worker_output()
+    assert f"already has prompt {prompt_id}: following it" in cluster.worker_output()
 
 
 def test_progress_then_revoke_cancels_the_prompt_on_the_server(cluster: Cluster) -> None:
