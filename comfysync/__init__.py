@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from . import errors, events, utils
 from ._client import ComfyApi
-from ._compat.client import ComfyClient, SeedPromptJob, create_client
+from ._compat import ComfyClient, SeedPromptJob, create_client
 from ._pool.policies import ServerSpec, ServerStats, ServerView
 from ._pool.pool import ComfyPool, PoolFuture, PoolSubscription
 from ._rest.models import (

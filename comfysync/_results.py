@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, Mapping, Optional, 
 
 from attrs import define, field
 
-from ._compat.names import SeedFileNames, SeedResultNames
 from ._display import GridItem, grid_bundle, sniff
 from ._rest.models import HistoryEntry
 from ._rest.saving import safe_basename, save_target, stream_to_path
@@ -141,7 +140,7 @@ def _guess_mime(filename: str, fmt: Optional[str]) -> Optional[str]:
 
 
 @define(frozen=True)
-class OutputFile(SeedFileNames["Image"]):
+class OutputFile:
     """One file a node wrote on the server (``GET /view?filename=&subfolder=&type=``).
 
     ``read()`` downloads it into memory; ``save()`` streams it to disk in constant memory,
@@ -210,6 +209,12 @@ class OutputFile(SeedFileNames["Image"]):
         image.load()
         return image
 
+    if TYPE_CHECKING:  # added at import by comfysync._compat (the comfy-api-client names)
+
+        @property
+        def image(self) -> Image:
+            """The comfy-api-client name of :meth:`to_pil`."""
+
     def _repr_png_(self) -> Optional[bytes]:
         """Notebook display: PNG bytes for image files, None (no PNG view) for the rest."""
         if not self.is_image:
@@ -248,7 +253,7 @@ class OutputFiles(Tuple[OutputFile, ...]):
 
 
 @define(frozen=True)
-class PromptResult(SeedResultNames[OutputFiles]):
+class PromptResult:
     """The outcome of a successful prompt.
 
     ``outputs`` is node id → the node's UI output dict as the server sent it; ``files`` every
@@ -281,6 +286,12 @@ class PromptResult(SeedResultNames[OutputFiles]):
     def files_of(self, node_id: str) -> OutputFiles:
         """The files one node produced."""
         return OutputFiles(f for f in self.files if f.node_id == node_id)
+
+    if TYPE_CHECKING:  # added at import by comfysync._compat (the comfy-api-client names)
+
+        @property
+        def output_images(self) -> OutputFiles:
+            """The comfy-api-client name of :attr:`images`."""
 
     def _repr_mimebundle_(
         self, include: Any = None, exclude: Any = None

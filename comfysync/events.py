@@ -32,7 +32,6 @@ from typing import (
 
 from attrs import define, field
 
-from ._compat.names import EVENT_ALIASES
 from ._display import image_bundle
 from ._suggest import suggestions
 
@@ -415,17 +414,27 @@ WIRE_NAMES: Mapping[str, Type[Event]] = {cls.TYPE: cls for cls in _SERVER_CLASSE
 #: Name → class for the events the client emits itself (socket life cycle, auth).
 CLIENT_EVENTS: Mapping[str, Type[Event]] = {cls.TYPE: cls for cls in _CLIENT_CLASSES}
 
-_ALIASES: Mapping[str, str] = {
-    **EVENT_ALIASES,  # comfy-api-client's "all", "execution_complete": kept in _compat
+#: Other names ``on()`` accepts for an event key. Layers above add theirs with
+#: :func:`add_key_alias` (the comfy-api-client names ``"all"`` and ``"execution_complete"``
+#: are added by ``comfysync._compat``, which keeps that whole shape in one module).
+_ALIASES: Dict[str, str] = {
     "b_preview_with_metadata": Preview.TYPE,  # the official frontend's name for type 4
     "progress_text": ProgressText.TYPE,  # the official frontend's name for type 3
 }
 
-#: Every name ``on()`` knows: wire names, client events, aliases, ``"*"`` and
-#: ``UnknownEvent``'s key.
-_KNOWN_NAMES: FrozenSet[str] = frozenset(
-    {*WIRE_NAMES, *CLIENT_EVENTS, *_ALIASES, ALL, UnknownEvent.TYPE}
-)
+
+def add_key_alias(alias: str, key: str) -> None:
+    """Make ``on(alias)`` (and every other event-key argument) mean ``on(key)``. Called at
+    import time by the layers that define extra names, before any subscription exists."""
+    if not alias or not key:
+        raise ValueError("an event-key alias and its key must be non-empty names")
+    _ALIASES[alias] = key
+
+
+def _known_names() -> FrozenSet[str]:
+    """Every name ``on()`` knows: wire names, client events, aliases, ``"*"`` and
+    ``UnknownEvent``'s key."""
+    return frozenset({*WIRE_NAMES, *CLIENT_EVENTS, *_ALIASES, ALL, UnknownEvent.TYPE})
 
 #: What ``on()`` accepts: a wire name, an alias, ``"*"``, or an event class.
 EventKey = Union[str, Type[Event]]
@@ -447,5 +456,5 @@ def closest_name(name: str) -> Optional[str]:
     """The known event name ``name`` is probably a typo of (``"progres"`` → ``"progress"``),
     or None when ``name`` is known or like none of them (a custom node's message such as
     ``"crystools.monitor"``). ``on()`` uses it to warn; unknown names stay allowed."""
-    close = suggestions(name, sorted(_KNOWN_NAMES), n=1)
+    close = suggestions(name, sorted(_known_names()), n=1)
     return close[0] if close else None

@@ -4,6 +4,6 @@
 
 from __future__ import annotations
 
-from ._compat.client import read_json
+from ._compat import read_json
 
 __all__ = ["read_json"]

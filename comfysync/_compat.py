@@ -1,4 +1,4 @@
-"""Seed-compatible entry points: the comfy-api-client shape, synchronous.
+"""Everything kept for code written against comfy-api-client, in one module.
 
 Code written for ``comfy_api_client`` (``create_client``, ``submit_workflow``,
 ``prompt.future``, ``result.output_images[0].image``) runs on comfysync with ``await``
@@ -15,8 +15,10 @@ else (REST methods, events, ``run_workflow``) is the same object. The seed's
 ``future`` is None (``SeedPromptJob`` is that same class, under the name older code imports).
 ``utils.read_json`` is :func:`read_json` here.
 
-The names of lower layers (event-name aliases, ``output_images``, ``OutputFile.image``) are in
-:mod:`comfysync._compat.names`.
+The seed's names for things of lower layers — the event keys ``"all"`` and
+``"execution_complete"``, ``PromptResult.output_images`` and ``OutputFile.image`` — are added
+to those layers from here when comfysync is imported (:func:`_add_seed_names`), so that the
+lower layers neither know this shape nor import upwards to reach it.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ from __future__ import annotations
 import os
 from typing import Any, Optional, Union
 
-from .._client import ComfyApi
-from .._results import PromptResult
-from .._tracking.job import PromptJob
-from .._types import WorkflowLike
-from .._workflow.format import read_json_file
+from . import events
+from ._client import ComfyApi
+from ._results import OutputFile, OutputFiles, PromptResult
+from ._tracking.job import PromptJob
+from ._types import WorkflowLike
+from ._workflow.format import read_json_file
 
 __all__ = ["ComfyClient", "SeedPromptJob", "create_client", "read_json"]
 
@@ -83,3 +86,29 @@ def create_client(
         )
     kwargs.setdefault("tracker", _TRACKER_OF[start_state_tracker])
     return ComfyClient(url, **kwargs)
+
+
+def _output_images(result: PromptResult) -> OutputFiles:
+    """``result.output_images``: the seed's name for ``result.images``."""
+    return result.images
+
+
+def _image(file: OutputFile) -> Any:
+    """``file.image``: the seed's name for ``file.to_pil()`` (a ``PIL.Image.Image``)."""
+    return file.to_pil()
+
+
+def _add_seed_names() -> None:
+    """Give the lower layers the seed's names (see the module docstring). Class attributes,
+    so slotted instances see them; idempotent."""
+    events.add_key_alias("all", events.ALL)
+    events.add_key_alias("execution_complete", events.ExecutionSuccess.TYPE)
+    seed_names = (
+        (PromptResult, "output_images", _output_images),
+        (OutputFile, "image", _image),
+    )
+    for cls, name, getter in seed_names:
+        setattr(cls, name, property(getter, doc=getter.__doc__))
+
+
+_add_seed_names()
