@@ -77,10 +77,6 @@ class ApiLike(Protocol):
 
     def get_models(self, folder: str) -> List[str]: ...
 
-    def delete_from_queue(self, prompt_ids: Any) -> Any: ...
-
-    def interrupt(self, prompt_id: Optional[str] = None) -> Any: ...
-
     def attach(self, prompt_id: str) -> Any: ...  # the client's PromptJob of a known prompt
 
 

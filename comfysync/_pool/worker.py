@@ -57,13 +57,17 @@ class WorkerHost(Protocol):
 
 
 def _remove(api: ApiLike, prompt_ids: List[str], url: str) -> bool:
-    """Remove prompts from a server: dequeue the pending ones, interrupt the one running
-    (an interrupt names its prompt: another prompt running there is left alone). False when
-    the server did not answer."""
+    """Remove prompts from a server: each is found by its id and cancelled through the
+    client (dequeued if pending, interrupted if running — on every surface the client
+    speaks); one the server does not have needs nothing. False when the server did not
+    answer."""
     try:
-        api.delete_from_queue(prompt_ids)
         for prompt_id in prompt_ids:
-            api.interrupt(prompt_id)
+            try:
+                job = api.attach(prompt_id)
+            except PromptLostError:
+                continue  # never arrived, or already gone
+            job.cancel()
     except ComfyError as exc:
         log.info("%s: could not remove prompts %s yet: %s", url, prompt_ids, exc)
         return False

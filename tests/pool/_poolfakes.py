@@ -61,7 +61,12 @@ class FakeJob:
         self.future.set_exception(error)
 
     def cancel(self) -> bool:
-        self.cancelled = True
+        """Like ``PromptJob.cancel``: the server dequeues or interrupts it (recorded)."""
+        hub = self.api.hub
+        with hub.cond:
+            self.cancelled = True
+            hub.removals.append(("cancel", self.api.url, [self.prompt_id]))
+            hub.cond.notify_all()
         return True
 
 
@@ -131,6 +136,9 @@ class FakeApi:
             self.jobs.append(job)
             hub.jobs.append(job)
             hub.cond.notify_all()
+            if self.url in hub.lose_answers:  # queued there, but the answer never came
+                hub.lose_answers.discard(self.url)
+                raise ComfyConnectionError("the answer was lost", url=self.url, request_sent=True)
         if callable(hub.auto):
             hub.auto(job)
         elif hub.auto:
@@ -180,6 +188,7 @@ class Hub:
         self.refusing: Set[str] = set()
         self.submit_errors: Dict[str, BaseException] = {}
         self.removals: List[Tuple[str, str, List[str]]] = []  # (what, url, prompt ids)
+        self.lose_answers: Set[str] = set()  # servers whose next submit answer is lost
         self.attached: List[Tuple[str, str]] = []
         self.models: Dict[Tuple[str, str], List[str]] = {}
         self.ids = iter(range(1, 1_000_000))
