@@ -17,8 +17,9 @@ almost no CPU, so throughput measures how well the work is spread, not the machi
   ``comfysync.run_workflow`` task applied in this process (Celery's eager call: no broker)
   minus ``ComfyApi.run_workflow`` of the same trivial workflow on the same server, medians of
   interleaved runs; split into the task layer (vs ``api.submit(wf, prompt_id=...)``, the
-  call the task makes) and the cost of submitting under a chosen id. For scale, the median
-  send → result latency through the broker and a worker.
+  call the task makes) and the cost of submitting under a chosen id; then the same with a
+  ComfyPool over the M servers in the task's process (vs ``pool.run_workflow``). For scale,
+  the median send → result latency through the broker and a worker.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=0.1,
                         help="ProbeSleep time of each job (0.1)")
     parser.add_argument("--runs", type=int, default=60, help="runs for the overhead (60)")
+    parser.add_argument("--pool-runs", type=int, default=10,
+                        help="runs for the overhead with a ComfyPool (10)")
     args = parser.parse_args()
 
     redis_bin = shutil.which("redis-server")
@@ -149,6 +152,21 @@ def main() -> None:
         from comfysync.celery._task import _close_clients
 
         _close_clients()
+        pooled: List[float] = []
+        pool_direct: List[float] = []
+        if len(urls) > 1:  # the same, with a ComfyPool over every server in the task's process
+            local_pool = Celery("bench-local-pool", set_as_current=False)
+            local_pool.conf.comfysync = {"servers": urls}
+            pool_task = comfysync.celery.install(local_pool)
+            with ComfyPool(urls) as pool:
+                pool.run_workflow(job(next(trivial), 0.0), timeout=30)
+                pool_task.apply(args=[job(next(trivial), 0.0)]).get()
+                for _ in range(args.pool_runs):
+                    pool_direct += timed(
+                        lambda: pool.run_workflow(job(next(trivial), 0.0), timeout=30), 1)
+                    pooled += timed(
+                        lambda: pool_task.apply(args=[job(next(trivial), 0.0)]).get(), 1)
+            _close_clients()
         latency = timed(lambda: app.send_task(TASK, args=[job(next(trivial), 0.0)])
                         .get(timeout=30), args.runs)
         app.close()
@@ -166,6 +184,11 @@ def main() -> None:
           f"medians of {args.runs}; of which the task layer "
           f"{median_ms(wrapped) - median_ms(chosen):.2f} ms and submitting under a chosen id "
           f"{median_ms(chosen) - median_ms(direct):.2f} ms")
+    if pooled:
+        print(f"overhead per task with a ComfyPool of {len(urls)} servers: "
+              f"{median_ms(pooled) - median_ms(pool_direct):.2f} ms (task "
+              f"{median_ms(pooled):.2f} ms vs pool.run_workflow {median_ms(pool_direct):.2f} ms,"
+              f" medians of {args.pool_runs})")
     print(f"send -> result through redis and a worker: {median_ms(latency):.2f} ms median")
 
 
