@@ -17,7 +17,7 @@ import concurrent.futures
 import logging
 import time
 import uuid
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Union
 
 from .._notebook import ProgressDisplay
 from .._results import PromptResult
@@ -32,6 +32,7 @@ from ..errors import (
 )
 from ..events import Event, EventKey
 from .engine import Engine
+from .lookup import find_prompt
 from .policies import (
     PolicyArg,
     ServerArg,
@@ -41,7 +42,6 @@ from .policies import (
     parse_server,
     resolve_policy,
 )
-from .server import ServerRecord
 from .state import ApiFactory, Item, PoolConfig, PoolFuture, selectors
 
 __all__ = ["ComfyPool", "PoolFuture", "PoolSubscription"]
@@ -51,14 +51,6 @@ log = logging.getLogger("comfysync.pool")
 #: ``callback(event, server_url)``: what :meth:`ComfyPool.on` calls.
 EventCallback = Callable[[Event, str], Any]
 Selector = Union[None, str, Iterable[str]]
-
-
-def _ended_badly(job: Any) -> bool:
-    """Whether a client job has already ended in an error (interrupted, failed)."""
-    future = getattr(job, "future", None)
-    return future is not None and future.done() and (
-        future.cancelled() or future.exception() is not None
-    )
 
 
 class PoolSubscription:
@@ -185,7 +177,7 @@ class ComfyPool:
         item = self._make_item(workflow, include, exclude, kwargs, prompt_id)
         engine = self._engine
         if prompt_id is not None:
-            found, _ = self._find(prompt_id, [engine.servers[i] for i in item.allowed])
+            found, _ = find_prompt(prompt_id, [engine.servers[i] for i in item.allowed])
             if found is not None:
                 server, job = found
                 engine.adopt(item, server, job)
@@ -433,34 +425,6 @@ class ComfyPool:
         future._item = item
         return item
 
-    def _find(
-        self, prompt_id: str, servers: Sequence[ServerRecord]
-    ) -> Tuple[Optional[Tuple[ServerRecord, Any]], List[str]]:
-        """A server of ``servers`` that has the prompt, with the client job following it —
-        the first where it is unfinished or succeeded; else (it ended in an error
-        everywhere, e.g. interrupted where the pool moved it away) the first that has it —
-        and the servers that could not be asked."""
-        fallback: Optional[Tuple[ServerRecord, Any]] = None
-        unreachable: List[str] = []
-        for server in servers:
-            api = server.client_if_usable()
-            if api is None:
-                unreachable.append(f"{server.url} (down)")
-                continue
-            try:
-                job = api.attach(prompt_id)
-            except PromptLostError:
-                continue  # not there
-            except ComfyError as exc:
-                log.info("%s: cannot look for prompt %s: %s", server.url, prompt_id, exc)
-                unreachable.append(f"{server.url} ({exc})")
-                continue
-            if not _ended_badly(job):
-                return (server, job), unreachable
-            if fallback is None:
-                fallback = (server, job)
-        return fallback, unreachable
-
     def attach(self, prompt_id: str) -> Any:
         """A :class:`~comfysync.PromptJob` following the prompt ``prompt_id`` on whichever
         server of the pool has it (queued, running or in history), e.g. one submitted by
@@ -468,7 +432,7 @@ class ComfyPool:
         Raises ``PromptLostError`` when none has it (naming the servers that could not be
         asked), ``ValueError`` for an id that is not a canonical UUID."""
         canonical_prompt_id(prompt_id)
-        found, unreachable = self._find(prompt_id, self._engine.servers)
+        found, unreachable = find_prompt(prompt_id, self._engine.servers)
         if found is not None:
             return found[1]
         asked = [s.url for s in self._engine.servers if not any(
