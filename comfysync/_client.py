@@ -168,7 +168,7 @@ class ComfyApi(RestMethods):
         self._v2 = V2Wire(self._transport)
         self._v2_uploads = AssetUploader(self._v2)
         self._v2_events = V2EventSource(self._v2, self._deliver, name=self.client_id[:8],
-                                        on_hint=lambda job_id: self._tracker.on_socket_ready(False))
+                                        on_hint=lambda job_id: self._tracker.check_prompt(job_id))
         self.reconnect = bool(reconnect)
         self.tracker_mode = tracker
         # /object_info is hundreds of KB: fetched once per client, when a UI-format workflow

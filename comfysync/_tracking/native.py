@@ -120,8 +120,10 @@ class NativeSurface:
         return self._events
 
     def submit(
-        self, prompt: Mapping[str, Any], prompt_id: str, options: Mapping[str, Any]
+        self, prompt: Mapping[str, Any], prompt_id: str, options: Mapping[str, Any],
+        deadline: Optional[float] = None,
     ) -> Submitted:
+        # one POST, no waits between tries: nothing to bound by ``deadline``
         answer = self._rest._post_prompt(prompt, prompt_id, **options)
         return Submitted(answer.prompt_id, answer.number, dict(answer.node_errors))
 

@@ -83,6 +83,7 @@ class JobState:
         self.success_seen = False  # execution_success arrived (outputs are live-known)
         self.history_tries = 0
         self.needs_check = False  # reconcile as soon as next_check passes
+        self.check_requests = 0  # counts request_check(): a read serves those before it
         self.next_check = now
         self.poll_delay = 0.0
         self.retries = Backoff(RETRY_MIN, RETRY_MAX)
@@ -184,10 +185,12 @@ class JobState:
             self.next_check = now + poll_min
 
     def request_check(self, when: float) -> None:
-        """Ask ``/queue`` then history no later than ``when``."""
+        """Ask ``/queue`` then history no later than ``when``. The request stays until a
+        check that *started* after it is answered (see :meth:`still_queued`)."""
         if not self.finished:
             self.next_check = min(self.next_check, when) if self.needs_check else when
             self.needs_check = True
+            self.check_requests += 1
 
     def check_if_waiting(self, when: float) -> bool:
         """After a queue change: a prompt that has not started may have been deleted (which
@@ -199,6 +202,7 @@ class JobState:
             and self.end_signal is None
         ):
             self.needs_check = True
+            self.check_requests += 1
             self.next_check = when
             return True
         return False
@@ -232,13 +236,19 @@ class JobState:
         self.next_check = now
         return "check"
 
-    def still_queued(self, where: str, now: float, poll_min: float, poll_max: float) -> None:
-        """A check found the prompt in the queue (``where``: running or pending)."""
+    def still_queued(self, where: str, now: float, poll_min: float, poll_max: float,
+                     served: Optional[int] = None) -> None:
+        """A check found the prompt in the queue (``where``: running or pending).
+        ``served``: :attr:`check_requests` when that check was sent (None: it serves every
+        request). A check requested while it was in flight (e.g. the event stream said the
+        job ended) was not answered by it, so it stays due as requested."""
         if where == "running":
             self.status = "running"
-        self.needs_check = False
         self.retries.reset()
         self.last_news = now
+        if served is not None and self.check_requests != served and self.needs_check:
+            return  # asked again meanwhile: next_check is the requested time
+        self.needs_check = False
         if self.end_signal is not None:  # it ended after GET /queue answered: read history now
             self.history_tries = 0
             self.next_check = now

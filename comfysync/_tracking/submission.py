@@ -154,7 +154,7 @@ def post_prompt(
     while True:
         posts += 1
         try:
-            return surface.submit(prompt, prompt_id, options)
+            return surface.submit(prompt, prompt_id, options, deadline)
         except ComfyError as exc:
             if not is_ambiguous(exc):
                 raise

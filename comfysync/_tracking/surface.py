@@ -5,9 +5,12 @@ socket itself. Everything it needs from a server goes through this one narrow in
 that a second way of reaching a server (the Comfy API v2, say) plugs in by implementing it,
 without a change to tracking:
 
-``submit(prompt, prompt_id, options)``
+``submit(prompt, prompt_id, options, deadline=None)``
     Post an API-format prompt under a prompt id the client chose (a canonical UUID, registered
-    by the tracker *before* this call). Returns the server's :class:`Submitted` answer. Raises
+    by the tracker *before* this call). ``deadline`` (``time.monotonic()``) is the caller's:
+    a surface that waits before or between tries (a ``429`` answer's ``Retry-After``) never
+    waits past it, and raises the answer instead. Returns the server's :class:`Submitted`
+    answer. Raises
     ``PromptValidationError`` when the server refuses the prompt, and a ``ComfyError`` when
     the request failed (the tracker then asks :meth:`~ServerSurface.status` about that id
     before it decides anything: a failed request may still have reached the server).
@@ -41,6 +44,10 @@ events.authoritative`` the tracker ends a prompt on its terminal event, confirme
 or a long silence. Otherwise (never connected, socket down, tracker mode ``"http"``, or a
 source whose events are hints only) it asks :meth:`~ServerSurface.status` of every unfinished
 prompt at the HTTP tracker's pace: a surface without any event stream is tracked correctly.
+A source of hints that learns one prompt ended (a v2 job's stream) has the client call
+:meth:`~comfysync._tracking.tracker.Tracker.check_prompt` with its id: that prompt's
+``status`` is asked at once. A check requested while a ``status`` read is in flight stays due
+until a read sent after it is answered.
 """
 
 from __future__ import annotations
@@ -115,10 +122,11 @@ class ServerSurface(Protocol):
     def events(self) -> EventSource: ...
 
     def submit(
-        self, prompt: Mapping[str, Any], prompt_id: str, options: Mapping[str, Any]
+        self, prompt: Mapping[str, Any], prompt_id: str, options: Mapping[str, Any],
+        deadline: Optional[float] = None,
     ) -> Submitted:
         """Post ``prompt`` under ``prompt_id``; ``options``: ``front``, ``number``,
-        ``extra_data``, ``partial_execution_targets``."""
+        ``extra_data``, ``partial_execution_targets``; no wait past ``deadline``."""
 
     def status(self, prompt_ids: Sequence[str]) -> Dict[str, PromptStatus]:
         """Where the server has each of ``prompt_ids`` (one entry per id)."""

@@ -317,13 +317,15 @@ class Tracker:
                 state.cancel_requested = False  # not cancelled: a vanished prompt is lost
             raise
         if pending:
+            with self._lock:
+                served = state.check_requests
             try:
                 findings = self._surface.status([state.prompt_id])
             except ComfyError as exc:
                 log.debug("%s: checking cancelled prompt %s failed: %s",
                           self._name, state.prompt_id, exc)
             else:
-                self._settle(state, findings[state.prompt_id])
+                self._settle(state, findings[state.prompt_id], served)
                 return True
         self._request_check([state], delay=0.0)
         return True
@@ -368,6 +370,15 @@ class Tracker:
         if reconnected and jobs:
             log.debug("%s: socket back, reconciling %d prompt(s)", self._name, len(jobs))
         self._request_check(jobs, delay=0.0)
+
+    def check_prompt(self, prompt_id: str) -> None:
+        """Ask the server about one prompt now (an event source says it ended, e.g. a v2
+        job's stream). Unknown ids are ignored: a prompt not yet followed under that id is
+        checked as soon as it is (see :meth:`_rekey`)."""
+        with self._lock:
+            state = self._jobs.get(prompt_id)
+        if state is not None:
+            self._request_check([state], delay=0.0)
 
     def delivers_on_current_thread(self) -> bool:
         """True on a thread that delivers job endings (the listener, which runs event
@@ -563,6 +574,8 @@ class Tracker:
             self._finish_live(state)
 
     def _reconcile(self, states: List[JobState]) -> None:
+        with self._lock:  # the requests this read serves: those made before it is sent
+            served = {id(s): s.check_requests for s in states}
         try:
             findings = self._surface.status([s.prompt_id for s in states])
         except ComfyError as exc:
@@ -574,10 +587,12 @@ class Tracker:
             if finding is None:
                 self._retry_later([state])
             else:
-                self._settle(state, finding)
+                self._settle(state, finding, served[id(state)])
 
-    def _settle(self, state: JobState, finding: PromptStatus) -> None:
-        """Act on where the server has the prompt: end it, or schedule the next check."""
+    def _settle(self, state: JobState, finding: PromptStatus,
+                served: Optional[int] = None) -> None:
+        """Act on where the server has the prompt: end it, or schedule the next check
+        (``served``: the check requests the read answers, see ``JobState.still_queued``)."""
         if finding.where == "done" and finding.entry is not None:
             self._finish_from_history(state, finding.entry)
         elif finding.where == "unknown":
@@ -591,7 +606,8 @@ class Tracker:
             with self._lock:
                 if not state.finished:
                     state.still_queued(
-                        finding.where, time.monotonic(), self._poll_min, self._poll_max
+                        finding.where, time.monotonic(), self._poll_min, self._poll_max,
+                        served,
                     )
 
     def _retry_later(self, states: Sequence[JobState]) -> None:

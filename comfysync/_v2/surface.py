@@ -57,7 +57,8 @@ log = logging.getLogger("comfysync.v2")
 
 #: Delays between re-reads of a job answered ``expired`` before it counts as lost.
 EXPIRED_REREADS: Tuple[float, ...] = (0.1, 0.2, 0.3, 0.4)
-#: How long a submit keeps retrying (429 waits, a connection lost after sending).
+#: How long a submit keeps retrying (429 waits, a connection lost after sending) when the
+#: caller gives no deadline (tracking always gives the caller's).
 SUBMIT_BUDGET = 60.0
 #: Tries of a submit whose request may have reached the deployment (same key each time).
 SUBMIT_ATTEMPTS = 3
@@ -145,7 +146,8 @@ class V2Surface:
     # -- submit ----------------------------------------------------------------------------
 
     def submit(
-        self, prompt: Mapping[str, Any], prompt_id: str, options: Mapping[str, Any]
+        self, prompt: Mapping[str, Any], prompt_id: str, options: Mapping[str, Any],
+        deadline: Optional[float] = None,
     ) -> Submitted:
         refused = [name for name, value in (
             ("front=True", options.get("front")),
@@ -159,10 +161,12 @@ class V2Surface:
                 surface="v2", operation="submit",
             )
         extra = options.get("extra_data")
-        deadline = time.monotonic() + SUBMIT_BUDGET
+        if deadline is None:
+            deadline = time.monotonic() + SUBMIT_BUDGET
         attempt = 0
         while True:
             attempt += 1
+            pause = min(0.2 * attempt, 2.0)  # before the next try, if there is one
             try:
                 job = self._wire.submit(prompt, prompt_id, extra_data=extra, deadline=deadline)
                 break
@@ -175,15 +179,16 @@ class V2Surface:
                         "lost; the job runs there and cannot be followed from here"
                     ) from exc
                 if (exc.status not in _AMBIGUOUS or attempt >= SUBMIT_ATTEMPTS
-                        or time.monotonic() >= deadline):
+                        or time.monotonic() + pause >= deadline):
                     raise
                 log.info("submit answered HTTP %s; retrying with the same key", exc.status)
             except (ComfyConnectionError, ComfyTimeoutError) as exc:
                 if (not maybe_sent(exc) or attempt >= SUBMIT_ATTEMPTS
-                        or self._wire.transport.closed or time.monotonic() >= deadline):
+                        or self._wire.transport.closed
+                        or time.monotonic() + pause >= deadline):
                     raise
                 log.info("submit failed (%s); retrying with the same key", exc)
-            time.sleep(min(0.2 * attempt, 2.0))
+            time.sleep(pause)
         self._events.watch(job.id)  # its events flow before tracking first asks about it
         return Submitted(prompt_id=job.id, assigns_ids=True)
 

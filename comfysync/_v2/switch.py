@@ -106,9 +106,10 @@ class SurfaceSwitch:
         return self._events
 
     def submit(
-        self, prompt: Mapping[str, Any], prompt_id: str, options: Mapping[str, Any]
+        self, prompt: Mapping[str, Any], prompt_id: str, options: Mapping[str, Any],
+        deadline: Optional[float] = None,
     ) -> Submitted:
-        return self.current.submit(prompt, prompt_id, options)
+        return self.current.submit(prompt, prompt_id, options, deadline)
 
     def status(self, prompt_ids: Sequence[str]) -> Dict[str, PromptStatus]:
         return self.current.status(prompt_ids)

@@ -86,7 +86,7 @@ class FakeOps:
             )
 
     def submit(self, workflow: Mapping[str, Any], prompt_id: str,
-               options: Mapping[str, Any]) -> Submitted:
+               options: Mapping[str, Any], deadline: Optional[float] = None) -> Submitted:
         self._record("post", prompt_id)
         if self.post_errors:
             raise self.post_errors.pop(0)
@@ -397,6 +397,56 @@ def test_still_queued_prompt_keeps_waiting(ops: FakeOps, make_tracker: Any) -> N
     t.on_socket_ready(reconnected=True)
     ops.wait_calls(("queue",), before + 2)
     assert job.status == "running" and not job.done()
+
+
+class GatedOps(FakeOps):
+    """A surface whose status reads can be held in flight (``hold``), to request checks
+    while one is being answered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hold = threading.Event()
+        self.held = threading.Event()  # a read is in flight, waiting for ``release``
+        self.release = threading.Event()
+
+    def status(self, prompt_ids: Sequence[str]) -> Dict[str, PromptStatus]:
+        found = super().status(prompt_ids)  # the answer as of the moment it was sent
+        if self.hold.is_set():
+            self.hold.clear()
+            self.held.set()
+            assert self.release.wait(5)
+        return found
+
+
+def test_check_prompt_checks_that_prompt_now() -> None:
+    gated = GatedOps()
+    t = Tracker(gated, name="t", watchdog=30.0, poll_interval=(30.0, 30.0))
+    try:
+        job, other = t.submit(WF, {}), t.submit(WF, {})
+        gated.finish(job.prompt_id, entry())
+        t.check_prompt(job.prompt_id)
+        assert job.wait(5).status == "success"
+        assert ("history", other.prompt_id) not in gated.calls  # only the one asked about
+        t.check_prompt("not-a-prompt-of-ours")  # ignored
+    finally:
+        t.close()
+
+
+def test_a_check_requested_while_a_read_is_in_flight_is_not_lost() -> None:
+    gated = GatedOps()
+    # long poll interval and watchdog: without a sticky request the next check is 30 s away
+    t = Tracker(gated, name="t", watchdog=30.0, poll_interval=(30.0, 30.0))
+    try:
+        job = t.submit(WF, {})
+        gated.hold.set()
+        t.check_prompt(job.prompt_id)
+        assert gated.held.wait(5)  # the read answered "queued" and is in flight
+        gated.finish(job.prompt_id, entry())
+        t.check_prompt(job.prompt_id)  # e.g. the job's event stream said it ended
+        gated.release.set()
+        assert job.wait(5).status == "success"
+    finally:
+        t.close()
 
 
 def test_watchdog_checks_a_silent_prompt(ops: FakeOps, make_tracker: Any) -> None:

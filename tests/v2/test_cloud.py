@@ -156,3 +156,29 @@ def test_explicit_key_and_no_env_key_for_a_native_server(
     api.close()
     with pytest.raises(ValueError):
         ComfyApi(CLOUD, api_key="a", token="b")
+
+
+def test_submit_429_is_waited_out_within_the_callers_timeout(
+        cloud: responses.RequestsMock) -> None:
+    job_id = str(uuid.uuid4())
+    busy = {"error": {"code": "rate_limited", "message": "slow down"}}
+    cloud.post(f"{CLOUD}/api/v2/jobs", status=429, json=busy, headers={"Retry-After": "0"})
+    _serve(cloud, job_id, _job(job_id, "succeeded"))
+    with ComfyApi(CLOUD) as api:
+        assert api.run_workflow(WF, timeout=10).prompt_id == job_id
+    posts = [c for c in cloud.calls if c.request.method == "POST"]
+    assert [p.response.status_code for p in posts] == [429, 201]
+    assert posts[0].request.headers["Idempotency-Key"] == posts[1].request.headers[
+        "Idempotency-Key"]
+
+
+def test_submit_429_longer_than_the_callers_timeout_raises_at_once(
+        cloud: responses.RequestsMock) -> None:
+    busy = {"error": {"code": "rate_limited", "message": "slow down"}}
+    cloud.post(f"{CLOUD}/api/v2/jobs", status=429, json=busy, headers={"Retry-After": "20"})
+    with ComfyApi(CLOUD) as api:
+        api.connect()
+        with pytest.raises(ComfyHTTPError) as info:
+            api.run_workflow(WF, timeout=5)  # a fixed budget would sleep 20 s, then post again
+    assert info.value.status == 429 and info.value.retry_after == 20
+    assert [c.request.method for c in cloud.calls].count("POST") == 1
