@@ -77,12 +77,16 @@ class Submitted:
     """The server's answer to a submitted prompt: the id it queued it under (normally the
     client's), its queue ``number`` and the ``node_errors`` of outputs it dropped.
     ``assigns_ids``: the surface always names prompts itself (a v2 deployment's job ids), so
-    following its id is the normal case, not worth a warning."""
+    following its id is the normal case, not worth a warning. ``status``: where the server had
+    the prompt just after answering, when the surface asked at once (a v2 job read right
+    after it was created: one that is over within milliseconds ends without any further
+    request or thread hop); tracking settles the prompt from it instead of asking again."""
 
     prompt_id: str
     number: Any = None
     node_errors: Mapping[str, Any] = field(factory=dict)
     assigns_ids: bool = False
+    status: Optional[PromptStatus] = None
 
 
 class EventSource(Protocol):

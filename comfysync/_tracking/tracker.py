@@ -263,8 +263,11 @@ class Tracker:
             now = time.monotonic()
             state.posted(answer, now, self._poll_min if self._polls_now() else None)
             if answer.prompt_id and answer.prompt_id != pid:
-                self._rekey(state, answer.prompt_id, now, expected=answer.assigns_ids)
+                self._rekey(state, answer.prompt_id, now, expected=answer.assigns_ids,
+                            checked=answer.status is not None)
             self._wake.notify()
+        if answer.status is not None:  # the surface asked already: no thread hop, no request
+            self._settle(state, answer.status)
 
     def _adopt(self, state: JobState, found: PromptStatus, *, polled: bool) -> None:
         """Follow ``state`` from what the server said of it (without a POST answer)."""
@@ -276,11 +279,12 @@ class Tracker:
         self._settle(state, found)
 
     def _rekey(self, state: JobState, server_id: str, now: float, *,
-               expected: bool = False) -> None:
+               expected: bool = False, checked: bool = False) -> None:
         """The server queued the prompt under an id of its own (a server that ignores the
         client's ``prompt_id``, or an on-prompt hook that changed it): its events carry that
         id, so follow it. Events that came before the answer were not recognised; ask the
-        server at once instead of waiting for them. Lock held."""
+        server at once instead of waiting for them (unless ``checked``: the answer says where
+        the server has it). Lock held."""
         log.log(
             logging.DEBUG if expected else logging.WARNING,
             "%s: the server queued prompt %s under id %s; following its id",
@@ -297,7 +301,8 @@ class Tracker:
             )
         state.prompt_id = server_id
         self._jobs[server_id] = state
-        state.request_check(now)
+        if not checked:
+            state.request_check(now)
 
     def cancel(self, state: JobState) -> bool:
         """Dequeue or interrupt the prompt (on the calling thread). A prompt not yet started

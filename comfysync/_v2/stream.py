@@ -19,14 +19,13 @@ import logging
 import queue
 import socket
 import threading
-from typing import Callable, Dict, List, Optional, Set, Union
+from typing import Callable, Dict, List, Optional, Union
 
 import requests
 
 from .. import events as ev
 from .._backoff import Backoff
 from ..errors import ComfyConnectionError, ComfyError, ComfyHTTPError
-from .models import V2Job
 from .sse import EventMapper, SseDecoder
 from .wire import V2Wire
 
@@ -77,7 +76,7 @@ class JobStream:
         deliver: Sink,
         on_end: Callable[[str, str], None],
         *,
-        hint: Callable[[str, Optional[V2Job]], None],
+        hint: Callable[[str], None],
         name: str,
         read_idle: float = READ_IDLE,
     ) -> None:
@@ -117,9 +116,6 @@ class JobStream:
         reason = "stopped"
         backoff = Backoff(_BACKOFF_BASE, _BACKOFF_CAP)
         try:
-            if self._ended_already():
-                reason = "terminal"
-                return
             while not self._stop.is_set():
                 outcome = self._read_once(backoff)
                 if outcome is not None:
@@ -137,19 +133,6 @@ class JobStream:
             self.connected = False
             if not self._stop.is_set():
                 self._on_end(self.job_id, reason)
-
-    def _ended_already(self) -> bool:
-        """One read of the job before the stream opens: a short job is often over by now,
-        and the hint then comes without the stream's round trips."""
-        try:
-            job = self._wire.get_job(self.job_id)
-        except ComfyError as exc:
-            log.debug("job %s: first read failed: %s", self.job_id, exc)
-            return False
-        if job is None or not job.terminal or job.status == "expired":
-            return False
-        self._hint(self.job_id, job)
-        return True
 
     def _read_once(self, backoff: Backoff) -> Optional[str]:
         """One connection: None when it dropped (reconnect), else why to stop."""
@@ -184,7 +167,7 @@ class JobStream:
                         self._deliver(event)
                     if not hinted and self._mapper.terminal is not None:
                         hinted = True
-                        self._hint(self.job_id, None)
+                        self._hint(self.job_id)
             if hinted:
                 return "terminal"
         except Exception as exc:
@@ -205,10 +188,10 @@ class V2EventSource:
     """The live events of one client's v2 jobs, delivered to ``sink`` on one thread.
 
     ``on_hint(job_id)`` is called (on the stream's thread) when a stream says its job ended,
-    so the job resource can be read at once; a terminal job read by the stream itself is kept
-    for :meth:`take_ended` (the job resource, read once). :meth:`watch` starts following a job;
-    :meth:`unwatch` stops. Streams never decide completion, so :attr:`authoritative` is
-    False.
+    so the job resource can be read at once. :meth:`watch` starts following a job (after a
+    first read of the job found it unfinished: a stream opened after the job ended says so in
+    its first frame); :meth:`unwatch` stops. Streams never decide completion, so
+    :attr:`authoritative` is False.
     """
 
     authoritative = False
@@ -232,8 +215,6 @@ class V2EventSource:
         self._thread: Optional[threading.Thread] = None
         self._stopped = False
         self._limited = False  # the deployment refused a stream: new jobs are polled only
-        self._ended_jobs: Dict[str, V2Job] = {}
-        self._hints: Set[str] = set()  # jobs a stream said ended, not yet read since
 
     # -- the event-source protocol -------------------------------------------------------
 
@@ -282,7 +263,7 @@ class V2EventSource:
             if self._stopped or self._limited or job_id in self._streams:
                 return
             stream = JobStream(self._wire, job_id, self._queue.put, self._ended,
-                               hint=self._hinted, name=f"{self._name}-{job_id[:8]}")
+                               hint=self._on_hint, name=f"{self._name}-{job_id[:8]}")
             self._streams[job_id] = stream
         stream.start()
 
@@ -300,26 +281,6 @@ class V2EventSource:
         whose thread is over."""
         self._retired = [s for s in self._retired if s.thread.is_alive()]
         self._retired.append(stream)
-
-    def _hinted(self, job_id: str, job: Optional[V2Job]) -> None:
-        with self._lock:
-            self._hints.add(job_id)
-            if job is not None:
-                self._ended_jobs[job_id] = job
-        self._on_hint(job_id)
-
-    def take_hint(self, job_id: str) -> bool:
-        """True (once) when a stream said the job ended since the last call."""
-        with self._lock:
-            if job_id in self._hints:
-                self._hints.discard(job_id)
-                return True
-            return False
-
-    def take_ended(self, job_id: str) -> Optional[V2Job]:
-        """The terminal job a stream read for ``job_id`` (once), else None."""
-        with self._lock:
-            return self._ended_jobs.pop(job_id, None)
 
     def streaming(self, job_id: str) -> bool:
         """True while the job's stream is open."""

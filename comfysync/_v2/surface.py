@@ -16,8 +16,10 @@ and to cancel; it never speaks HTTP itself. On v2:
   ``failed`` / ``canceled`` / ``expired`` end as ``PromptExecutionError`` (node fields when the
   deployment names them) / ``PromptInterruptedError`` / ``PromptLostError`` exactly as on a
   native server;
-* live events come from :class:`~comfysync._v2.stream.V2EventSource`, opened for a job the
-  first time tracking asks about it (after it follows the job's own id).
+* ``submit`` reads the job once right away (:attr:`Submitted.status`): a job over within
+  milliseconds ends then, without its event stream;
+* live events come from :class:`~comfysync._v2.stream.V2EventSource`, opened for a job when
+  a read finds it unfinished; its terminal frame makes tracking read that job at once.
 
 :class:`V2Files` is what an :class:`~comfysync.OutputFile` of a v2 result reads through: the
 output's content URL, never a ``/view`` route.
@@ -55,8 +57,9 @@ __all__ = ["V2Files", "V2Surface", "job_entry"]
 
 log = logging.getLogger("comfysync.v2")
 
-#: Delays between re-reads of a job answered ``expired`` before it counts as lost.
-EXPIRED_REREADS: Tuple[float, ...] = (0.1, 0.2, 0.3, 0.4)
+#: Delays between re-reads of a job answered ``expired`` before it counts as lost (the first
+#: soon: a job that just finished reads ``succeeded`` a moment later).
+EXPIRED_REREADS: Tuple[float, ...] = (0.01, 0.05, 0.1, 0.2, 0.3, 0.4)
 #: How long a submit keeps retrying (429 waits, a connection lost after sending) when the
 #: caller gives no deadline (tracking always gives the caller's).
 SUBMIT_BUDGET = 60.0
@@ -189,8 +192,22 @@ class V2Surface:
                     raise
                 log.info("submit failed (%s); retrying with the same key", exc)
             time.sleep(pause)
-        self._events.watch(job.id)  # its events flow before tracking first asks about it
-        return Submitted(prompt_id=job.id, assigns_ids=True)
+        return Submitted(prompt_id=job.id, assigns_ids=True, status=self._first_read(job.id))
+
+    def _first_read(self, job_id: str) -> Optional[PromptStatus]:
+        """The job read once, right after it was created, on the submitting thread: a job
+        over within milliseconds then ends after two round trips (submit, read) with no
+        thread hop, and its event stream opens only when it is unfinished. None (tracking
+        asks at once, on its thread) when the read fails or says ``expired``, which is read
+        again before it counts."""
+        try:
+            job = self._read(job_id)
+        except ComfyError as exc:
+            log.debug("job %s: first read failed: %s", job_id, exc)
+            return None
+        if job is None or job.status == "expired":
+            return None
+        return self._found(job)
 
     # -- status ----------------------------------------------------------------------------
 
@@ -204,10 +221,7 @@ class V2Surface:
         return found
 
     def _status_of(self, job_id: str) -> PromptStatus:
-        self._events.take_hint(job_id)  # this read answers a hint that came before it
-        job = self._events.take_ended(job_id) or self._read(job_id)
-        if job is not None and not job.terminal and self._events.take_hint(job_id):
-            job = self._read(job_id)  # the stream saw the end while we read: look again
+        job = self._read(job_id)
         for delay in EXPIRED_REREADS:
             if job is None or job.status != "expired":
                 break
@@ -218,10 +232,15 @@ class V2Surface:
         if job.status == "expired":
             self._events.unwatch(job_id)
             return PromptStatus("absent")
+        return self._found(job)
+
+    def _found(self, job: V2Job) -> PromptStatus:
+        """Where a job read (not ``expired``) is; opens its event stream while it is
+        unfinished, closes it once it ended."""
         if job.terminal:
-            self._events.unwatch(job_id)
+            self._events.unwatch(job.id)
             return PromptStatus("done", job_entry(job))
-        self._events.watch(job_id)
+        self._events.watch(job.id)
         return PromptStatus("running" if job.status in ("running", "canceling") else "queued")
 
     def _read(self, job_id: str) -> Optional[V2Job]:

@@ -182,3 +182,19 @@ def test_submit_429_longer_than_the_callers_timeout_raises_at_once(
             api.run_workflow(WF, timeout=5)  # a fixed budget would sleep 20 s, then post again
     assert info.value.status == 429 and info.value.retry_after == 20
     assert [c.request.method for c in cloud.calls].count("POST") == 1
+
+
+def test_a_job_over_at_its_first_read_ends_without_its_stream(
+        cloud: responses.RequestsMock) -> None:
+    job_id = str(uuid.uuid4())
+    cloud.post(f"{CLOUD}/api/v2/jobs", status=201, json=_job(job_id, "queued"))
+    cloud.get(f"{CLOUD}/api/v2/jobs/{job_id}",
+              json=_job(job_id, "succeeded", outputs=[_output(job_id)]))
+    with ComfyApi(CLOUD) as api:
+        api.connect()
+        before = len(cloud.calls)
+        result = api.run_workflow(WF, timeout=10)
+        sent = [(c.request.method, c.request.url) for c in cloud.calls[before:]]
+    assert result.images[0].url == f"{CLOUD}/api/v2/assets/a1/content"
+    # submit, one read of the job (its outputs are the result): no stream, no result fetch
+    assert sent == [("POST", f"{CLOUD}/api/v2/jobs"), ("GET", f"{CLOUD}/api/v2/jobs/{job_id}")]
