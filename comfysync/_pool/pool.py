@@ -175,13 +175,19 @@ class ComfyPool:
         does not answer cannot be asked and is skipped.
         """
         item = self._make_item(workflow, include, exclude, kwargs, prompt_id)
+        self._enqueue(item, prompt_id is not None)
+        return item.future
+
+    def _enqueue(self, item: Item, look_first: bool) -> None:
+        """Queue a job (refused when ``max_queued`` wait), or follow its prompt where a
+        server already has it (``look_first``: its id was chosen by the caller)."""
         engine = self._engine
-        if prompt_id is not None:
-            found, _ = find_prompt(prompt_id, [engine.servers[i] for i in item.allowed])
+        if look_first:
+            found, _ = find_prompt(item.prompt_id, [engine.servers[i] for i in item.allowed])
             if found is not None:
                 server, job = found
                 engine.adopt(item, server, job)
-                return item.future
+                return
         with engine.lock:
             if not engine.closed and len(engine.queue) >= engine.config.max_queued:
                 raise PoolFullError(
@@ -191,7 +197,6 @@ class ComfyPool:
                     max_queued=engine.config.max_queued,
                 )
             engine.enqueue_locked(item)
-        return item.future
 
     def run_workflow(
         self,
@@ -218,10 +223,10 @@ class ComfyPool:
         """
         self._engine.check_may_block("run_workflow()")
         display = ProgressDisplay() if progress else None
-        future = self.submit(
-            workflow, include=include, exclude=exclude, prompt_id=prompt_id, **kwargs
-        )
-        try:
+        item = self._make_item(workflow, include, exclude, kwargs, prompt_id)
+        future = item.future
+        try:  # from the queueing on: an interrupt anywhere in it cancels the job
+            self._enqueue(item, prompt_id is not None)
             if display is not None:
                 return display.wait(lambda left: self._result(future, left, withdraw=True),
                                     future.done, lambda: future.job, timeout)
