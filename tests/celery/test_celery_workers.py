@@ -8,6 +8,7 @@ started executing), so "exactly once" is checked where it happens.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 import zlib
@@ -252,3 +253,26 @@ def test_one_server_worker_retries_until_the_server_answers_then_closes_its_clie
     worker.stop()
     assert worker.popen.returncode == 0
     assert "closing the comfysync client of process" in worker.output(last=100000)
+
+
+def test_sigkill_with_one_server_attaches_through_the_client(
+    cluster: Cluster,
+    start_fake_server: Callable[..., FakeServerProcess],
+    start_worker: Callable[..., Proc],
+) -> None:
+    """The same redelivery with a one-server worker (a ComfyApi per pool process): the new
+    attempt's submit finds the prompt on the server and follows it."""
+    server = start_fake_server()
+    worker = start_worker("one", [server.url], concurrency=1, queue="one")
+    res = cluster.send(workflow("killed-one", seconds=3.0, steps=30), queue="one")
+    prompt_id = prompt_id_for(res.id)
+    wait_until(lambda: server.executions(prompt_id)[prompt_id], what="the prompt to start")
+    match = wait_until(lambda: re.search(r"ForkPoolWorker-\d+\] comfysync client for process "
+                                         r"(\d+)", worker.output()), what="the pool process")
+    os.kill(int(match.group(1)), signal.SIGKILL)
+    doc = res.get(timeout=WAIT)
+    assert doc["prompt_id"] == prompt_id and doc["server"] == server.url
+    assert doc["text"] == {"4": ["killed-one"]}
+    assert server.executions(prompt_id) == {prompt_id: 1}
+    assert f"prompt {prompt_id} is already on the server; following it" in worker.output(
+        last=100000)
