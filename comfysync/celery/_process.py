@@ -29,7 +29,7 @@ from .._pool.pool import ComfyPool
 from .._results import PromptResult
 from .._types import WorkflowLike
 from ..events import Progress
-from ._settings import Settings
+from ._settings import API_KEYWORDS, Settings
 
 __all__ = ["ProcessClient", "ProgressBoard", "Running", "Snapshot"]
 
@@ -122,10 +122,7 @@ class _Client:
             self.api = ComfyApi(str(settings.servers[0]), **options)
             self.api.on(Progress, self.board.on_progress)
         # ComfyApi keywords only, for the short-lived clients that cancel on a pool's server
-        self._api_options = {
-            k: v for k, v in options.items() if k in ("auth", "token", "headers", "timeout",
-                                                      "verify")
-        }
+        self._api_options = {k: v for k, v in options.items() if k in API_KEYWORDS}
 
     def _on_pool_progress(self, event: object, server: str) -> None:
         if isinstance(event, Progress):

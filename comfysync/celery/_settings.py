@@ -23,7 +23,7 @@ from attrs import define, field
 from .._client import ComfyApi
 from .._pool.pool import ComfyPool
 
-__all__ = ["SERVERS_ENV", "Settings", "read_settings"]
+__all__ = ["API_KEYWORDS", "POOL_KEYWORDS", "SERVERS_ENV", "Settings", "read_settings"]
 
 #: Environment variable naming the servers when the app's configuration does not.
 SERVERS_ENV = "COMFYSYNC_SERVERS"
@@ -48,9 +48,9 @@ def _parameters(cls: type) -> FrozenSet[str]:
 
 
 #: keywords ComfyApi takes besides its URL; ComfyPool passes these on to each client
-_API_KEYS = _parameters(ComfyApi) - {"client_id"}
+API_KEYWORDS = _parameters(ComfyApi) - {"client_id"}
 #: keywords only ComfyPool takes (besides the server list)
-_POOL_KEYS = _parameters(ComfyPool) - _API_KEYS
+POOL_KEYWORDS = _parameters(ComfyPool) - API_KEYWORDS
 
 
 @define(frozen=True)
@@ -84,7 +84,7 @@ def _unknown_key(key: str, known: FrozenSet[str]) -> ValueError:
     return ValueError(
         f"app.conf.comfysync has an unknown key {key!r}{hint} Known keys: "
         f"{', '.join(sorted(_OWN_KEYS))}, and the keywords of ComfyApi / ComfyPool "
-        f"({', '.join(sorted(_API_KEYS | _POOL_KEYS))})"
+        f"({', '.join(sorted(API_KEYWORDS | POOL_KEYWORDS))})"
     )
 
 
@@ -110,7 +110,7 @@ def read_settings(
             "app.conf.comfysync must be a mapping such as {'servers': ['gpu1:8188']}, "
             f"not {type(config).__name__}"
         )
-    known = _OWN_KEYS | _API_KEYS | _POOL_KEYS
+    known = _OWN_KEYS | API_KEYWORDS | POOL_KEYWORDS
     for key in config:
         if key == "client_id":
             raise ValueError(
@@ -130,8 +130,8 @@ def read_settings(
             "no ComfyUI server configured: set app.conf.comfysync = {'servers': "
             f"['host:8188', ...]}} or ${SERVERS_ENV}='host:8188,other:8188'"
         )
-    options = {k: v for k, v in config.items() if k in _API_KEYS | _POOL_KEYS}
-    pool_only = sorted(set(options) & _POOL_KEYS)
+    options = {k: v for k, v in config.items() if k in API_KEYWORDS | POOL_KEYWORDS}
+    pool_only = sorted(set(options) & POOL_KEYWORDS)
     pool = config.get("pool")
     if pool is None:
         pool = len(servers) > 1 or bool(pool_only)
