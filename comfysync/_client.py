@@ -25,6 +25,7 @@ from types import TracebackType
 from typing import (
     Any,
     Callable,
+    Dict,
     Iterable,
     List,
     Mapping,
@@ -55,6 +56,7 @@ from ._v2.stream import V2EventSource
 from ._v2.surface import V2Files, V2Surface
 from ._v2.switch import SurfaceSwitch
 from ._v2.wire import V2Wire
+from ._workflow.input_files import InputFile, with_uploads
 from ._workflow.node_specs import NodeDefsCache
 from ._workflow.prompt import explain_rejection, to_prompt
 from .errors import (
@@ -525,6 +527,23 @@ class ComfyApi(RestMethods):
                     raise
         return self._v2_uploads.upload_ref(file, filename=filename, subfolder=subfolder)
 
+    def _upload_inputs(self, prompt: Dict[str, Any]) -> Dict[str, Any]:
+        """The one place local files given as input values (a ``Path`` or ``bytes``, e.g.
+        LoadImage's ``image``) reach the server: each is uploaded to this client's server and
+        the input set to the server's reference — on a native server, the name
+        ``upload_image`` stored it under; on a Comfy API v2 deployment, the asset's
+        ``core/ASSET`` reference (the bytes are sent only when the deployment does not have
+        them: probed by blake3 hash). The caller's prompt is left as it is (a pool may
+        submit it again elsewhere)."""
+        return with_uploads(prompt, self._upload_input)
+
+    def _upload_input(self, file: InputFile) -> Any:
+        if self.surface == "v2":
+            return self._v2_uploads.upload_ref(file.source, filename=file.name).reference()
+        ref = self.upload_image(file.source, filename=file.name)
+        log.debug("uploaded input %s as %s", file.name, ref.filename)
+        return f"{ref.subfolder}/{ref.filename}" if ref.subfolder else ref.filename
+
     # ------------------------------------------------------------------ running work
 
     def submit(
@@ -585,6 +604,7 @@ class ComfyApi(RestMethods):
         prompt = to_prompt(workflow, self._node_defs if node_defs is None else node_defs)
         if not self._socket_tried and self.tracker_mode != "http":
             self.connect()
+        prompt = self._upload_inputs(prompt)
         subscribe: List[Tuple[EventKey, Callback]] = []
         if on_progress is not None:
             subscribe.append(("progress", on_progress))
@@ -613,7 +633,7 @@ class ComfyApi(RestMethods):
         """``POST /prompt`` without tracking: ``workflow`` as for :meth:`submit` (checked,
         and converted from UI format, before anything is sent); options and answer as for
         :meth:`RestMethods.queue_prompt`."""
-        prompt = to_prompt(workflow, self._node_defs)
+        prompt = self._upload_inputs(to_prompt(workflow, self._node_defs))
         try:
             return super().queue_prompt(
                 prompt, prompt_id=prompt_id, front=front, number=number, extra_data=extra_data

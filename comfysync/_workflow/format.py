@@ -14,10 +14,13 @@ from __future__ import annotations
 import json
 import os
 import struct
+import uuid
 import zlib
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 from ..errors import WorkflowFormatError
+from .input_files import InputFile, input_file
 
 __all__ = [
     "api_copy",
@@ -30,6 +33,8 @@ __all__ = [
 ]
 
 _THE_WORKFLOW = "the workflow"
+#: The key :func:`api_copy` holds a local file's place under while copying through JSON.
+_FILE_MARKER = f"__comfysync_input_file_{uuid.uuid4().hex}"
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -169,9 +174,20 @@ def check_api_shape(data: Mapping[str, Any], source: str = "") -> None:
 
 def api_copy(data: Mapping[str, Any], source: str = _THE_WORKFLOW) -> Dict[str, Any]:
     """The one copy of an API prompt: through JSON (so nothing unserialisable is posted, and
-    integer node ids become strings), with integer link ids made strings too."""
+    integer node ids become strings), with integer link ids made strings too. A path or bytes
+    given as an input's value is kept as an :class:`~comfysync._workflow.input_files.InputFile`
+    (uploaded by the client before the prompt is posted); anywhere else it is refused."""
+    files: List[InputFile] = []
+
+    def keep_file(value: Any) -> Any:
+        file = input_file(value)
+        if file is None:
+            raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+        files.append(file)
+        return {_FILE_MARKER: len(files) - 1}
+
     try:
-        copied: Dict[str, Any] = json.loads(json.dumps(data, allow_nan=False))
+        copied: Dict[str, Any] = json.loads(json.dumps(data, allow_nan=False, default=keep_file))
     except (TypeError, ValueError) as exc:
         raise WorkflowFormatError(f"{source} is not JSON-serialisable: {exc}") from None
     if len(copied) != len(data):
@@ -179,13 +195,29 @@ def api_copy(data: Mapping[str, Any], source: str = _THE_WORKFLOW) -> Dict[str, 
             f"{source} has the same node id twice (once as a number, once as a string): "
             f"{sorted(str(k) for k in data)}"
         )
-    for entry in copied.values():
+    placed = 0
+    for node_id, entry in copied.items():
         inputs = entry.get("inputs") if isinstance(entry, dict) else None
         if not isinstance(inputs, dict):
             continue
-        for value in inputs.values():
+        for name, value in inputs.items():
             if is_link(value) and not isinstance(value[0], str):
                 value[0] = str(value[0])  # [1, 0]: the server looks node "1" up
+            elif isinstance(value, dict) and len(value) == 1 and _FILE_MARKER in value:
+                file = files[value[_FILE_MARKER]]
+                if isinstance(file.source, Path) and not file.source.is_file():
+                    raise WorkflowFormatError(
+                        f"node {node_id} ({entry.get('class_type')}) input {name!r} in "
+                        f"{source}: no such file to upload: {file.source}"
+                    )
+                inputs[name] = file
+                placed += 1
+    if placed != len(files):
+        raise WorkflowFormatError(
+            f"{source}: a local file (a Path or bytes) can be given only as a node input's "
+            "value itself (e.g. LoadImage's image), where it is uploaded before the prompt "
+            "is posted; not inside a list or an object"
+        )
     return copied
 
 

@@ -172,6 +172,39 @@ def test_uploads_are_deduplicated(api: ComfyApi) -> None:
     assert api.run_workflow(load, timeout=WAIT).images  # the reference resolves to the asset
 
 
+def test_workflow_inputs_given_as_bytes_or_paths_are_uploaded_once(
+        api: ComfyApi, proxy: Proxy, tmp_path: Path) -> None:
+    sent: List[str] = []
+    api._transport._session.hooks["response"].append(
+        lambda r, *a, **k: sent.append(f"{r.request.method} {r.request.path_url}"))
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), tuple(uuid.uuid4().bytes[:3])).save(buffer, format="PNG")
+    data = buffer.getvalue()
+
+    def load(image: Any, seed: int) -> Dict[str, Any]:
+        return {
+            "1": {"class_type": "LoadImage", "inputs": {"image": image}},
+            "2": {"class_type": "ProbeSleep", "inputs": {"image": ["1", 0], "seconds": 0.0,
+                                                         "seed": seed}},
+            "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0],
+                                                       "filename_prefix": "v2/input"}},
+        }
+
+    assert api.run_workflow(load(data, 1), timeout=WAIT).images
+    assert sent.count("POST /api/v2/assets") == 1, sent  # new bytes: probed, then uploaded
+    assert api.run_workflow(load(data, 2), timeout=WAIT).images
+    assert sent.count("POST /api/v2/assets") == 1, sent  # the same bytes again: none sent
+    path = tmp_path / "cat.png"
+    path.write_bytes(data)
+    with ComfyApi(proxy.url) as other:  # a client that never saw them: probe by hash, mint
+        other_sent: List[str] = []
+        other._transport._session.hooks["response"].append(
+            lambda r, *a, **k: other_sent.append(f"{r.request.method} {r.request.path_url}"))
+        assert other.run_workflow(load(path, 3), timeout=WAIT).images
+    assert "POST /api/v2/assets/from-hash" in other_sent, other_sent
+    assert "POST /api/v2/assets" not in other_sent, other_sent
+
+
 def test_attach_follows_a_job_of_another_client(api: ComfyApi, proxy: Proxy) -> None:
     job = api.submit(image_wf(9, seconds=0.5))
     with ComfyApi(proxy.url) as other:
