@@ -26,7 +26,8 @@ class SupportsToDict(Protocol):
 #: (converted with the server's node definitions), or a path to a JSON file or a ComfyUI PNG.
 WorkflowLike = Union[SupportsToDict, Mapping[str, Any], str, os.PathLike[str]]
 
-#: A prompt's status, as ``PromptJob.status`` and ``PromptResult.status`` report it.
+#: A prompt's status, as ``PromptJob.status`` reports it (``PromptResult.status`` is the
+#: server's own word from the history entry, ``"success"`` for a result).
 JobStatus = Literal["pending", "running", "success", "error", "interrupted", "lost"]
 
 #: How a client follows its prompts: ``ComfyApi(tracker=...)``.
