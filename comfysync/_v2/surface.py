@@ -198,10 +198,12 @@ class V2Surface:
         """The job read once, right after it was created, on the submitting thread: a job
         over within milliseconds then ends after two round trips (submit, read) with no
         thread hop, and its event stream opens only when it is unfinished. None (tracking
-        asks at once, on its thread) when the read fails or says ``expired``, which is read
-        again before it counts."""
+        asks at once, on its thread) when the read fails or says ``expired`` twice (read
+        again over about a second before it counts)."""
         try:
             job = self._read(job_id)
+            if job is not None and job.status == "expired":  # most likely it just ended:
+                job = self._read(job_id)  # read again at once, before any wait
         except ComfyError as exc:
             log.debug("job %s: first read failed: %s", job_id, exc)
             return None
