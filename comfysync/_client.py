@@ -693,7 +693,7 @@ class ComfyApi(RestMethods):
         ends as ``"interrupted"`` unless it finished first."""
         return self._tracker.cancel_all()
 
-    def attach(self, prompt_id: str) -> PromptJob:
+    def attach(self, prompt_id: str, *, settle: bool = True) -> PromptJob:
         """A :class:`PromptJob` for a prompt already on the server, submitted by any client
         or process (e.g. one whose ``submit`` failed with ``e.prompt_id`` set, or a task
         delivered again after its worker died). It ends at once when the prompt has ended,
@@ -701,8 +701,13 @@ class ComfyApi(RestMethods):
         (checked over HTTP at the polling pace; events too when they reach this client).
         ``job.cancel()`` works as for a submitted job. Raises ``PromptLostError`` when the
         server does not have the prompt, ``ValueError`` for an id that is not a canonical
-        UUID, and ``ComfyConnectionError`` when the server cannot be asked."""
+        UUID, and ``ComfyConnectionError`` when the server cannot be asked.
+
+        A server may still be validating a large prompt posted a moment ago (in neither its
+        queue nor its history yet), so "absent" is concluded from two answers about a second
+        apart. ``settle=False`` trusts one answer (no wait): only for an id no attempt may have
+        posted moments ago, e.g. a task's first delivery."""
         canonical_prompt_id(prompt_id)
         if not self._socket_tried and self.tracker_mode != "http":
             self.connect()
-        return self._tracker.attach(prompt_id)
+        return self._tracker.attach(prompt_id, settle=settle)

@@ -169,10 +169,12 @@ class ComfyPool:
         Every job is posted under one prompt id, on whichever server it runs (a failed POST is
         resolved by asking that server about the id, never by posting blindly elsewhere).
         ``prompt_id``: a canonical UUID chosen by the caller (e.g. derived from a task id);
-        the servers of the pool are asked about it first (this call blocks for those
-        requests), and a prompt some server already has is followed there instead of run
-        again — submitting the same id twice runs the workflow once. A server that is down or
-        does not answer cannot be asked and is skipped.
+        the servers of the pool are asked about it first, all at once, one look each (this
+        call blocks for those requests), and a prompt some server already has is followed
+        there instead of run again — submitting the same id twice runs the workflow once. A
+        server that is down or does not answer cannot be asked and is skipped. One look cannot
+        see a prompt a server is still validating: when an earlier attempt may have posted
+        this id moments ago (a redelivered task), look first with :meth:`attach`.
         """
         item = self._make_item(workflow, include, exclude, kwargs, prompt_id)
         self._enqueue(item, prompt_id is not None)
@@ -183,7 +185,9 @@ class ComfyPool:
         server already has it (``look_first``: its id was chosen by the caller)."""
         engine = self._engine
         if look_first:
-            found, _ = find_prompt(item.prompt_id, [engine.servers[i] for i in item.allowed])
+            found, _ = find_prompt(
+                item.prompt_id, [engine.servers[i] for i in item.allowed], careful=False
+            )
             if found is not None:
                 server, job = found
                 engine.adopt(item, server, job)
@@ -433,8 +437,9 @@ class ComfyPool:
     def attach(self, prompt_id: str) -> Any:
         """A :class:`~comfysync.PromptJob` following the prompt ``prompt_id`` on whichever
         server of the pool has it (queued, running or in history), e.g. one submitted by
-        another process. Every server not known to be down is asked, in the pool's order.
-        Raises ``PromptLostError`` when none has it (naming the servers that could not be
+        another process. Every server not known to be down is asked, all at once; each
+        concludes "absent" only from two answers about a second apart (a prompt posted a
+        moment ago may still be validated), so a miss takes about a second in all. Raises ``PromptLostError`` when none has it (naming the servers that could not be
         asked), ``ValueError`` for an id that is not a canonical UUID."""
         canonical_prompt_id(prompt_id)
         found, unreachable = find_prompt(prompt_id, self._engine.servers)

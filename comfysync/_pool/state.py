@@ -77,7 +77,7 @@ class ApiLike(Protocol):
 
     def get_models(self, folder: str) -> List[str]: ...
 
-    def attach(self, prompt_id: str) -> Any: ...  # the client's PromptJob of a known prompt
+    def attach(self, prompt_id: str, *, settle: bool = True) -> Any: ...  # a known prompt
 
 
 ApiFactory = Callable[..., ApiLike]

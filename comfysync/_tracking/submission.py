@@ -94,9 +94,12 @@ def find_prompt(
     deadline: float,
     heard: Callable[[], bool] = lambda: False,
     stop: Optional[threading.Event] = None,
+    settle: float = ABSENT_SETTLE,
 ) -> Tuple[Optional[PromptStatus], Optional[ComfyError]]:
     """Ask the server about ``prompt_id`` until it answers for sure or ``deadline``
-    (``time.monotonic()``) passes. Returns ``(status, None)`` when the server has the prompt
+    (``time.monotonic()``) passes; "surely absent" takes answers ``settle`` seconds apart
+    (0: one "absent" answer is enough — only for a prompt no attempt may have posted moments
+    ago). Returns ``(status, None)`` when the server has the prompt
     (``queued``, ``running`` or ``done``; an event of it — ``heard()`` — counts as
     ``queued``), ``(None, None)`` when it surely does not, and ``(PromptStatus("unknown"),
     last_error)`` when the deadline passed (or ``stop`` was set) first."""
@@ -119,9 +122,9 @@ def find_prompt(
         if found.where == "absent":
             if absent_since is None:
                 absent_since = now
-            elif now - absent_since >= ABSENT_SETTLE:
+            if now - absent_since >= settle:
                 return None, None
-            delay = max(CHECK_BASE, ABSENT_SETTLE - (now - absent_since))
+            delay = max(CHECK_BASE, settle - (now - absent_since))
         else:
             absent_since = None  # an unknown answer breaks the run of "absent"
             delay = backoff.next_delay()

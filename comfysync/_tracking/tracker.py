@@ -183,12 +183,18 @@ class Tracker:
                      self._name, prompt_id)
 
     def attach(
-        self, prompt_id: str, *, subscribe: Sequence[Tuple[ev.EventKey, Callback]] = ()
+        self,
+        prompt_id: str,
+        *,
+        subscribe: Sequence[Tuple[ev.EventKey, Callback]] = (),
+        settle: bool = True,
     ) -> PromptJob:
         """Follow a prompt already on the server (submitted by anyone) to its end. It is
         polled at the HTTP tracker's pace (its events reach this client only when it was
         submitted with this client's id). ``PromptLostError`` when the server surely does
-        not have it; its ``ComfyError`` when the server cannot be asked."""
+        not have it; its ``ComfyError`` when the server cannot be asked. ``settle=False``:
+        one look decides (absent means absent), for a prompt no attempt may have posted
+        moments ago — the server may still be validating such a one."""
         pid = canonical_prompt_id(prompt_id)
         existing = self._registered(pid, subscribe)
         if existing is not None:
@@ -198,9 +204,11 @@ class Tracker:
             state.bus.on(key, callback)
         self._register(state)
         try:
+            now = time.monotonic()
             found, error = find_prompt(
-                self._surface, pid, deadline=time.monotonic() + 2 * ABSENT_SETTLE,
+                self._surface, pid, deadline=now + 2 * ABSENT_SETTLE if settle else now,
                 heard=lambda: state.heard, stop=self._stopping,
+                settle=ABSENT_SETTLE if settle else 0.0,
             )
             if found is None:
                 raise PromptLostError(

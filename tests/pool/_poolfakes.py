@@ -163,9 +163,11 @@ class FakeApi:
             self.hub.removals.append(("interrupt", self.url, [str(prompt_id)]))
             self.hub.cond.notify_all()
 
-    def attach(self, prompt_id: str) -> FakeJob:
+    def attach(self, prompt_id: str, *, settle: bool = True) -> FakeJob:
         """The job of this server with that id (any client of it), like ``api.attach``."""
         self._answer_or_refuse()
+        with self.hub.cond:
+            self.hub.lookups.append((self.url, prompt_id, settle))
         with self.hub.cond:
             for job in self.hub.jobs:
                 if job.api.url == self.url and job.prompt_id == prompt_id:
@@ -190,6 +192,7 @@ class Hub:
         self.removals: List[Tuple[str, str, List[str]]] = []  # (what, url, prompt ids)
         self.lose_answers: Set[str] = set()  # servers whose next submit answer is lost
         self.attached: List[Tuple[str, str]] = []
+        self.lookups: List[Tuple[str, str, bool]] = []  # (url, prompt id, settle)
         self.models: Dict[Tuple[str, str], List[str]] = {}
         self.ids = iter(range(1, 1_000_000))
 

@@ -758,6 +758,22 @@ def test_submit_with_a_known_prompt_id_follows_it_instead_of_running_it_again() 
             pool.map([{}, {}], prompt_id=prompt_id)
 
 
+def test_submit_with_an_id_looks_once_per_server_and_attach_looks_carefully() -> None:
+    """pool.submit(prompt_id=) asks every server with one look (settle=False: no waiting for
+    a second "absent"); pool.attach keeps the careful two-answer rule on every server."""
+    hub = Hub()
+    with make_pool(hub, ["a:1", "b:2", "c:3"]) as pool:
+        prompt_id = str(uuid.uuid4())
+        pool.submit({"text": "x"}, prompt_id=prompt_id)
+        hub.wait_jobs(1)
+        assert sorted(hub.lookups) == [(u, prompt_id, False) for u in ("a:1", "b:2", "c:3")]
+        missing = str(uuid.uuid4())
+        with pytest.raises(PromptLostError):
+            pool.attach(missing)
+        assert sorted(x for x in hub.lookups if x[1] == missing) == [
+            (u, missing, True) for u in ("a:1", "b:2", "c:3")]
+
+
 def test_pool_attach_asks_every_server() -> None:
     hub = Hub()
     with make_pool(hub, ["a:1", "b:2"], policy="round_robin") as pool:
