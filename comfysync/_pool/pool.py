@@ -439,7 +439,8 @@ class ComfyPool:
         server of the pool has it (queued, running or in history), e.g. one submitted by
         another process. Every server not known to be down is asked, all at once; each
         concludes "absent" only from two answers about a second apart (a prompt posted a
-        moment ago may still be validated), so a miss takes about a second in all. Raises ``PromptLostError`` when none has it (naming the servers that could not be
+        moment ago may still be validated), so a miss takes about a second in all.
+        Raises ``PromptLostError`` when none has it (naming the servers that could not be
         asked), ``ValueError`` for an id that is not a canonical UUID."""
         canonical_prompt_id(prompt_id)
         found, unreachable = find_prompt(prompt_id, self._engine.servers)

@@ -33,7 +33,15 @@ except ImportError as exc:
 from ._documents import ComfyTaskError, WorkflowRun
 from ._process import Snapshot
 from ._settings import SERVERS_ENV, Settings
-from ._task import PROGRESS, ComfyTask, TaskPrompt, install, prompt_id_for, settings_of
+from ._task import (
+    PROGRESS,
+    SUBMITTING,
+    ComfyTask,
+    TaskPrompt,
+    install,
+    prompt_id_for,
+    settings_of,
+)
 
 __all__ = [
     "install",
@@ -42,6 +50,7 @@ __all__ = [
     "WorkflowRun",
     "ComfyTaskError",
     "PROGRESS",
+    "SUBMITTING",
     "SERVERS_ENV",
     "Settings",
     "Snapshot",

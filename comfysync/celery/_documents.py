@@ -40,7 +40,8 @@ class ComfyTaskError(ComfyError):
 
     ``fields`` is a JSON dict: ``kind`` (``"execution_error"``, ``"validation_error"``,
     ``"interrupted"``, ``"timeout"``, ``"workflow"``, ``"invalid_argument"``,
-    ``"unreachable"``, ``"lost"``, ``"pool"``, ``"http_error"``, ``"unsafe_path"``),
+    ``"unreachable"``, ``"lost"``, ``"pool"``, ``"http_error"``, ``"unsafe_path"``,
+    ``"saving"``),
     ``prompt_id`` and ``server`` when known, and the fields of the underlying error
     (``node_id``, ``node_type``, ``exception_type``, ``exception_message``, ``traceback`` for
     an execution error; ``error`` and ``node_errors`` for a validation error; ...).

@@ -28,6 +28,7 @@ from .._client import ComfyApi
 from .._pool.pool import ComfyPool
 from .._results import PromptResult
 from .._types import WorkflowLike
+from ..errors import PromptLostError
 from ..events import Progress
 from ._settings import API_KEYWORDS, Settings
 
@@ -128,10 +129,15 @@ class _Client:
         if isinstance(event, Progress):
             self.board.on_progress(event)
 
-    def start(self, workflow: WorkflowLike, prompt_id: str) -> Running:
+    def start(self, workflow: WorkflowLike, prompt_id: str, *, careful: bool = False) -> Running:
         """Submit ``workflow`` as ``prompt_id`` — or follow the prompt of that id when a
         server already has it (an earlier delivery of the same task submitted it): the
-        client asks its server, the pool every server, before posting."""
+        client asks its server, the pool every server (all at once), one look each, before
+        posting. ``careful`` (an earlier attempt may have posted it moments ago, when the
+        server may still be validating it): first the careful lookup of ``attach``, which
+        concludes "absent" only from two answers about a second apart."""
+        if careful:
+            self._look_carefully(prompt_id)
         if self.api is not None:
             api = self.api
             job = api.submit(workflow, prompt_id=prompt_id)
@@ -149,6 +155,21 @@ class _Client:
                 self._cancel_on(server, prompt_id)
 
         return Running(prompt_id, future, lambda: future.server, cancel)
+
+    def _look_carefully(self, prompt_id: str) -> None:
+        """Find ``prompt_id`` with ``attach``: found → the client follows it from now on
+        (the submit that comes next follows that job); surely absent → the submit posts it.
+        A server that cannot be asked raises (the task is retried)."""
+        try:
+            if self.api is not None:
+                self.api.attach(prompt_id)
+            else:
+                assert self.pool is not None
+                self.pool.attach(prompt_id)
+        except PromptLostError:
+            log.info("prompt %s of an earlier attempt is on no server: posting it", prompt_id)
+        else:
+            log.info("prompt %s of an earlier attempt found: following it", prompt_id)
 
     def _cancel_on(self, server: str, prompt_id: str) -> None:
         """Dequeue, then interrupt, ``prompt_id`` on ``server`` over REST — in that order,

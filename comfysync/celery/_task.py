@@ -23,8 +23,11 @@ What a failure becomes:
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import time
 import uuid
@@ -45,6 +48,7 @@ from ._settings import Settings, read_settings
 
 __all__ = [
     "PROGRESS",
+    "SUBMITTING",
     "ComfyTask",
     "TaskPrompt",
     "install",
@@ -57,6 +61,14 @@ log = logging.getLogger("comfysync.celery")
 #: The task state published while a prompt runs (meta: node, value, max, fraction, and the
 #: current/total/percent/description keys that Celery progress-bar helpers read).
 PROGRESS = "PROGRESS"
+
+#: The task state written just before a task's first prompt is posted: a later delivery of
+#: the task that finds it (or ``PROGRESS``) in the result backend knows an earlier attempt may
+#: have posted that prompt moments ago, and looks for it carefully before posting.
+SUBMITTING = "SUBMITTING"
+
+#: States of the task id showing that an earlier attempt reached its submit.
+_EARLIER_ATTEMPT = frozenset({SUBMITTING, PROGRESS})
 
 #: Namespace of the prompt ids derived from task ids (uuid5: same task → same id).
 _PROMPT_NAMESPACE = uuid.UUID("6f6b2b8e-4a1c-5d5e-9a52-3c0e6d1f7c21")
@@ -150,6 +162,60 @@ def _checked_timeout(task: ComfyTask, timeout: object) -> Optional[float]:
         task._fail(exc, None, None)
 
 
+#: The record, inside a saved prompt folder, of its files' names in the result's order.
+SAVED_RECORD = ".comfysync-saved.json"
+
+
+def save_once(result: PromptResult, base: Path) -> Tuple[Path, ...]:
+    """Save ``result``'s files into ``<base>/<prompt id>/`` once, whatever number of
+    deliveries the task gets: they are saved into a temporary folder beside it
+    (``.<prompt id>.*.partial``), with a record of their names (:data:`SAVED_RECORD`), and
+    the folder is renamed into place in one step. A folder already in place is complete — an
+    earlier attempt saved it — so its paths are reported again and nothing is written (no
+    ``-1`` copies). A partial folder left by an attempt that died stays behind, ignored."""
+    final = base / result.prompt_id
+    if not final.is_dir():
+        base.mkdir(parents=True, exist_ok=True)
+        partial = Path(tempfile.mkdtemp(prefix=f".{result.prompt_id}.", suffix=".partial",
+                                        dir=base))
+        try:
+            names = [p.name for p in result.save_all(partial)]
+            (partial / SAVED_RECORD).write_text(
+                json.dumps({"prompt_id": result.prompt_id, "files": names}), encoding="utf-8")
+            try:
+                os.rename(partial, final)  # refused when another attempt placed it first
+            except OSError:
+                if not final.is_dir():
+                    raise
+            else:
+                return tuple(final / name for name in names)
+        finally:
+            if partial.exists():
+                shutil.rmtree(partial, ignore_errors=True)
+    return _saved_before(result, final)
+
+
+def _saved_before(result: PromptResult, final: Path) -> Tuple[Path, ...]:
+    """The paths an earlier attempt saved into ``final``, from its record."""
+    try:
+        record = json.loads((final / SAVED_RECORD).read_text(encoding="utf-8"))
+        names = record["files"]
+        valid = (record.get("prompt_id") == result.prompt_id and isinstance(names, list)
+                 and len(names) == len(result.files)
+                 and all(isinstance(n, str) and (final / n).is_file() for n in names))
+    except (OSError, ValueError, KeyError, TypeError):
+        valid = False
+    if not valid:
+        raise ComfyTaskError(
+            f"{final} already exists but is not a complete save of prompt {result.prompt_id} "
+            f"(no valid {SAVED_RECORD}); move it away and retry the task",
+            {"kind": "saving", "prompt_id": result.prompt_id, "directory": str(final)},
+        )
+    log.info("files of prompt %s already saved in %s by an earlier attempt", result.prompt_id,
+             final)
+    return tuple(final / n for n in names)
+
+
 class TaskPrompt:
     """A prompt submitted by a :class:`ComfyTask` (``self.submit(...)``).
 
@@ -188,12 +254,13 @@ class TaskPrompt:
         With ``save_to``, the files are saved into ``<save_to>/<prompt id>/``: workers on
         several machines and servers write into one shared folder, and servers name their
         files alike (``ComfyUI_00001_.png`` on each), so one folder per prompt is what keeps
-        two tasks from writing the same path."""
+        two tasks from writing the same path. The folder appears complete or not at all (see
+        :func:`save_once`), so a redelivered task reuses what an earlier attempt saved."""
         result = self._result(_checked_timeout(self._task, timeout))
         saved: Tuple[Path, ...] = ()
         if save_to is not None:
             try:
-                saved = tuple(result.save_all(Path(save_to).expanduser() / result.prompt_id))
+                saved = save_once(result, Path(save_to).expanduser())
             except ComfyError as exc:
                 self._task._fail(exc, self._running.prompt_id, self.server)
         return WorkflowRun(result, self.server, saved)
@@ -300,6 +367,33 @@ class ComfyTask(Task):  # type: ignore[misc]  # Celery ships no type information
         request._comfysync_prompts = index + 1
         return prompt_id_for(request.id, index)
 
+    def _may_have_run(self) -> bool:
+        """Whether an earlier attempt of this task may have posted its prompts: Celery says
+        the message was delivered before, the task is being retried, or the result backend
+        holds a state an earlier attempt wrote before posting. Asked once per run of the
+        task; a first run then records :data:`SUBMITTING` (the one extra write per task that
+        lets a first delivery post at once, without the careful lookup's second)."""
+        request = self.request
+        known = getattr(request, "_comfysync_earlier", None)
+        if known is not None:
+            return bool(known)
+        delivery = request.delivery_info or {}
+        earlier = bool(delivery.get("redelivered")) or bool(request.retries)
+        if not earlier:
+            try:
+                earlier = self.AsyncResult(request.id).state in _EARLIER_ATTEMPT
+            except Exception as exc:  # no result backend: Celery's own flags only
+                log.debug("task %s: cannot read its state (%s)", request.id, exc)
+        try:
+            self.update_state(task_id=request.id, state=SUBMITTING)
+        except Exception as exc:  # no result backend, or it is down: the render goes on
+            log.debug("task %s: cannot record its state (%s)", request.id, exc)
+        request._comfysync_earlier = earlier
+        if earlier:
+            log.info("task %s may have run before: looking for its prompts carefully",
+                     request.id)
+        return earlier
+
     def submit(
         self,
         workflow: Any,
@@ -317,9 +411,10 @@ class ComfyTask(Task):  # type: ignore[misc]  # Celery ships no type information
             prepared = _prepare(workflow, set)
         except ComfyError as exc:
             self._fail(exc, pid, None)
+        careful = self.request.id is not None and self._may_have_run()
         client.board.watch(pid)
         try:
-            running = client.start(prepared, pid)
+            running = client.start(prepared, pid, careful=careful)
         except ComfyError as exc:
             client.board.forget(pid)
             self._fail(exc, pid, None)

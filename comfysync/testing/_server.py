@@ -262,12 +262,25 @@ class FakeComfyUI:
         table = [(m, p, h) for m, p, h in routes]
         table += [(m, "/api" + p, h) for m, p, h in routes]  # the /api twins
         table += core.internal_routes()
+        table.append(("GET", "/fake/requests", self._requests_route))
         for method, path, handler in table:
             if method == "GET":  # GET routes also answer HEAD, as aiohttp's add_get does
                 app.router.add_get(path, handler)
             else:
                 app.router.add_route(method, path, handler)
         return app
+
+    async def _requests_route(self, request: web.Request) -> web.Response:
+        """``[{"method", "path", "query"}]``: the requests seen so far (a debug route, like
+        ``/fake/executions``), so tests in other processes can check which lookups a client
+        made; ``?prompt_id=`` keeps those naming that prompt in their path or query."""
+        wanted = request.rel_url.query.get("prompt_id")
+        seen = [
+            {"method": r.method, "path": r.path, "query": r.query}
+            for r in self.faults.requests()
+            if wanted is None or wanted in r.path or wanted in "".join(r.query.values())
+        ]
+        return web.json_response(seen)
 
     async def _ws_handler(self, request: web.Request) -> web.StreamResponse:
         return await self.state.current_hub().handle(request)

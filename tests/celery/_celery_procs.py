@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import requests
 
@@ -117,6 +117,14 @@ class FakeServerProcess:
     def __init__(self, proc: Proc, url: str) -> None:
         self.proc = proc
         self.url = url
+
+    def requests(self, prompt_id: Optional[str] = None) -> List[Dict[str, Any]]:
+        """The requests the server saw (``GET /fake/requests``), those naming ``prompt_id``
+        only when given: ``[{"method", "path", "query"}]``."""
+        params = {"prompt_id": prompt_id} if prompt_id is not None else None
+        answer = requests.get(f"{self.url}/fake/requests", params=params, timeout=10)
+        answer.raise_for_status()
+        return list(answer.json())
 
     def executions(self, prompt_id: Optional[str] = None) -> Dict[str, int]:
         """prompt id → how many times the server started executing it (``GET

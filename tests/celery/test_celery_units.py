@@ -198,3 +198,42 @@ def test_a_result_backend_that_cannot_store_progress_does_not_fail_the_render(
     assert doc["status"] == "success" and doc["text"]["3"][0] == "ok"
     warnings = [r.getMessage() for r in caplog.records if "cannot publish" in r.getMessage()]
     assert len(warnings) == 1
+
+
+def test_save_to_of_a_redelivered_task_reuses_the_folder_an_earlier_attempt_saved(
+    tmp_path: Path,
+) -> None:
+    """Files land in <save_to>/<prompt id>/ complete or not at all; a second attempt (a
+    redelivered task) reports the same paths and writes no ``-1`` copies; a folder there
+    that is no complete save is refused, not mixed into."""
+    from comfysync import ComfyApi
+    from comfysync.celery._task import SAVED_RECORD, save_once
+    from comfysync.testing import FakeComfyUI
+
+    wf = {"1": {"class_type": "EmptyImage",
+                "inputs": {"width": 8, "height": 8, "batch_size": 2, "color": 0}},
+          "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0],
+                                                      "filename_prefix": "same"}}}
+    with FakeComfyUI() as server, ComfyApi(server.url) as api:
+        result = api.run_workflow(wf, timeout=30)
+        assert len(result.files) == 2
+        first = save_once(result, tmp_path)
+        folder = tmp_path / result.prompt_id
+        assert [p.parent for p in first] == [folder, folder]
+        contents = {p: p.read_bytes() for p in first}
+        (tmp_path / f".{result.prompt_id}.left.partial").mkdir()  # a killed attempt's leftover
+        again = save_once(result, tmp_path)
+        assert again == first
+        assert sorted(p.name for p in folder.iterdir()) == sorted(
+            [p.name for p in first] + [SAVED_RECORD])
+        assert {p: p.read_bytes() for p in again} == contents
+        assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")
+                    and p.name != f".{result.prompt_id}.left.partial"]
+
+        other = api.run_workflow(wf, timeout=30)
+        (tmp_path / other.prompt_id).mkdir()
+        (tmp_path / other.prompt_id / "mine.txt").write_text("not a save")
+        with pytest.raises(ComfyTaskError) as info:
+            save_once(other, tmp_path)
+        assert info.value.kind == "saving"
+        assert sorted(p.name for p in (tmp_path / other.prompt_id).iterdir()) == ["mine.txt"]

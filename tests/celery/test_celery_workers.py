@@ -11,6 +11,7 @@ import os
 import re
 import signal
 import time
+import uuid
 import zlib
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional
@@ -21,7 +22,7 @@ from celery import Celery
 from celery.exceptions import SoftTimeLimitExceeded
 
 from comfysync import ComfyApi
-from comfysync.celery import ComfyTaskError, prompt_id_for
+from comfysync.celery import SUBMITTING, ComfyTaskError, prompt_id_for
 
 pytestmark = pytest.mark.slow
 
@@ -147,6 +148,42 @@ def test_sigkill_of_a_pool_process_mid_job_is_redelivered_and_attaches(cluster: 
     assert doc["text"] == {"4": ["killed"]}
     assert cluster.executions(prompt_id) == 1
     assert f"already has prompt {prompt_id}: following it" in cluster.worker_output()
+    assert f"task {res.id} may have run before" in cluster.worker_output()
+
+
+def history_lookups(server: FakeServerProcess, prompt_id: str) -> int:
+    """How many times ``server`` was asked whether it has ``prompt_id`` (GET /history/<id>,
+    the question a status look ends with for a prompt in neither queue)."""
+    return sum(1 for r in server.requests(prompt_id)
+               if r["method"] == "GET" and r["path"].endswith(f"/history/{prompt_id}"))
+
+
+def test_first_delivery_posts_after_one_look_per_server(cluster: Cluster) -> None:
+    """A task delivered for the first time does not wait for a second "absent" answer: the
+    server that did not get the prompt was asked about it exactly once."""
+    res = cluster.send(workflow("first-delivery"))
+    doc = res.get(timeout=WAIT)
+    prompt_id = prompt_id_for(res.id)
+    assert doc["prompt_id"] == prompt_id and cluster.executions(prompt_id) == 1
+    (other,) = [s for s in cluster.servers if s.url != doc["server"]]
+    assert history_lookups(other, prompt_id) == 1
+    assert f"task {res.id} may have run before" not in cluster.worker_output()
+
+
+def test_redelivered_task_looks_carefully_before_posting(cluster: Cluster) -> None:
+    """A task whose earlier attempt recorded SUBMITTING (it died around its POST, which the
+    server may still be validating) asks every server until two answers a second apart say
+    "absent" before posting: the server that did not get the prompt was asked at least
+    twice by that careful lookup, then once more by the submit's own look."""
+    task_id = str(uuid.uuid4())
+    cluster.app.backend.store_result(task_id, None, SUBMITTING)
+    res = cluster.send(workflow("redelivered"), task_id=task_id)
+    doc = res.get(timeout=WAIT)
+    prompt_id = prompt_id_for(task_id)
+    assert doc["prompt_id"] == prompt_id and cluster.executions(prompt_id) == 1
+    (other,) = [s for s in cluster.servers if s.url != doc["server"]]
+    assert history_lookups(other, prompt_id) >= 3
+    assert f"prompt {prompt_id} of an earlier attempt is on no server" in cluster.worker_output()
 
 
 def test_progress_then_revoke_cancels_the_prompt_on_the_server(cluster: Cluster) -> None:
