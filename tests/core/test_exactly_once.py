@@ -120,6 +120,29 @@ def test_attach_follows_a_prompt_of_another_client(
     assert fake_server.executions() == {job.prompt_id: 1}
 
 
+def test_attach_concludes_absent_from_two_answers_unless_settle_is_false(
+    fake_server: FakeComfyUI, make_client: Callable[..., ComfyApi]
+) -> None:
+    """The careful rule (a prompt posted a moment ago may still be validated) asks twice;
+    settle=False trusts one answer, for ids no attempt may have posted moments ago."""
+    api = make_client(fake_server.url)
+
+    def lookups(prompt_id: str) -> int:
+        return sum(1 for r in fake_server.requests
+                   if r.method == "GET" and r.path.endswith(f"/history/{prompt_id}"))
+
+    careful, quick = str(uuid.uuid4()), str(uuid.uuid4())
+    with pytest.raises(PromptLostError):
+        api.attach(careful)
+    assert lookups(careful) >= 2
+    with pytest.raises(PromptLostError):
+        api.attach(quick, settle=False)
+    assert lookups(quick) == 1
+    job = api.submit(text_wf("seen"))
+    job.wait(WAIT)
+    assert api.attach(job.prompt_id, settle=False).wait(0).prompt_id == job.prompt_id
+
+
 @pytest.mark.comfy_server_options(jobs_api=True)
 def test_attached_job_cancels_through_the_jobs_api(
     comfy_server: FakeComfyUI, make_client: Callable[..., ComfyApi]
