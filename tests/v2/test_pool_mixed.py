@@ -4,11 +4,14 @@ its jobs over to the native one."""
 
 from __future__ import annotations
 
+import io
 from typing import Any, Dict, Iterator
 
 import pytest
+from PIL import Image
 
 from comfysync import ComfyPool
+from comfysync._workflow.input_files import content_name
 from comfysync.testing import FakeComfyUI
 
 from .conftest import Proxy
@@ -52,3 +55,28 @@ def test_a_v2_member_that_goes_away_fails_over(native: FakeComfyUI, upstream: Fa
         results = [pool.run_workflow(image_wf(201 + i), timeout=WAIT) for i in range(3)]
     assert all(r.status == "success" for r in results)
     assert sum(_executions(native).values()) >= 3
+
+
+def test_input_bytes_are_uploaded_where_each_job_runs(native: FakeComfyUI, upstream: FakeComfyUI,
+                                                      proxy: Proxy) -> None:
+    buffer = io.BytesIO()
+    Image.new("RGB", (8, 8), (12, 34, 56)).save(buffer, format="PNG")
+    data = buffer.getvalue()
+
+    def load(seed: int) -> Dict[str, Any]:
+        return {
+            "1": {"class_type": "LoadImage", "inputs": {"image": data}},
+            "2": {"class_type": "ProbeSleep", "inputs": {"image": ["1", 0], "seconds": 0.0,
+                                                         "seed": seed}},
+            "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0],
+                                                       "filename_prefix": "v2/pooled"}},
+        }
+
+    with ComfyPool([native.url, proxy.url], policy="round_robin") as pool:
+        futures = [pool.submit(load(300 + i)) for i in range(4)]
+        results = [f.result(WAIT) for f in futures]
+    assert all(r.status == "success" and r.images for r in results)
+    assert {f.server for f in futures} == {native.url, proxy.url}
+    name = content_name(data)
+    assert (native.dirs.input / name).read_bytes() == data  # native: upload_image
+    assert any(p.read_bytes() == data for p in upstream.dirs.input.rglob("*"))  # v2: an asset
