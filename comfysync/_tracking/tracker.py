@@ -65,6 +65,8 @@ HISTORY_DELAYS: Tuple[float, ...] = (0.05, 0.1, 0.2, 0.4, 0.8)
 QUEUE_CHANGE_DELAY = 0.25
 #: How long the idle tracker thread sleeps between looks (it is woken on every change).
 _IDLE_WAIT = 5.0
+#: How long a check asked for an id not followed yet is kept for it (see ``check_prompt``).
+_EARLY_CHECK_KEEP = 30.0
 
 
 class Tracker:
@@ -103,6 +105,7 @@ class Tracker:
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._jobs: Dict[str, JobState] = {}
+        self._early_checks: Dict[str, float] = {}  # id → when a check was asked before it
         self._attribution = Attribution()  # the prompt the server runs for this client
         self._thread: Optional[threading.Thread] = None
         self._closed = False
@@ -262,6 +265,8 @@ class Tracker:
         pid = state.prompt_id
         if deadline is None:
             deadline = time.monotonic() + self._resolve_timeout
+        with self._lock:  # checks asked for from now on are not served by the answer
+            served = state.check_requests
         answer = post_prompt(self._surface, workflow, pid, options, deadline=deadline,
                              heard=lambda: state.heard, stop=self._stopping)
         if isinstance(answer, PromptStatus):  # found on the server after a lost answer
@@ -275,7 +280,7 @@ class Tracker:
                             checked=answer.status is not None)
             self._wake.notify()
         if answer.status is not None:  # the surface asked already: no thread hop, no request
-            self._settle(state, answer.status)
+            self._settle(state, answer.status, served)
 
     def _adopt(self, state: JobState, found: PromptStatus, *, polled: bool) -> None:
         """Follow ``state`` from what the server said of it (without a POST answer)."""
@@ -292,7 +297,7 @@ class Tracker:
         client's ``prompt_id``, or an on-prompt hook that changed it): its events carry that
         id, so follow it. Events that came before the answer were not recognised; ask the
         server at once instead of waiting for them (unless ``checked``: the answer says where
-        the server has it). Lock held."""
+        the server has it — and no check was asked for that id meanwhile). Lock held."""
         log.log(
             logging.DEBUG if expected else logging.WARNING,
             "%s: the server queued prompt %s under id %s; following its id",
@@ -309,7 +314,7 @@ class Tracker:
             )
         state.prompt_id = server_id
         self._jobs[server_id] = state
-        if not checked:
+        if self._early_checks.pop(server_id, None) is not None or not checked:
             state.request_check(now)
 
     def cancel(self, state: JobState) -> bool:
@@ -386,12 +391,19 @@ class Tracker:
 
     def check_prompt(self, prompt_id: str) -> None:
         """Ask the server about one prompt now (an event source says it ended, e.g. a v2
-        job's stream). Unknown ids are ignored: a prompt not yet followed under that id is
-        checked as soon as it is (see :meth:`_rekey`)."""
+        job's stream). An id not followed yet — the stream of a job the deployment named
+        may speak before the submit's answer reaches tracking — is kept for a while and
+        checked as soon as a job is followed under it (see :meth:`_rekey`)."""
         with self._lock:
             state = self._jobs.get(prompt_id)
-        if state is not None:
-            self._request_check([state], delay=0.0)
+            if state is None:
+                now = time.monotonic()
+                self._early_checks = {
+                    k: t for k, t in self._early_checks.items() if now - t < _EARLY_CHECK_KEEP
+                }
+                self._early_checks[prompt_id] = now
+                return
+        self._request_check([state], delay=0.0)
 
     def delivers_on_current_thread(self) -> bool:
         """True on a thread that delivers job endings (the listener, which runs event

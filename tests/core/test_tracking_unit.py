@@ -449,6 +449,29 @@ def test_a_check_requested_while_a_read_is_in_flight_is_not_lost() -> None:
         t.close()
 
 
+def test_a_check_asked_before_the_submit_answer_is_followed_is_not_lost() -> None:
+    class EarlyHint(FakeOps):
+        """Names the job itself and answers with where it was at once ("running"); its
+        event source says the job ended before that answer reaches tracking."""
+
+        tracker: Tracker
+
+        def submit(self, workflow: Mapping[str, Any], prompt_id: str,
+                   options: Mapping[str, Any], deadline: Optional[float] = None) -> Submitted:
+            job_id = "job-" + prompt_id
+            self.finish(job_id, entry())
+            self.tracker.check_prompt(job_id)  # e.g. the job's stream, on its own thread
+            return Submitted(job_id, assigns_ids=True, status=PromptStatus("running"))
+
+    ops = EarlyHint()
+    t = ops.tracker = Tracker(ops, name="t", watchdog=30.0, poll_interval=(30.0, 30.0))
+    try:
+        job = t.submit(WF, {})
+        assert job.wait(5).status == "success"
+    finally:
+        t.close()
+
+
 def test_watchdog_checks_a_silent_prompt(ops: FakeOps, make_tracker: Any) -> None:
     t = make_tracker(watchdog=0.05)
     job = t.submit(WF, {})
