@@ -165,14 +165,16 @@ def test_restart_with_downtime_refuses_connections(fake_server: FakeComfyUI) -> 
 
 
 def test_set_delay(fake_server: FakeComfyUI) -> None:
-    fake_server.set_delay(0.3)
+    # A delay well above what a loopback request takes even on a loaded CI machine, so the
+    # undelayed request after clear_faults() is told apart from a delayed one by its time.
+    fake_server.set_delay(1.0)
     started = time.monotonic()
     assert requests.get(f"{fake_server.url}/prompt", timeout=5).status_code == 200
-    assert time.monotonic() - started >= 0.3
+    assert time.monotonic() - started >= 1.0
     fake_server.clear_faults()
     started = time.monotonic()
     requests.get(f"{fake_server.url}/prompt", timeout=5)
-    assert time.monotonic() - started < 0.3
+    assert time.monotonic() - started < 1.0
 
 
 def test_fail_route(fake_server: FakeComfyUI) -> None:
