@@ -12,6 +12,11 @@ every other session header (an ``X-API-Key`` given with ``headers=``) to whereve
 * to another origin, for a file download: followed with every credential header removed
   (a signed URL on a storage host needs none, and must not see the server's).
 
+Environment settings (``*_PROXY``/``NO_PROXY``, ``REQUESTS_CA_BUNDLE``): ``requests`` reads
+them again for every request, which costs more than the rest of a short request's client
+side. They are read once per origin and kept (:class:`EnvOnceSession`); a process that
+changes them later should create a new client.
+
 Retries: urllib3's ``Retry`` on the connection adapter, for idempotent methods only; other
 methods go through an adapter that never retries, whatever ``Retry`` the user gave (a
 re-sent ``POST /prompt`` could run a workflow twice).
@@ -19,20 +24,25 @@ re-sent ``POST /prompt`` could run a workflow twice).
 
 from __future__ import annotations
 
-from typing import Any, FrozenSet
+import threading
+from typing import Any, Dict, FrozenSet, Hashable, MutableMapping, Optional, Tuple, Union
 
 import requests
 import requests.adapters
 import requests.auth
+import requests.utils
 from urllib3.util.retry import Retry
 
 from .errors import ForeignRedirect
 from .settings import IDEMPOTENT_METHODS, ConnectionSettings
 from .urls import origin_of
 
-__all__ = ["MethodRouter", "OriginSession", "SessionSet"]
+__all__ = ["EnvOnceSession", "MethodRouter", "OriginSession", "SessionSet"]
 
 _POOL_MAXSIZE = 32
+#: Origins whose environment settings a session keeps (signed download URLs may name a few
+#: storage hosts; past this many the cache starts over).
+_ENV_CACHE_SIZE = 64
 
 
 class _AuthorizationHeader(requests.auth.AuthBase):
@@ -84,7 +94,53 @@ class MethodRouter(requests.adapters.BaseAdapter):
         self.once.close()
 
 
-class OriginSession(requests.Session):
+class EnvOnceSession(requests.Session):
+    """A session that reads the proxy and CA-bundle environment once per origin.
+
+    ``requests`` merges them into every request (``merge_environment_settings``); the answer
+    depends only on the environment, the URL's scheme, host and port, and the request's own
+    ``proxies``/``stream``/``verify``/``cert``, so it is kept under exactly that key."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._env_lock = threading.Lock()
+        self._env_cache: Dict[Hashable, Dict[str, Any]] = {}
+
+    def merge_environment_settings(
+        self,
+        url: Union[str, bytes, None],
+        proxies: Optional[MutableMapping[str, str]],
+        stream: Optional[bool],
+        verify: Any,
+        cert: Any,
+    ) -> Any:  # requests' own settings dict (its stubs name a private TypedDict)
+        text = url.decode("latin-1") if isinstance(url, bytes) else (url or "")
+        origin = origin_of(text)
+        key: Optional[Tuple[Hashable, ...]] = (
+            origin, tuple(sorted((proxies or {}).items())), stream, verify, cert,
+        )
+        try:
+            hash(key)
+        except TypeError:  # an unhashable cert/verify value: no caching
+            key = None
+        if key is None or origin == "<invalid URL>":
+            return dict(super().merge_environment_settings(url, dict(proxies or {}), stream,
+                                                           verify, cert))
+        with self._env_lock:
+            cached = self._env_cache.get(key)
+        if cached is None:
+            cached = dict(super().merge_environment_settings(url, dict(proxies or {}), stream,
+                                                             verify, cert))
+            with self._env_lock:
+                if len(self._env_cache) >= _ENV_CACHE_SIZE:
+                    self._env_cache.clear()
+                self._env_cache[key] = cached
+        merged = dict(cached)
+        merged["proxies"] = dict(merged.get("proxies") or {})
+        return merged
+
+
+class OriginSession(EnvOnceSession):
     """A session whose redirects never carry credentials to another origin.
 
     ``origin`` is the server's; ``credential_headers`` the lower-case names of the headers
@@ -130,7 +186,7 @@ class SessionSet:
                                                                       False), True)
         self.files = self._session(settings, user_agent, OriginSession(settings.origin, names,
                                                                         True), True)
-        self.anonymous = self._session(settings, user_agent, requests.Session(), False)
+        self.anonymous = self._session(settings, user_agent, EnvOnceSession(), False)
 
     def _session(self, settings: ConnectionSettings, user_agent: str,
                  session: requests.Session, credentials: bool) -> requests.Session:
@@ -142,6 +198,11 @@ class SessionSet:
             session.headers.update(dict(settings.headers))
             if settings.authorization is not None:
                 session.auth = _AuthorizationHeader(settings.authorization)
+            else:
+                # ``~/.netrc`` credentials of the server's host, looked up once here
+                # (``requests`` would look for the file again on every request).
+                netrc = requests.utils.get_netrc_auth(settings.origin)
+                session.auth = requests.auth.HTTPBasicAuth(*netrc) if netrc else _NoAuth()
         else:
             # Without an auth, ``requests`` would add ``~/.netrc`` credentials of the host.
             session.auth = _NoAuth()
