@@ -298,7 +298,7 @@ def test_sigkill_with_one_server_attaches_through_the_client(
     start_worker: Callable[..., Proc],
 ) -> None:
     """The same redelivery with a one-server worker (a ComfyApi per pool process): the new
-    attempt's submit finds the prompt on the server and follows it."""
+    attempt looks for the prompt carefully, finds it on the server and follows it."""
     server = start_fake_server()
     worker = start_worker("one", [server.url], concurrency=1, queue="one")
     res = cluster.send(workflow("killed-one", seconds=3.0, steps=30), queue="one")
@@ -311,5 +311,7 @@ def test_sigkill_with_one_server_attaches_through_the_client(
     assert doc["prompt_id"] == prompt_id and doc["server"] == server.url
     assert doc["text"] == {"4": ["killed-one"]}
     assert server.executions(prompt_id) == {prompt_id: 1}
-    assert f"prompt {prompt_id} is already on the server; following it" in worker.output(
-        last=100000)
+    output = worker.output(last=100000)
+    # the new attempt looked carefully (an earlier one recorded SUBMITTING) and found it
+    assert f"task {res.id} may have run before" in output
+    assert f"prompt {prompt_id} of an earlier attempt found: following it" in output
