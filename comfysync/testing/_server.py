@@ -190,6 +190,9 @@ class FakeComfyUI:
             loop.run_forever()
         finally:
             loop.run_until_complete(loop.shutdown_asyncgens())
+            # Join the default executor's threads (aiohttp resolves and reads files there):
+            # close() alone leaves them to end on their own, after stop() returned.
+            loop.run_until_complete(loop.shutdown_default_executor())
             loop.close()
 
     def _shutdown_loop(self, timeout: float) -> None:

@@ -37,7 +37,7 @@ def port_is_closed(port: int) -> bool:
 
 # ------------------------------------------------------------------- lifecycle
 def test_stop_leaves_no_thread_socket_or_folder() -> None:
-    before = set(threading.enumerate())
+    before = set(threading.enumerate())  # may hold threads of earlier tests, still ending
     server = FakeComfyUI()
     root = server.dirs.root
     with server:
@@ -46,9 +46,14 @@ def test_stop_leaves_no_thread_socket_or_folder() -> None:
         prompt_id = post_prompt(server.url, sleeper(), ws.sid).json()["prompt_id"]
         server.wait_for_running(prompt_id)
         port = server.port
+        # A file served from disk: aiohttp reads it on the loop's executor threads.
+        (server.dirs.input / "in.txt").write_text("x")
+        view = requests.get(f"{server.url}/view", params={"filename": "in.txt", "type": "input"},
+                            timeout=10)
+        assert view.content == b"x"
     ws.wait_closed()
     ws.close()
-    assert set(threading.enumerate()) == before
+    assert set(threading.enumerate()) - before == set()  # every thread it started is joined
     assert port_is_closed(port)
     assert not root.exists()
     server.stop()  # idempotent
