@@ -788,6 +788,31 @@ def test_submit_with_an_id_looks_once_per_server_and_attach_looks_carefully() ->
             (u, missing, True) for u in ("a:1", "b:2", "c:3")]
 
 
+def test_lookups_by_id_ask_the_servers_in_parallel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every server's answer waits until all three were asked: a lookup that asked them one
+    after another would break the barrier (BrokenBarrierError → counted unasked) instead."""
+    from _poolfakes import FakeApi
+
+    barrier = threading.Barrier(3, timeout=WAIT)
+    real_attach = FakeApi.attach
+
+    def attach(self: Any, prompt_id: str, *, settle: bool = True) -> Any:
+        barrier.wait()
+        return real_attach(self, prompt_id, settle=settle)
+
+    monkeypatch.setattr(FakeApi, "attach", attach)
+    hub = Hub(auto=True)
+    with make_pool(hub, ["a:1", "b:2", "c:3"]) as pool:
+        with pytest.raises(PromptLostError) as info:
+            pool.attach(str(uuid.uuid4()))
+        assert "could not ask" not in str(info.value)
+        assert not [t for t in threading.enumerate() if t.name.startswith("comfysync-lookup")]
+        barrier.reset()
+        prompt_id = str(uuid.uuid4())
+        assert pool.run_workflow({"text": "p"}, timeout=WAIT, prompt_id=prompt_id).text
+        assert len(hub.lookups) == 6 and len(hub.jobs) == 1
+
+
 def test_pool_attach_asks_every_server() -> None:
     hub = Hub()
     with make_pool(hub, ["a:1", "b:2"], policy="round_robin") as pool:
