@@ -166,7 +166,7 @@ class PromptJob:
 
             for event in job.events(timeout=600):
                 if isinstance(event, events.Progress):
-                    print(event.value, "/", event.max)
+                    fraction = event.value / event.max
             result = job.wait()
 
         The iteration ends after the job's final event (its outcome is then ``job.wait()``'s);
