@@ -11,7 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+from celery import states
 from render import WORKFLOW, app
+
+from comfysync.celery import PROGRESS
 
 
 def main() -> None:
@@ -31,9 +34,13 @@ def main() -> None:
     deadline = time.monotonic() + 120
     while pending and time.monotonic() < deadline:  # what a web page would poll for
         for name, res in list(pending.items()):
-            if res.state == "PROGRESS":
-                print(f"{name}: node {res.info['node']} {res.info['percent']:.0f}%")
-            elif res.ready():
+            # One read of the task's meta: ``res.state`` then ``res.info`` would be two reads,
+            # and the task may finish in between (its info then being the result document).
+            meta = res.backend.get_task_meta(res.id)
+            state, info = meta["status"], meta["result"]
+            if state == PROGRESS and isinstance(info, dict):
+                print(f"{name}: node {info.get('node')} {info.get('percent', 0.0):.0f}%")
+            elif state in states.READY_STATES:  # a finished task stays finished
                 doc = res.get()
                 saved = ", ".join(str(Path(f["saved_to"]).relative_to(out))
                                   for f in doc["files"])

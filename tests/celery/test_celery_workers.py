@@ -62,6 +62,12 @@ def wait_until(predicate: Callable[[], Any], timeout: float = WAIT, what: str = 
         time.sleep(0.02)
 
 
+def wait_for_log(workers: List[Proc], text: str) -> None:
+    """Wait (bounded) until one of ``workers`` has logged ``text``."""
+    wait_until(lambda: any(text in w.output(last=100000) for w in workers),
+               what=f"the worker log line {text!r}")
+
+
 class Cluster:
     def __init__(self, app: Celery, servers: List[FakeServerProcess], workers: List[Proc]):
         self.app = app
@@ -79,6 +85,11 @@ class Cluster:
 
     def worker_output(self) -> str:
         return "\n".join(w.output(last=100000) for w in self.workers)
+
+    def wait_for_log(self, text: str) -> None:
+        """Wait (bounded) until a worker has logged ``text``: a worker logs before it stores
+        the task's result, but the test's reader thread may get the line later."""
+        wait_for_log(self.workers, text)
 
     def history_status(self, server: FakeServerProcess, prompt_id: str) -> Optional[str]:
         with ComfyApi(server.url, tracker="http") as api:
@@ -147,8 +158,8 @@ def test_sigkill_of_a_pool_process_mid_job_is_redelivered_and_attaches(cluster: 
     assert doc["prompt_id"] == prompt_id and doc["status"] == "success"
     assert doc["text"] == {"4": ["killed"]}
     assert cluster.executions(prompt_id) == 1
-    assert f"already has prompt {prompt_id}: following it" in cluster.worker_output()
-    assert f"task {res.id} may have run before" in cluster.worker_output()
+    cluster.wait_for_log(f"task {res.id} may have run before")
+    cluster.wait_for_log(f"already has prompt {prompt_id}: following it")
 
 
 def history_lookups(server: FakeServerProcess, prompt_id: str) -> int:
@@ -183,14 +194,20 @@ def test_redelivered_task_looks_carefully_before_posting(cluster: Cluster) -> No
     assert doc["prompt_id"] == prompt_id and cluster.executions(prompt_id) == 1
     (other,) = [s for s in cluster.servers if s.url != doc["server"]]
     assert history_lookups(other, prompt_id) >= 3
-    assert f"prompt {prompt_id} of an earlier attempt is on no server" in cluster.worker_output()
+    cluster.wait_for_log(f"prompt {prompt_id} of an earlier attempt is on no server")
+
+
+def task_meta(cluster: Cluster, task_id: str, state: str) -> Optional[Dict[str, Any]]:
+    """The task's info when its state is ``state`` (None otherwise), from one read."""
+    meta = cluster.app.backend.get_task_meta(task_id, cache=False)
+    return dict(meta["result"]) if meta["status"] == state else None
 
 
 def test_progress_then_revoke_cancels_the_prompt_on_the_server(cluster: Cluster) -> None:
     res = cluster.send(workflow("revoked", seconds=30.0, steps=300))
     prompt_id = prompt_id_for(res.id)
-    wait_until(lambda: res.state == "PROGRESS", what="a PROGRESS state")
-    meta = res.info
+    # one read of the task's meta, so its state and info are of the same moment
+    meta = wait_until(lambda: task_meta(cluster, res.id, "PROGRESS"), what="a PROGRESS state")
     assert meta["prompt_id"] == prompt_id and meta["node"] == "2" and meta["max"] == 300
     assert 0 < meta["value"] <= 300 and 0 < meta["fraction"] <= 1
     assert meta["current"] == meta["value"] and meta["total"] == 300
@@ -311,7 +328,6 @@ def test_sigkill_with_one_server_attaches_through_the_client(
     assert doc["prompt_id"] == prompt_id and doc["server"] == server.url
     assert doc["text"] == {"4": ["killed-one"]}
     assert server.executions(prompt_id) == {prompt_id: 1}
-    output = worker.output(last=100000)
     # the new attempt looked carefully (an earlier one recorded SUBMITTING) and found it
-    assert f"task {res.id} may have run before" in output
-    assert f"prompt {prompt_id} of an earlier attempt found: following it" in output
+    wait_for_log([worker], f"task {res.id} may have run before")
+    wait_for_log([worker], f"prompt {prompt_id} of an earlier attempt found: following it")
