@@ -352,10 +352,19 @@ class Tracker:
         """Cancel every unfinished prompt of this client; how many cancels were sent. A
         failed cancel of one prompt does not stop the others (it is logged)."""
         with self._lock:
-            # the waiting ones first: interrupting the running one first would let the
-            # server start the next waiting prompt before its turn to be removed came
-            states = sorted((s for s in self._jobs.values() if not s.finished),
-                            key=lambda s: s.status == "running")
+            states = [s for s in self._jobs.values() if not s.finished]
+        # The waiting ones first: interrupting the running one first would let the server
+        # start the next waiting prompt before its turn to be removed came (and that one
+        # would run, be interrupted, and start the next). Which one runs is the server's
+        # word: this client's view lags behind it until the `executing` event arrives.
+        running = {s.prompt_id for s in states if s.status == "running"}
+        if states:
+            try:
+                found = self._surface.status([s.prompt_id for s in states])
+                running |= {pid for pid, f in found.items() if f.where == "running"}
+            except ComfyError as exc:
+                log.debug("%s: asking which prompt runs failed: %s", self._name, exc)
+        states.sort(key=lambda s: s.prompt_id in running)
         cancelled = 0
         for state in states:
             try:

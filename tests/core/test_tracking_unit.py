@@ -908,3 +908,20 @@ def test_a_submit_interrupted_during_its_post_withdraws_the_prompt(
     (post,) = [c for c in ops.calls if c[0] == "post"]
     assert ("cancel", post[1]) in ops.calls and not ops.pending
     assert not t.has_unfinished()
+
+
+def test_cancel_all_dequeues_waiting_prompts_before_the_one_the_server_runs(
+    ops: FakeOps, make_tracker: Any
+) -> None:
+    """The server runs a prompt this client still believes pending (its `executing` event
+    has not arrived): it is interrupted last, so no waiting prompt gets to start."""
+    t = make_tracker()
+    jobs = [t.submit(WF, {}) for _ in range(4)]
+    started = jobs[0].prompt_id
+    ops.pending.discard(started)
+    ops.running.add(started)  # on the server only: no event told the client
+    assert all(job.status == "pending" for job in jobs)
+    assert t.cancel_all() == 4
+    cancels = [call[1] for call in ops.calls if call[0] == "cancel"]
+    assert sorted(cancels) == sorted(job.prompt_id for job in jobs)
+    assert cancels[-1] == started
