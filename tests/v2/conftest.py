@@ -17,6 +17,9 @@ import requests
 from comfysync.testing import FakeComfyUI
 from tests._components import require_module
 
+#: Seconds the proxy gets to exit on SIGTERM before it is killed.
+_GRACE = 0.5
+
 
 class Proxy:
     """A running ``comfy-api-proxy``: ``url`` is its base URL."""
@@ -50,13 +53,18 @@ class Proxy:
             time.sleep(0.05)
 
     def stop(self) -> None:
+        """SIGTERM, then SIGKILL after a short bound, and reap the process. The bound is short
+        because the proxy's graceful exit waits for every event-stream handler, and one whose
+        job ended before the handler's ComfyUI socket saw it sits in a 15 s heartbeat wait
+        even after its client is gone (the client stopped the stream, having read the job):
+        waiting that out would only slow the suite."""
         if self.process.poll() is None:
-            self.process.terminate()  # open event streams delay aiohttp's graceful exit
+            self.process.terminate()
             try:
-                self.process.wait(2)
+                self.process.wait(_GRACE)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-                self.process.wait(5)
+                self.process.wait(10)
         if self.process.stderr is not None:
             self.process.stderr.close()
 

@@ -14,6 +14,7 @@ from PIL import Image
 
 from comfysync import ComfyApi
 from comfysync import events as ev
+from comfysync._v2.sse import EventMapper
 from comfysync._v2.stream import abort
 from comfysync.errors import (
     PromptExecutionError,
@@ -114,6 +115,26 @@ def test_job_events_and_job_on(api: ComfyApi) -> None:
     kinds = {type(e) for e in seen}
     assert ev.ExecutionStart in kinds and ev.Progress in kinds
     assert all(e.prompt_id == job.prompt_id for e in seen)
+
+
+def test_outputs_come_from_the_job_without_output_events(
+        api: ComfyApi, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The proxy's output events are best effort (a job that leaves ComfyUI's queue between its
+    # reads of /history and /queue is reported without them): the result must not need them.
+    mapped = EventMapper.map
+
+    def without_outputs(self: EventMapper, name: str, data: Dict[str, Any]) -> List[ev.Event]:
+        if name == "output":
+            return []
+        return mapped(self, name, data)
+
+    monkeypatch.setattr(EventMapper, "map", without_outputs)
+    seen: List[ev.Event] = []
+    job = api.submit(image_wf(15, steps=2, delay_ms=100), on_event=seen.append)
+    result = job.wait(WAIT)
+    assert result.status == "success" and not any(isinstance(e, ev.Executed) for e in seen)
+    [image] = result.images
+    assert image.node_id == "4" and image.read().startswith(b"\x89PNG")
 
 
 def test_a_dropped_event_stream_reconnects(proxy: Proxy) -> None:
