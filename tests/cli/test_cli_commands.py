@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Dict
 
 import pytest
+from _cli import run_cli
 
 from comfysync import ComfyApi, cli, errors
 
@@ -24,23 +25,10 @@ INVERT = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("COMFYUI_URL", "COMFYUI_TOKEN", "COMFYUI_PASSWORD"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
 def write(tmp_path: Path, data: Dict[str, Any], name: str = "wf.json") -> str:
     path = tmp_path / name
     path.write_text(json.dumps(data), encoding="utf-8")
     return str(path)
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> Tuple[int, str, str]:
-    code = cli.main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_run_saves_outputs_and_prints_paths(fake_server: Any, tmp_path: Path,
@@ -369,3 +357,8 @@ def test_demo_unusable_out_is_a_usage_error_before_starting(
     code, out, err = run_cli(capsys, "demo", "--out", "taken")
     assert code == cli.EXIT_USAGE and out == ""
     assert err == "comfysync: error: --out taken: is a file, not a directory\n"
+
+
+@pytest.fixture(autouse=True)
+def _isolated(isolated_cli: None) -> None:
+    """Every test of this module runs with the ``isolated_cli`` fixture (tests/conftest.py)."""

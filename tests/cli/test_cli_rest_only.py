@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
-from typing import Any, List, Tuple
+from typing import Any, List
 
 import pytest
+from _cli import run_cli
 
 from comfysync import ComfyApi, cli
 
@@ -22,19 +23,6 @@ REST_COMMANDS = [
     ["upload", "photo.png"],
     ["download", "photo.png", "--type", "input", "--out", "dl"],
 ]
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("COMFYUI_URL", "COMFYUI_TOKEN", "COMFYUI_PASSWORD"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> Tuple[int, str, str]:
-    code = cli.main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def closed_port() -> int:
@@ -86,3 +74,8 @@ def test_rest_command_with_a_wrong_prefix_is_an_http_404(
     assert "/wrong/queue failed with HTTP 404" in err
     assert "check the path prefix '/wrong' in the server URL" in err
     assert "WebSocket" not in err and "ws://" not in err
+
+
+@pytest.fixture(autouse=True)
+def _isolated(isolated_cli: None) -> None:
+    """Every test of this module runs with the ``isolated_cli`` fixture (tests/conftest.py)."""

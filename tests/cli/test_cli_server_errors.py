@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Tuple
+from typing import Any
 
 import pytest
+from _cli import run_cli
 
 from comfysync import ComfyApi, cli
 from comfysync.errors import PromptExecutionError
@@ -18,19 +19,6 @@ FAILING = {
     "2": {"class_type": "ProbeFail", "inputs": {"image": ["1", 0], "message": "boom!"}},
     "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "x"}},
 }
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("COMFYUI_URL", "COMFYUI_TOKEN", "COMFYUI_PASSWORD"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> Tuple[int, str, str]:
-    code = cli.main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_traceback_is_a_string_and_its_lines_stay(fake_server: Any) -> None:
@@ -79,3 +67,8 @@ def test_server_traceback_without_frames() -> None:
     assert "node 7 (X) in prompt p" in text and "(the server sent no traceback)" in text
     assert text.endswith("ValueError: bad\n")
 
+
+
+@pytest.fixture(autouse=True)
+def _isolated(isolated_cli: None) -> None:
+    """Every test of this module runs with the ``isolated_cli`` fixture (tests/conftest.py)."""

@@ -11,10 +11,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Dict
 
 import pytest
 import requests
+from _cli import run_cli
 
 from comfysync import ComfyApi, cli
 from comfysync.errors import PromptInterruptedError
@@ -39,12 +40,6 @@ def _slow(seed: int) -> Dict[str, Any]:
         "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0],
                                                     "filename_prefix": "slow"}},
     }
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> Tuple[int, str, str]:
-    code = cli.main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGTERM to a child needs POSIX")

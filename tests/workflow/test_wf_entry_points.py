@@ -7,9 +7,10 @@ import json
 import struct
 import zlib
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Dict
 
 import pytest
+from _cli import run_cli
 
 from comfysync import ComfyApi, ComfyHTTPError, Workflow, WorkflowFormatError, cli
 
@@ -19,19 +20,6 @@ INVERT: Dict[str, Any] = {
     "2": {"class_type": "ImageInvert", "inputs": {"image": ["1", 0]}},
     "3": {"class_type": "SaveImage", "inputs": {"images": ["2", 0], "filename_prefix": "wf"}},
 }
-
-
-@pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("COMFYUI_URL", "COMFYUI_TOKEN", "COMFYUI_PASSWORD"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.chdir(tmp_path)
-
-
-def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> Tuple[int, str, str]:
-    code = cli.main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def _png_with_prompt(prompt: Dict[str, Any]) -> bytes:
@@ -114,3 +102,8 @@ def test_unknown_model_folder_lists_the_valid_ones(fake_server: Any) -> None:
     message = str(info.value)
     assert info.value.status == 404 and "did you mean 'checkpoints'" in message
     assert all(folder in message for folder in folders)
+
+
+@pytest.fixture(autouse=True)
+def _isolated(isolated_cli: None) -> None:
+    """Every test of this module runs with the ``isolated_cli`` fixture (tests/conftest.py)."""
